@@ -1,0 +1,97 @@
+"""The command line: ``python -m sim run|check ...`` (also installed as ``sim``).
+
+Exit status: 0 success, 2 bad input (one clear line on stderr), 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sim.errors import InputError
+
+
+def _progress(label: str):
+    """A one-line progress counter on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        if done % 12 == 0 or done == total:
+            sys.stderr.write(f"\r{label}: {done}/{total} months")
+            sys.stderr.flush()
+            if done == total:
+                sys.stderr.write("\n")
+
+    return report
+
+
+def command_check(args: argparse.Namespace) -> int:
+    from sim.scenario import load_scenario
+
+    for path in args.scenarios:
+        scenario = load_scenario(path)
+        print(f"{path}: ok ({scenario.name}, {scenario.start}-{scenario.end}, {len(scenario.policies)} policies)")
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from sim.results import run
+    from sim.runfolder import write_run
+    from sim.scenario import load_scenario
+
+    scenarios = [load_scenario(path) for path in args.scenarios]  # validate all before running any
+    for scenario in scenarios:
+        seed = scenario.seed if args.seed is None else args.seed
+        started = time.perf_counter()
+        dataset = run(scenario, seed, progress=_progress(scenario.name))
+        elapsed = time.perf_counter() - started
+        if args.out is None or len(scenarios) > 1:
+            folder = Path(args.out or "runs") / scenario.name
+        else:
+            folder = Path(args.out)
+        write_run(dataset, scenario, folder, seed, elapsed, plots=not args.no_plots)
+        print(f"{scenario.name}: {scenario.start}-{scenario.end} seed {seed} in {elapsed:.1f} s -> {folder}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="sim", description="Simulator of Beijing's non-capital-function relocation.")
+    top.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run scenarios; write a run folder for each")
+    run.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
+    run.add_argument("--out", help="run folder (default runs/NAME; with several scenarios, DIR/NAME)")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    run.set_defaults(handler=command_run)
+
+    check = commands.add_parser("check", help="validate scenario files without running them")
+    check.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
+    check.set_defaults(handler=command_check)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug or an environment problem, not the user's input
+        if args.debug:
+            raise
+        print(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

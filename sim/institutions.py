@@ -1,0 +1,98 @@
+"""Public institutions as agents: schools, hospitals, universities, departments, SOE headquarters.
+
+Modelled one to one (they number in the hundreds). They never enter or exit; they
+move when the scenario's timeline says so (``institution_move`` policies). Staff move
+with their institution's jobs at once; a share of their households follows with a
+delay (a DELAY3 in the population model); the rest commute.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from sim.random import Streams
+from sim.regions import Regions
+from sim.sectors import INSTITUTION_KINDS
+
+
+@dataclass(frozen=True)
+class MoveOrder:
+    """An order from the timeline: move ``count`` institutions of a kind from some regions to one."""
+
+    policy: str
+    kind: str
+    count: int
+    origins: tuple[str, ...]
+    destination: str
+    staff: float  # total staff to give the moved institutions; 0 keeps their own
+
+
+class Institutions:
+    """Institutions of a batch of runs: region (run, institution); kind, staff, capacity per institution."""
+
+    def __init__(self, regions: Regions, streams: Streams) -> None:
+        self.regions, self.streams = regions, streams
+        kinds, homes, staff, capacity = [], [], [], []
+        with (resources.files("sim") / "data" / "institutions_2014.csv").open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row["region"] not in regions.codes:
+                    continue
+                n = int(row["count"])
+                kinds += [INSTITUTION_KINDS.index(row["kind"])] * n
+                homes += [regions.index(row["region"])] * n
+                staff += [float(row["staff_each"])] * n
+                capacity += [float(row["capacity_each"])] * n
+        runs = len(streams.seeds)
+        self.kind = np.array(kinds, np.int8)
+        self.region = np.tile(np.array(homes, np.int8), (runs, 1))
+        self.staff = np.tile(np.array(staff), (runs, 1))
+        self.capacity = np.array(capacity)  # persons served
+        self.moved = np.zeros((runs, len(kinds)), bool)
+        self.moved_count = np.zeros(runs)  # cumulative institutions relocated
+        self.staff_moved = np.zeros(runs)  # cumulative staff relocated
+
+    def _by_region(self, value: np.ndarray) -> np.ndarray:
+        runs, n = self.region.shape[0], len(self.regions)
+        cell = np.arange(runs)[:, None] * n + self.region
+        return np.bincount(cell.ravel(), weights=np.broadcast_to(value, cell.shape).ravel(), minlength=runs * n).reshape(runs, n)
+
+    def jobs(self) -> np.ndarray:
+        """Staff by (run, region)."""
+        return self._by_region(self.staff)
+
+    def service_capacity(self) -> np.ndarray:
+        """Service capacity by (run, region) [persons served]."""
+        return self._by_region(self.capacity)
+
+    def counts(self) -> np.ndarray:
+        """Institutions by (run, region, kind)."""
+        return np.stack([self._by_region(self.kind == k) for k in range(len(INSTITUTION_KINDS))], axis=-1)
+
+    def move(self, order: MoveOrder) -> np.ndarray:
+        """Carry out a move in every run; return the staff moved by (run, origin, destination).
+
+        Which institutions go is drawn from the candidates (of the kind, in the origin
+        regions, not yet moved) in a random order of the run's stream for this policy.
+        """
+        runs, n = self.region.shape
+        origins = np.isin(np.arange(len(self.regions)), [self.regions.index(o) for o in order.origins])
+        candidate = (self.kind == INSTITUTION_KINDS.index(order.kind)) & origins[self.region] & ~self.moved
+        priority = np.where(candidate, self.streams.random(f"institution move: {order.policy}", n), np.inf)
+        rank = np.argsort(np.argsort(priority, axis=1, kind="stable"), axis=1)
+        chosen = candidate & (rank < order.count)
+        run, item = np.nonzero(chosen)
+        if order.staff > 0:
+            per_run = np.bincount(run, minlength=runs)
+            self.staff[run, item] = order.staff / per_run[run]
+        destination = self.regions.index(order.destination)
+        flows = np.zeros((runs, len(self.regions), len(self.regions)))
+        np.add.at(flows, (run, self.region[run, item], destination), self.staff[run, item])
+        self.region[run, item] = destination
+        self.moved[run, item] = True
+        self.moved_count += chosen.sum(axis=1)
+        self.staff_moved += flows.sum(axis=(1, 2))
+        return flows

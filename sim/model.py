@@ -1,0 +1,268 @@
+"""The coupled model: stock-and-flow population, firm and institution agents, simpy events.
+
+One month, written once (``Model.step``), for the state at time t to the state at t + dt:
+
+1. record the state at t (the value at t describes the state at t);
+2. events: the timeline processes everything dated in this month (policy levers change,
+   institution moves are ordered, finished construction delivers capacity);
+3. institutions carry out move orders; their staff's households enter the follow delay;
+4. firms act (exit, dispersal, relocation, entry, branches) on this month's levers and rents;
+5. flows: the population model's rates are computed from the stocks, with jobs from the
+   agents, service capacity including institutions, and this month's levers;
+6. integration: the stocks advance by dt (Euler or RK4; agents' quantities held for the month).
+
+Everything carries a leading run axis: a batch of parameter sets and seeds is one model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from sim.engine import material_delay, smooth, step
+from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
+from sim.institutions import Institutions
+from sim.population import PopulationParams, fit_region_constants, housing_starts, migration
+from sim.random import Streams
+from sim.scenario import Scenario
+from sim.sectors import FIRM_SECTORS, JOB_SECTORS
+from sim.timeline import Timeline
+
+DT = 1 / 12  # years: one month
+DELAY_ORDER = 3
+
+RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
+    # name: (units, dims after (time, run), meaning)
+    "population": ("persons", ("region",), "resident population"),
+    "jobs": ("jobs", ("region", "sector"), "jobs in firms (by sector) and public institutions (sector 'public')"),
+    "firms": ("firms", ("region", "sector"), "firms; for wholesale_logistics, markets and logistics centres"),
+    "housing_capacity": ("persons", ("region",), "housing capacity in residents it can house"),
+    "service_capacity": ("persons served", ("region",), "public-service capacity, institutions included"),
+    "dispersed_firms_cum": ("firms", ("sector",), "firms dispersed from Beijing (closed or relocated) by dispersal programmes since the start"),
+    "dispersed_closed_cum": ("firms", ("sector",), "dispersed firms that closed"),
+    "relocated_firms_cum": ("firms", ("sector", "region"), "dispersed firms that relocated, by destination"),
+    "relocated_pharma_cum": ("firms", ("region",), "dispersed pharmaceutical firms that relocated, by destination"),
+    "spontaneous_moves_cum": ("firms", ("sector",), "firms that moved region of their own accord since the start"),
+    "refused_registrations_cum": ("applications", (), "registrations refused by Beijing's catalogue since the start"),
+    "diverted_registrations_cum": ("firms", ("region",), "refused would-be entrants registered outside Beijing instead"),
+    "branches_opened_cum": ("firms", ("region",), "branches of Beijing high-end firms opened outside Beijing"),
+    "high_end_share_new_entrants": ("1", (), "share of Beijing's new market entrants in high-end sectors, preceding 12 months"),
+    "firm_entries_cum": ("firms", ("sector",), "firm entries since the start (admitted, diverted and branches)"),
+    "firm_exits_cum": ("firms", ("sector",), "firm closures since the start (dispersal closures included)"),
+    "institutions": ("institutions", ("region", "institution"), "public institutions by region and kind"),
+    "institutions_moved_cum": ("institutions", (), "public institutions relocated since the start"),
+    "staff_moved_cum": ("persons", (), "staff of relocated institutions since the start"),
+    "construction_workforce": ("persons", (), "construction workers on site in Xiong'an"),
+    "births_cum": ("persons", ("region",), "births since the start"),
+    "deaths_cum": ("persons", ("region",), "deaths since the start"),
+    "in_from_outside_cum": ("persons", ("region",), "migrants from the rest of China since the start"),
+    "out_to_outside_cum": ("persons", ("region",), "migrants to the rest of China since the start"),
+    "net_migration": ("persons/year", ("region",), "net migration rate into the region (internal and outside)"),
+}
+
+
+def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """One array per parameter with the run axis first, from the scenario plus per-run overrides."""
+    stacked = {}
+    for key, base in scenario.parameters.items():
+        values = [np.broadcast_to(np.asarray(o.get(key, base), float), np.shape(base)) for o in overrides]
+        stacked[key] = np.stack(values)
+    unknown = {k for o in overrides for k in o} - set(scenario.parameters)
+    if unknown:
+        raise KeyError(f"unknown parameters: {', '.join(sorted(unknown))}")
+    return stacked
+
+
+def _params(cls: type, values: dict[str, np.ndarray], group: str, rename: Mapping[str, str] = {}) -> Any:
+    names = {f.name for f in fields(cls)}
+    picked = {rename.get(k.split(".", 1)[1], k.split(".", 1)[1]): v for k, v in values.items() if k.startswith(group + ".")}
+    return {k: v for k, v in picked.items() if k in names}
+
+
+@dataclass
+class History:
+    """Recorded variables: time axis (decimal years) and arrays (time, run, ...)."""
+
+    time: np.ndarray
+    values: dict[str, np.ndarray]
+    events: list[tuple[float, str, str]]
+
+
+class Model:
+    """A batch of runs of one scenario: the SD stocks, the agents and the timeline on one clock."""
+
+    def __init__(self, scenario: Scenario, seeds: Sequence[int], overrides: Sequence[Mapping[str, Any]] | None = None):
+        overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
+        if len(overrides) != len(seeds):
+            raise ValueError("give one parameter override mapping per seed")
+        self.scenario, self.regions = scenario, scenario.regions
+        values = stack_parameters(scenario, overrides)
+        self.streams = Streams(seeds)
+        self.runs, n = len(seeds), len(self.regions)
+        regions = self.regions
+        self.timeline = Timeline(scenario.policies, regions, scenario.start,
+                                 float(values["construction.workforce_capacity"][0]))
+        self.firms = Firms(regions, load_firm_table(regions), FirmParams(**_params(FirmParams, values, "firms")), self.streams)
+        self.institutions = Institutions(regions, self.streams)
+        self.follow = {k: values[f"institutions.{k}"] for k in ("household_follow_share", "household_size", "follow_time")}
+
+        population = np.tile(regions.population_2014, (self.runs, 1))
+        housing = population / regions.occupancy_2014
+        service_total = population * regions.services_per_resident_2014
+        local_services = service_total - self.institutions.service_capacity()
+        if (local_services <= 0).any():
+            raise ValueError("institution capacity exceeds a region's 2014 service capacity; check institutions_2014.csv")
+        rates = {"birth_rate": np.tile(regions.birth_rate, (self.runs, 1)), "death_rate": np.tile(regions.death_rate, (self.runs, 1))}
+        self.population_params = PopulationParams(
+            **rates,
+            **_params(PopulationParams, values, "population"),
+            **_params(PopulationParams, values, "housing", {"adjustment_time": "housing_adjustment_time"}),
+            service_adjustment_time=values["services.adjustment_time"],
+            occupancy_2014=regions.occupancy_2014,
+            local_service_norm=local_services / population,
+            region_constant=np.zeros((self.runs, n)),
+        )
+        self.state: dict[str, np.ndarray] = {
+            "population": population,
+            "housing": housing,
+            "housing_in_construction": np.zeros((self.runs, n, DELAY_ORDER)),
+            "local_services": local_services,
+            "households_following": np.zeros((self.runs, n, n, DELAY_ORDER)),
+            **{k: np.zeros((self.runs, n)) for k in ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum")},
+        }
+        start_inputs = self._inputs(self._levers_now())
+        alpha = fit_region_constants(
+            self.population_params, population, housing, start_inputs["jobs"], service_total,
+            start_inputs["control"], start_inputs["travel_time"], np.tile(regions.net_migration_2014, (self.runs, 1)),
+        )
+        self.population_params = PopulationParams(**{**self.population_params.__dict__, "region_constant": alpha})
+        self.firms.seed_entrant_history(self._firm_context(scenario.start, self.timeline.levers))
+        self.rent_base = housing / population  # rent index is occupancy relative to 2014
+
+    # -- coupling helpers --------------------------------------------------------------------
+    def _levers_now(self):
+        return self.timeline.levers
+
+    def _inputs(self, levers, follow_inflow: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """What the agents and the timeline hand the population model for this month."""
+        jobs = self.firms.jobs().sum(axis=2) + self.institutions.jobs()
+        n = len(self.regions)
+        return {
+            "jobs": jobs,
+            "services": self.institutions.service_capacity(),  # added to local services in the flows
+            "control": np.broadcast_to(levers.control, (self.runs, n)),
+            "travel_time": levers.travel_time,
+            "follow_inflow": np.zeros((self.runs, n, n)) if follow_inflow is None else follow_inflow,
+        }
+
+    def _firm_context(self, time: float, levers) -> FirmContext:
+        occupancy = self.state["population"] / self.state["housing"]
+        rent = occupancy / self.regions.occupancy_2014
+        dispersals = tuple((name, *programme) for name, programme in levers.dispersals.items())
+        return FirmContext(time, DT, rent, levers.travel_time, levers.coverage, levers.incentive,
+                           levers.pharma_incentive, dispersals)
+
+    def rates(self, inputs: dict[str, np.ndarray]):
+        """The population model's derivative for this month's inputs (pure: RK4 calls it four times)."""
+        p = self.population_params
+
+        def derivative(t: float, s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            population, housing = s["population"], s["housing"]
+            services = s["local_services"] + inputs["services"]
+            flows = migration(p, population, housing, inputs["jobs"], services, inputs["control"], inputs["travel_time"])
+            d_following, arriving = material_delay(inputs["follow_inflow"], s["households_following"],
+                                                   self.follow["follow_time"][:, None, None])
+            births, deaths = p.birth_rate * population, p.death_rate * population
+            households = arriving.sum(axis=1) - arriving.sum(axis=2)
+            starts = housing_starts(p, population, housing, s["housing_in_construction"].sum(axis=-1))
+            d_construction, completions = material_delay(starts, s["housing_in_construction"], p.construction_time[:, None])
+            return {
+                "population": births - deaths + flows.net() + households,
+                "housing": completions,
+                "housing_in_construction": d_construction,
+                "local_services": smooth(p.local_service_norm * population, s["local_services"], p.service_adjustment_time[:, None]),
+                "households_following": d_following,
+                "births_cum": births,
+                "deaths_cum": deaths,
+                "in_from_outside_cum": flows.from_outside,
+                "out_to_outside_cum": flows.to_outside,
+            }
+
+        return derivative
+
+    # -- the month ---------------------------------------------------------------------------
+    def step(self, month: int) -> None:
+        """Advance one month (order in the module docstring)."""
+        time = self.scenario.start + month * DT
+        self.timeline.advance(month)
+        levers = self.timeline.levers
+        done = self.timeline.take_completed()
+        self.state["housing"] = self.state["housing"] + done.housing
+        self.state["local_services"] = self.state["local_services"] + done.services
+
+        staff_flows = np.zeros((self.runs, len(self.regions), len(self.regions)))
+        for order in self.timeline.take_orders():
+            staff_flows += self.institutions.move(order)
+        follow_share, size = self.follow["household_follow_share"], self.follow["household_size"]
+        follow_inflow = staff_flows * (follow_share * size)[:, None, None] / DT  # persons/year over this month
+
+        self.firms.step(self._firm_context(time, levers))
+        inputs = self._inputs(levers, follow_inflow)
+        self.state = step(self.rates(inputs), time, self.state, DT, self.scenario.method)
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The recorded variables now, each (run, ...)."""
+        s, f, c = self.state, self.firms, self.firms.counters
+        inputs = self._inputs(self.timeline.levers)
+        n = len(self.regions)
+        pad = np.zeros((self.runs, 1))
+        jobs = np.concatenate([f.jobs(), self.institutions.jobs()[..., None]], axis=2)
+        sector_pad = lambda a: np.concatenate([a, pad], axis=1)  # noqa: E731 - firm sectors -> job sectors
+        flows = migration(self.population_params, s["population"], s["housing"], inputs["jobs"],
+                          s["local_services"] + inputs["services"], inputs["control"], inputs["travel_time"])
+        return {
+            "population": s["population"],
+            "jobs": jobs,
+            "firms": np.concatenate([f.counts(), np.zeros((self.runs, n, 1))], axis=2),
+            "housing_capacity": s["housing"],
+            "service_capacity": s["local_services"] + inputs["services"],
+            "dispersed_firms_cum": sector_pad(c.dispersed),
+            "dispersed_closed_cum": sector_pad(c.dispersed_closed),
+            "relocated_firms_cum": np.concatenate([c.relocated, np.zeros((self.runs, 1, n))], axis=1),
+            "relocated_pharma_cum": c.relocated_pharma,
+            "spontaneous_moves_cum": sector_pad(c.spontaneous_moves),
+            "refused_registrations_cum": c.refused,
+            "diverted_registrations_cum": c.diverted,
+            "branches_opened_cum": c.branches,
+            "high_end_share_new_entrants": c.high_end_share(),
+            "firm_entries_cum": sector_pad(c.entries),
+            "firm_exits_cum": sector_pad(c.exits),
+            "institutions": self.institutions.counts(),
+            "institutions_moved_cum": self.institutions.moved_count,
+            "staff_moved_cum": self.institutions.staff_moved,
+            "construction_workforce": np.full(self.runs, self.timeline.on_site),
+            "births_cum": s["births_cum"],
+            "deaths_cum": s["deaths_cum"],
+            "in_from_outside_cum": s["in_from_outside_cum"],
+            "out_to_outside_cum": s["out_to_outside_cum"],
+            "net_migration": flows.net(),
+        }
+
+    def run(self, progress=None) -> History:
+        months = (self.scenario.end - self.scenario.start) * 12
+        frames: dict[str, list[np.ndarray]] = {k: [] for k in RECORDED}
+        for month in range(months + 1):
+            for key, value in self.observe().items():
+                frames[key].append(np.array(value, float, copy=True))
+            if month < months:
+                self.step(month)
+            if progress is not None:
+                progress(month, months)
+        time = self.scenario.start + np.arange(months + 1) * DT
+        return History(time, {k: np.stack(v) for k, v in frames.items()}, list(self.timeline.log))
+
+
+__all__ = ["DT", "FIRM_SECTORS", "JOB_SECTORS", "RECORDED", "History", "Model"]

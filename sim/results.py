@@ -1,0 +1,71 @@
+"""Labeled results: the model's history as an ``xarray.Dataset`` (time x region x sector [x run]).
+
+xarray because modelers slice by label (``ds.population.sel(region="bj_core")``), it keeps
+units and provenance as attributes, and it writes NetCDF and tidy tables directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from sim.model import RECORDED, History, Model
+from sim.scenario import Scenario
+from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
+
+
+def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr.Dataset:
+    """Wrap a history in labeled arrays with units; the run axis is kept (``run`` = 0..n-1)."""
+    coords = {
+        "time": ("time", history.time, {"units": "year", "long_name": "decimal year (2014.0 = start of January 2014)"}),
+        "run": ("run", np.arange(len(seeds))),
+        "region": ("region", list(scenario.regions.codes)),
+        "sector": ("sector", list(JOB_SECTORS)),
+        "institution": ("institution", list(INSTITUTION_KINDS)),
+        "seed": ("run", np.asarray(seeds, dtype=np.int64)),
+    }
+    variables = {}
+    for name, (units, dims, meaning) in RECORDED.items():
+        variables[name] = (("time", "run", *dims), history.values[name], {"units": units, "long_name": meaning})
+    return xr.Dataset(
+        variables,
+        coords=coords,
+        attrs={"scenario": scenario.name, "config_hash": scenario.config_hash, "description": scenario.description},
+    )
+
+
+def run_batch(
+    scenario: Scenario,
+    seeds: Sequence[int],
+    overrides: Sequence[Mapping[str, Any]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> xr.Dataset:
+    """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension)."""
+    history = Model(scenario, seeds, overrides).run(progress)
+    dataset = to_dataset(history, scenario, seeds)
+    dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events)
+    return dataset
+
+
+def run(scenario: Scenario, seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+    """Run one scenario (its own seed unless given): results without a ``run`` dimension."""
+    return run_batch(scenario, [scenario.seed if seed is None else seed], progress=progress).isel(run=0)
+
+
+def tidy(dataset: xr.Dataset) -> Any:
+    """One row per value: time, region, sector, institution (where they apply), variable, value, unit."""
+    import pandas as pd
+
+    frames = []
+    for name, variable in dataset.data_vars.items():
+        frame = variable.to_dataframe(name="value").reset_index()
+        frame = frame.drop(columns=[c for c in ("seed",) if c in frame.columns])
+        frame.insert(0, "variable", name)
+        frame["unit"] = variable.attrs["units"]
+        frames.append(frame)
+    columns = ["time", *[c for c in ("run", "region", "sector", "institution") if c in dataset.dims], "variable", "value", "unit"]
+    table = pd.concat(frames, ignore_index=True)
+    return table.reindex(columns=columns)

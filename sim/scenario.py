@@ -1,0 +1,351 @@
+"""Scenario files: TOML with ``extends`` and overrides, validated completely at load time.
+
+A scenario names its run settings (``[run]``), overrides model parameters by group
+(``[population]``, ``[firms]``, ...; the defaults and their sources are in
+``sim/data/parameters.toml``) and lists dated policies by name (``[policies.NAME]``,
+fields in ``sim.policies``). A file that ``extends`` another is merged over it key by
+key, so a policy story states only what it changes. Every error names the file, the
+key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.errors import InputError
+from sim.policies import POLICY_KINDS, Field
+from sim.regions import Regions, load_regions
+from sim.sectors import FIRM_SECTORS, INSTITUTION_KINDS
+
+FIRST_YEAR, LAST_YEAR = 2014, 2050
+METHODS = ("euler", "rk4")
+RUN_DEFAULTS: dict[str, Any] = {"start": 2014, "end": 2035, "seed": 0, "method": "rk4"}
+TOP_KEYS = ("extends", "name", "description", "run", "policies")
+
+
+def _load_parameter_table() -> dict[str, dict[str, dict[str, Any]]]:
+    with (resources.files("sim") / "data" / "parameters.toml").open("rb") as handle:
+        return tomllib.load(handle)
+
+
+PARAMETERS: dict[str, dict[str, dict[str, Any]]] = _load_parameter_table()
+"""Group -> name -> {value, unit, range, dims, status, source, doc}: the model's free numbers."""
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    expected = f"expected one of {', '.join(sorted(choices))}"
+    return f"did you mean {close[0]!r}? ({expected})" if close else expected
+
+
+def decimal_year(value: Any, path: Path, key: str) -> float:
+    """A TOML date (2019-01-01) or a "YYYY-MM" string as decimal years (2019.0 = 1 Jan 2019)."""
+    if isinstance(value, str):
+        try:
+            year, month = (int(part) for part in value.split("-"))
+            value = dt.date(year, month, 1)
+        except ValueError:
+            raise InputError(path, key, f"expected a date like 2019-01-15 or \"2019-01\", got {value!r}") from None
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise InputError(path, key, f"expected a date like 2019-01-15 or \"2019-01\", got {value!r}")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InputError(path, key, f"date {value} is out of range: expected {FIRST_YEAR}-01 to {LAST_YEAR}-12")
+    days_in_month = ((value.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)).day
+    return value.year + (value.month - 1 + (value.day - 1) / days_in_month) / 12
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: run settings, resolved parameters and enabled policies."""
+
+    name: str
+    path: Path
+    description: str
+    start: int
+    end: int
+    seed: int
+    method: str
+    parameters: dict[str, Any]
+    """'group.name' -> float, or array along regions / firm sectors."""
+    policies: dict[str, dict[str, Any]]
+    """Policy name -> fields with defaults filled in, dates as decimal years."""
+    document: dict[str, Any] = field(repr=False)
+    """The merged scenario as TOML data (``extends`` resolved): what ``scenario.toml`` holds."""
+    regions: Regions = field(repr=False, default_factory=load_regions)
+
+    @property
+    def config_hash(self) -> str:
+        """A short hash of the resolved scenario: equal hashes mean equal inputs."""
+        text = json.dumps(self.document, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def param(self, key: str) -> Any:
+        return self.parameters[key]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputError(path, "", "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "", "expected a TOML file, got a directory") from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(path, "", f"TOML syntax error: {error}") from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class _Validator:
+    """Checks one file's document against the schema; remembers which file set each policy."""
+
+    def __init__(self, regions: Regions) -> None:
+        self.regions = regions
+
+    def check_file(self, path: Path, doc: dict[str, Any]) -> None:
+        for key, value in doc.items():
+            if key in PARAMETERS:
+                self._check_group(path, key, value)
+            elif key == "run":
+                self._check_run(path, value)
+            elif key == "policies":
+                self._check_table(path, key, value)
+                for name, policy in value.items():
+                    self._check_policy(path, f"policies.{name}", policy, partial=True)
+            elif key in ("extends", "name", "description"):
+                self._expect(isinstance(value, str), path, key, "a string", value)
+            else:
+                raise InputError(path, key, f"unknown key; {_suggest(key, [*TOP_KEYS, *PARAMETERS])}")
+
+    def _expect(self, ok: bool, path: Path, key: str, expected: str, value: Any) -> None:
+        if not ok:
+            raise InputError(path, key, f"expected {expected}, got {value!r}")
+
+    def _check_table(self, path: Path, key: str, value: Any) -> None:
+        self._expect(isinstance(value, dict), path, key, "a table", value)
+
+    def _number(self, path: Path, key: str, value: Any, low: float | None, high: float | None) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+        self._expect(ok, path, key, "a number", value)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise InputError(path, key, f"value {value} is out of range: expected {low} to {high}")
+        return float(value)
+
+    def _check_run(self, path: Path, run: Any) -> None:
+        self._check_table(path, "run", run)
+        for key, value in run.items():
+            where = f"run.{key}"
+            if key in ("start", "end"):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                self._expect(ok, path, where, f"a year between {FIRST_YEAR} and {LAST_YEAR}", value)
+                if not FIRST_YEAR <= value <= LAST_YEAR:
+                    raise InputError(path, where, f"year {value} is out of range: expected {FIRST_YEAR} to {LAST_YEAR}")
+            elif key == "seed":
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+                self._expect(ok, path, where, "a non-negative integer", value)
+            elif key == "method":
+                if value not in METHODS:
+                    raise InputError(path, where, f"unknown method {value!r}; {_suggest(str(value), METHODS)}")
+            else:
+                raise InputError(path, where, f"unknown key; {_suggest(key, tuple(RUN_DEFAULTS))}")
+
+    def _labels(self, dims: str) -> tuple[str, ...]:
+        return self.regions.codes if dims == "region" else FIRM_SECTORS
+
+    def _check_group(self, path: Path, group: str, table: Any) -> None:
+        self._check_table(path, group, table)
+        for name, value in table.items():
+            key = f"{group}.{name}"
+            if name not in PARAMETERS[group]:
+                raise InputError(path, key, f"unknown parameter; {_suggest(name, tuple(PARAMETERS[group]))}")
+            spec = PARAMETERS[group][name]
+            low, high = spec["range"]
+            if spec["dims"] and isinstance(value, dict):
+                labels = self._labels(spec["dims"])
+                for label, item in value.items():
+                    if label not in labels:
+                        raise InputError(path, f"{key}.{label}", f"unknown {spec['dims']}; {_suggest(label, labels)}")
+                    self._number(path, f"{key}.{label}", item, low, high)
+            else:
+                kind = f"a number or a table keyed by {spec['dims']}" if spec["dims"] else "a number"
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    raise InputError(path, key, f"expected {kind}, got {value!r}")
+                self._number(path, key, value, low, high)
+
+    def _check_policy(self, path: Path, key: str, policy: Any, partial: bool) -> None:
+        self._check_table(path, key, policy)
+        kind = policy.get("kind")
+        if kind is None:
+            if partial:
+                return  # an override of an inherited policy; checked after merging
+            raise InputError(path, f"{key}.kind", f"missing; expected one of {', '.join(POLICY_KINDS)}")
+        if kind not in POLICY_KINDS:
+            raise InputError(path, f"{key}.kind", f"unknown policy kind {kind!r}; {_suggest(str(kind), tuple(POLICY_KINDS))}")
+        fields = POLICY_KINDS[kind]
+        for name, value in policy.items():
+            where = f"{key}.{name}"
+            if name == "kind":
+                continue
+            if name == "enabled":
+                self._expect(isinstance(value, bool), path, where, "true or false", value)
+            elif name not in fields:
+                raise InputError(path, where, f"unknown field for a {kind} policy; {_suggest(name, (*fields, 'enabled'))}")
+            else:
+                self._value(path, where, fields[name], value)
+        if not partial:
+            for name, spec in fields.items():
+                if spec.required and name not in policy:
+                    raise InputError(path, f"{key}.{name}", f"missing; expected {spec.doc} ({spec.type})")
+
+    def _value(self, path: Path, key: str, spec: Field, value: Any) -> Any:
+        """Check one policy field and return it in model form (dates as decimal years)."""
+        regions = self.regions.codes
+        if spec.type == "date":
+            return decimal_year(value, path, key)
+        if spec.type in ("number", "integer"):
+            if spec.type == "integer":
+                self._expect(isinstance(value, int) and not isinstance(value, bool), path, key, "an integer", value)
+            number = self._number(path, key, value, spec.low, spec.high)
+            return int(value) if spec.type == "integer" else number
+        if spec.type == "bool":
+            self._expect(isinstance(value, bool), path, key, "true or false", value)
+            return value
+        choices = {"region": regions, "regions": regions, "sector": FIRM_SECTORS, "sectors": FIRM_SECTORS,
+                   "kind": INSTITUTION_KINDS, "sector_table": FIRM_SECTORS}[spec.type]
+        if spec.type == "sector_table":
+            self._check_table(path, key, value)
+            for label, item in value.items():
+                if label not in choices:
+                    raise InputError(path, f"{key}.{label}", f"unknown sector; {_suggest(label, choices)}")
+                self._number(path, f"{key}.{label}", item, spec.low, spec.high)
+            return {label: float(value.get(label, 0.0)) for label in choices}
+        items = value if spec.type in ("regions", "sectors") and isinstance(value, list) else [value]
+        if spec.type in ("regions", "sectors") and not isinstance(value, list):
+            self._expect(False, path, key, f"a list of {spec.type}", value)
+        for item in items:
+            if not isinstance(item, str) or item not in choices:
+                what = {"kind": "institution kind"}.get(spec.type, spec.type.rstrip("s"))
+                raise InputError(path, key, f"unknown {what} {item!r}; {_suggest(str(item), choices)}")
+        return value
+
+    def resolve_policy(self, path: Path, name: str, policy: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+        key = f"policies.{name}"
+        self._check_policy(path, key, policy, partial=False)
+        fields = POLICY_KINDS[policy["kind"]]
+        resolved: dict[str, Any] = {"kind": policy["kind"], "name": name}
+        for field_name, spec in fields.items():
+            value = policy.get(field_name, spec.default)
+            if field_name in policy:
+                value = self._value(path, f"{key}.{field_name}", spec, value)
+            resolved[field_name] = self._default(value, resolved)
+        for first, last in (("start", "end"),):
+            if first in resolved and isinstance(resolved.get(last), float) and resolved[last] < resolved[first]:
+                raise InputError(path, f"{key}.{last}", f"ends before it starts (start {policy[first]})")
+        return resolved
+
+    def _default(self, value: Any, resolved: dict[str, Any]) -> Any:
+        beijing = [c for c, b in zip(self.regions.codes, self.regions.beijing) if b]
+        named = {
+            "beijing": beijing,
+            "outside_beijing": [c for c in self.regions.codes if c not in beijing],
+            "all": list(FIRM_SECTORS),
+            "never": np.inf,
+            "start": resolved.get("start"),
+        }
+        return named[value] if isinstance(value, str) and value in named else value
+
+
+def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The file and the files it extends, base first."""
+    path = path.resolve()
+    if path in seen:
+        cycle = " -> ".join(p.name for p in (*seen, path))
+        raise InputError(seen[-1], "extends", f"extends cycle: {cycle}")
+    doc = _read(path)
+    parent = doc.get("extends")
+    if parent is None:
+        return [(path, doc)]
+    if not isinstance(parent, str):
+        raise InputError(path, "extends", f"expected a file name, got {parent!r}")
+    parent_path = path.parent / parent
+    if not parent_path.exists():
+        raise InputError(path, "extends", f"file {parent!r} not found (looked in {path.parent})")
+    return [*_resolve_chain(parent_path, (*seen, path)), (path, doc)]
+
+
+def _resolve_parameters(document: dict[str, Any], regions: Regions) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for group, table in PARAMETERS.items():
+        overrides = document.get(group, {})
+        for name, spec in table.items():
+            value = overrides.get(name, spec["value"])
+            if spec["dims"]:
+                labels = regions.codes if spec["dims"] == "region" else FIRM_SECTORS
+                default = spec["value"]
+                if isinstance(value, dict):
+                    base = default if isinstance(default, dict) else {label: default for label in labels}
+                    value = {**base, **value}
+                    resolved[f"{group}.{name}"] = np.array([float(value[label]) for label in labels])
+                else:
+                    resolved[f"{group}.{name}"] = np.full(len(labels), float(value))
+            else:
+                resolved[f"{group}.{name}"] = float(value)
+    return resolved
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load, merge (``extends``) and validate a scenario file."""
+    path = Path(path)
+    regions = load_regions()
+    validator = _Validator(regions)
+    chain = _resolve_chain(path)
+    document: dict[str, Any] = {}
+    policy_file: dict[str, Path] = {}
+    for file, doc in chain:
+        validator.check_file(file, doc)
+        document = _merge(document, doc)
+        for name, policy in doc.get("policies", {}).items():
+            if "kind" in policy or name not in policy_file:  # errors point at the file that defined it
+                policy_file[name] = file
+    document.pop("extends", None)
+    run = {**RUN_DEFAULTS, **document.get("run", {})}
+    if run["end"] <= run["start"]:
+        raise InputError(path, "run.end", f"expected a year after run.start ({run['start']}), got {run['end']}")
+    document["run"] = run
+    policies = {}
+    for name, policy in document.get("policies", {}).items():
+        resolved = validator.resolve_policy(policy_file.get(name, path), name, policy, run["start"], run["end"])
+        if policy.get("enabled", True):
+            policies[name] = resolved
+    return Scenario(
+        name=document.get("name", path.stem),
+        path=path,
+        description=document.get("description", ""),
+        start=run["start"],
+        end=run["end"],
+        seed=run["seed"],
+        method=run["method"],
+        parameters=_resolve_parameters(document, regions),
+        policies=policies,
+        document=document,
+        regions=regions,
+    )
