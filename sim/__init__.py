@@ -1,8 +1,8 @@
 """Simulator of Beijing's non-capital-function relocation (北京非首都功能疏解).
 
-    import sim
-    scenario = sim.load_scenario("scenarios/historical.toml")
-    results = sim.run(scenario)            # an xarray.Dataset: time x region x sector
+import sim
+scenario = sim.load_scenario("scenarios/historical.toml")
+results = sim.run(scenario)            # an xarray.Dataset: time x region x sector
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -29,6 +29,32 @@ def _progress(label: str):
     return report
 
 
+def _seed(text: str) -> int:
+    """The ``--seed`` option: a seed as scenario files accept it (an argparse type: bad values exit 2)."""
+    from sim.scenario import MAX_SEED
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SEED}, got {seed}")
+    return seed
+
+
+def _folders(args: argparse.Namespace, names: list[str]) -> list[Path]:
+    """The run folder of each scenario; checked before any run so a bad --out costs no run time."""
+    if args.out is None or len(names) > 1:
+        folders = [Path(args.out or "runs") / name for name in names]
+    else:
+        folders = [Path(args.out)]
+    for folder in folders:
+        for parent in (folder, *folder.parents):
+            if parent.exists() and not parent.is_dir():
+                raise InputError(parent, "--out", "exists and is not a directory; expected a run folder")
+    return folders
+
+
 def command_check(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
 
@@ -44,15 +70,12 @@ def command_run(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
 
     scenarios = [load_scenario(path) for path in args.scenarios]  # validate all before running any
-    for scenario in scenarios:
+    folders = _folders(args, [scenario.name for scenario in scenarios])
+    for scenario, folder in zip(scenarios, folders):
         seed = scenario.seed if args.seed is None else args.seed
         started = time.perf_counter()
         dataset = run(scenario, seed, progress=_progress(scenario.name))
         elapsed = time.perf_counter() - started
-        if args.out is None or len(scenarios) > 1:
-            folder = Path(args.out or "runs") / scenario.name
-        else:
-            folder = Path(args.out)
         write_run(dataset, scenario, folder, seed, elapsed, plots=not args.no_plots)
         print(f"{scenario.name}: {scenario.start}-{scenario.end} seed {seed} in {elapsed:.1f} s -> {folder}")
     return 0
@@ -66,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run scenarios; write a run folder for each")
     run.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
     run.add_argument("--out", help="run folder (default runs/NAME; with several scenarios, DIR/NAME)")
-    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--seed", type=_seed, help="override the scenario's seed")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     run.set_defaults(handler=command_run)
 
@@ -89,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug or an environment problem, not the user's input
         if args.debug:
             raise
-        print(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", file=sys.stderr
+        )
         return 1
 
 

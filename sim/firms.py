@@ -76,7 +76,9 @@ def load_firm_table(regions: Regions) -> FirmTable:
             if row["region"] not in regions.codes:
                 continue  # a region merged away by the scenario
             at = regions.index(row["region"]), FIRM_SECTORS.index(row["sector"])
-            firms[at], employees[at], weight[at] = (float(row[k]) for k in ("firms", "employees_per_firm", "agent_weight"))
+            firms[at], employees[at], weight[at] = (
+                float(row[k]) for k in ("firms", "employees_per_firm", "agent_weight")
+            )
     return FirmTable(firms, employees, weight)
 
 
@@ -124,7 +126,9 @@ class FirmCounters:
     def high_end_share(self) -> np.ndarray:
         """Share of high-end firms among Beijing's admitted entrants over the last 12 months (run,)."""
         total = self.beijing_entrants.sum(axis=(1, 2))
-        return np.divide(self.beijing_entrants[..., HIGH_END].sum(axis=1), total, out=np.full_like(total, np.nan), where=total > 0)
+        return np.divide(
+            self.beijing_entrants[..., HIGH_END].sum(axis=1), total, out=np.full_like(total, np.nan), where=total > 0
+        )
 
 
 class Firms:
@@ -147,6 +151,7 @@ class Firms:
         self.age = np.zeros((runs, n))
         self.cost_sensitivity = np.ones((runs, n))
         self.pharma = np.zeros((runs, n), bool)
+        self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
         self.counters = FirmCounters(runs, len(regions))
         run = np.repeat(np.arange(runs), n)
         ages = streams.random("firm ages", n) * 20.0  # assumed: initial ages uniform over 0-20 years
@@ -175,9 +180,11 @@ class Firms:
         first_free = np.cumsum(free.sum(axis=1)) - free.sum(axis=1)
         slot = free_slot[first_free[run] + within]
         p = self.params
-        width = int(per_run.max()) if len(run) else 0
-        sensitivity = self.streams.lognormal_unit_mean(f"{stream}: cost sensitivity", p.cost_sensitivity_spread, width)
-        pharma_draw = self.streams.random(f"{stream}: pharma", width)
+        sensitivity = self.streams.lognormal_unit_mean(
+            f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run
+        )
+        pharma_draw = self.streams.random(f"{stream}: pharma", per_run)
+        np.maximum.at(self.extent, run, slot + 1)
         self.alive[run, slot] = True
         self.region[run, slot], self.sector[run, slot] = region, sector
         self.weight[run, slot] = self.table.agent_weight[region, sector]
@@ -202,18 +209,19 @@ class Firms:
         return self._by_region_sector(self.weight * self.employees)
 
     # -- behaviour ---------------------------------------------------------------------------
-    def destination_probabilities(self, ctx: FirmContext, counts: np.ndarray, allowed: np.ndarray | None = None,
-                                  pharma: bool = False) -> np.ndarray:
+    def destination_probabilities(
+        self, ctx: FirmContext, counts: np.ndarray, allowed: np.ndarray | None = None, pharma: bool = False
+    ) -> np.ndarray:
         """Logit destination shares (run, sector, origin, destination); staying is excluded."""
         p, tt = self.params, ctx.travel_time
         incentive = ctx.incentive + (ctx.pharma_incentive[:, None] if pharma else 0.0)  # (region, sector)
         utility = (
-            -p.rent_weight[:, None] * ctx.rent
-            - p.access_weight[:, None] * tt[:, self.core]
-        )[:, None, None, :] + (
-            p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1)
-            + incentive.T[None]
-        )[:, :, None, :] - p.distance_weight[:, None, None, None] * tt[None, None]
+            (-p.rent_weight[:, None] * ctx.rent - p.access_weight[:, None] * tt[:, self.core])[:, None, None, :]
+            + (p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1) + incentive.T[None])[
+                :, :, None, :
+            ]
+            - p.distance_weight[:, None, None, None] * tt[None, None]
+        )
         n = tt.shape[0]
         blocked = np.eye(n, dtype=bool) if allowed is None else np.eye(n, dtype=bool) | ~allowed[None, :]
         utility = np.where(blocked, -np.inf, utility)
@@ -222,8 +230,9 @@ class Firms:
         total = weights.sum(axis=-1, keepdims=True)
         return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)  # no destination: all zero
 
-    def _choose(self, run: np.ndarray, slot: np.ndarray, probs: np.ndarray, pharma_probs: np.ndarray | None,
-                uniform: np.ndarray) -> np.ndarray:
+    def _choose(
+        self, run: np.ndarray, slot: np.ndarray, probs: np.ndarray, pharma_probs: np.ndarray | None, uniform: np.ndarray
+    ) -> np.ndarray:
         """Draw a destination per mover; -1 where none is open to it.
 
         A super-individual cannot move into a region whose own agents are finer than it
@@ -243,15 +252,14 @@ class Firms:
 
     def step(self, ctx: FirmContext) -> None:
         """One month of firm life, in the order of the module docstring."""
-        p, c, s = self.params, self.counters, self.streams
-        capacity = self.alive.shape[1]
+        p, c = self.params, self.counters
         runs = np.arange(self.alive.shape[0])[:, None]
         counts = self.counts()
 
         # 1. ageing and exit
         self.age[self.alive] += ctx.dt
         hazard = p.exit_rate[runs, self.sector] * (1 + p.young_exit_boost[:, None] * np.exp(-self.age / YOUNG_FIRM_AGE))
-        exiting = self.alive & (s.random("exit", capacity) < -np.expm1(-hazard * ctx.dt))
+        exiting = self.alive & (self._uniform("exit") < -np.expm1(-hazard * ctx.dt))
         self._count_by_sector(c.exits, exiting)
         self.alive &= ~exiting
 
@@ -259,8 +267,8 @@ class Firms:
         moved = np.zeros_like(self.alive)
         for name, sector, rate, targeted, close_share, allowed in ctx.dispersals:
             eligible = self.alive & ~moved & (self.sector == sector) & targeted[self.region]
-            hit = eligible & (s.random(f"dispersal: {name}", capacity) < -np.expm1(-rate * self.cost_sensitivity * ctx.dt))
-            closing = hit & (s.random(f"dispersal close: {name}", capacity) < close_share)
+            hit = eligible & (self._uniform(f"dispersal: {name}") < -np.expm1(-rate * self.cost_sensitivity * ctx.dt))
+            closing = hit & (self._uniform(f"dispersal close: {name}") < close_share)
             relocating = hit & ~closing
             self._count_by_sector(c.dispersed, hit)
             self._count_by_sector(c.dispersed_closed, closing)
@@ -270,11 +278,19 @@ class Firms:
             if len(run):
                 probs = self.destination_probabilities(ctx, counts, allowed)
                 pharma_probs = self.destination_probabilities(ctx, counts, allowed, pharma=True)
-                destination = self._choose(run, slot, probs, pharma_probs, s.random(f"dispersal destination: {name}", capacity))
+                destination = self._choose(
+                    run, slot, probs, pharma_probs, self._uniform(f"dispersal destination: {name}")
+                )
                 stuck = destination < 0  # nowhere open to it: the unit closes instead
                 self.alive[run[stuck], slot[stuck]] = False
-                np.add.at(c.dispersed_closed, (run[stuck], self.sector[run[stuck], slot[stuck]]), self.weight[run[stuck], slot[stuck]])
-                np.add.at(c.exits, (run[stuck], self.sector[run[stuck], slot[stuck]]), self.weight[run[stuck], slot[stuck]])
+                np.add.at(
+                    c.dispersed_closed,
+                    (run[stuck], self.sector[run[stuck], slot[stuck]]),
+                    self.weight[run[stuck], slot[stuck]],
+                )
+                np.add.at(
+                    c.exits, (run[stuck], self.sector[run[stuck], slot[stuck]]), self.weight[run[stuck], slot[stuck]]
+                )
                 run, slot, destination = run[~stuck], slot[~stuck], destination[~stuck]
                 weight = self.weight[run, slot]
                 np.add.at(c.relocated, (run, self.sector[run, slot], destination), weight)
@@ -286,18 +302,27 @@ class Firms:
         # 3. spontaneous relocation
         rent = np.take_along_axis(ctx.rent, self.region.astype(np.intp), axis=1)
         hazard = p.relocation_rate[:, None] * np.exp(p.cost_push[:, None] * self.cost_sensitivity * (rent - 1))
-        relocating = self.alive & ~moved & (s.random("relocation", capacity) < -np.expm1(-hazard * ctx.dt))
+        relocating = self.alive & ~moved & (self._uniform("relocation") < -np.expm1(-hazard * ctx.dt))
         run, slot = np.nonzero(relocating)
         if len(run):
             probs = self.destination_probabilities(ctx, counts)
-            destination = self._choose(run, slot, probs, self.destination_probabilities(ctx, counts, pharma=True),
-                                       s.random("relocation destination", capacity))
+            destination = self._choose(
+                run,
+                slot,
+                probs,
+                self.destination_probabilities(ctx, counts, pharma=True),
+                self._uniform("relocation destination"),
+            )
             run, slot, destination = run[destination >= 0], slot[destination >= 0], destination[destination >= 0]
             np.add.at(c.spontaneous_moves, (run, self.sector[run, slot]), self.weight[run, slot])
             self._move(run, slot, destination)
 
         # 4. entry under the catalogue, 5. branches
         self._enter(ctx, counts)
+
+    def _uniform(self, stream: str) -> np.ndarray:
+        """One uniform draw per used slot of each run: (run, slot)."""
+        return self.streams.random(stream, self.extent, self.alive.shape[1])
 
     def _count_by_sector(self, total: np.ndarray, mask: np.ndarray) -> None:
         run, slot = np.nonzero(mask)
@@ -336,7 +361,9 @@ class Firms:
         origin = regions.index("bj_central") if "bj_central" in regions.codes else 0
         branching = p.branch_rate * counts[:, regions.beijing, HIGH_END].sum(axis=1) * ctx.dt
         branches = np.zeros_like(admitted)
-        branches[..., HIGH_END] = s.poisson("branches", branching[:, None] * probs[:, HIGH_END, origin] / weight[:, HIGH_END])
+        branches[..., HIGH_END] = s.poisson(
+            "branches", branching[:, None] * probs[:, HIGH_END, origin] / weight[:, HIGH_END]
+        )
 
         c.beijing_entrants = np.roll(c.beijing_entrants, -1, axis=1)
         c.beijing_entrants[:, -1] = (admitted * weight)[:, regions.beijing].sum(axis=1)

@@ -58,7 +58,9 @@ class Institutions:
     def _by_region(self, value: np.ndarray) -> np.ndarray:
         runs, n = self.region.shape[0], len(self.regions)
         cell = np.arange(runs)[:, None] * n + self.region
-        return np.bincount(cell.ravel(), weights=np.broadcast_to(value, cell.shape).ravel(), minlength=runs * n).reshape(runs, n)
+        return np.bincount(
+            cell.ravel(), weights=np.broadcast_to(value, cell.shape).ravel(), minlength=runs * n
+        ).reshape(runs, n)
 
     def jobs(self) -> np.ndarray:
         """Staff by (run, region)."""

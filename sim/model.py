@@ -41,15 +41,27 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     "firms": ("firms", ("region", "sector"), "firms; for wholesale_logistics, markets and logistics centres"),
     "housing_capacity": ("persons", ("region",), "housing capacity in residents it can house"),
     "service_capacity": ("persons served", ("region",), "public-service capacity, institutions included"),
-    "dispersed_firms_cum": ("firms", ("sector",), "firms dispersed from Beijing (closed or relocated) by dispersal programmes since the start"),
+    "dispersed_firms_cum": (
+        "firms",
+        ("sector",),
+        "firms dispersed from Beijing (closed or relocated) by dispersal programmes since the start",
+    ),
     "dispersed_closed_cum": ("firms", ("sector",), "dispersed firms that closed"),
     "relocated_firms_cum": ("firms", ("sector", "region"), "dispersed firms that relocated, by destination"),
     "relocated_pharma_cum": ("firms", ("region",), "dispersed pharmaceutical firms that relocated, by destination"),
     "spontaneous_moves_cum": ("firms", ("sector",), "firms that moved region of their own accord since the start"),
     "refused_registrations_cum": ("applications", (), "registrations refused by Beijing's catalogue since the start"),
-    "diverted_registrations_cum": ("firms", ("region",), "refused would-be entrants registered outside Beijing instead"),
+    "diverted_registrations_cum": (
+        "firms",
+        ("region",),
+        "refused would-be entrants registered outside Beijing instead",
+    ),
     "branches_opened_cum": ("firms", ("region",), "branches of Beijing high-end firms opened outside Beijing"),
-    "high_end_share_new_entrants": ("1", (), "share of Beijing's new market entrants in high-end sectors, preceding 12 months"),
+    "high_end_share_new_entrants": (
+        "1",
+        (),
+        "share of Beijing's new market entrants in high-end sectors, preceding 12 months",
+    ),
     "firm_entries_cum": ("firms", ("sector",), "firm entries since the start (admitted, diverted and branches)"),
     "firm_exits_cum": ("firms", ("sector",), "firm closures since the start (dispersal closures included)"),
     "institutions": ("institutions", ("region", "institution"), "public institutions by region and kind"),
@@ -78,7 +90,9 @@ def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]])
 
 def _params(cls: type, values: dict[str, np.ndarray], group: str, rename: Mapping[str, str] = {}) -> Any:
     names = {f.name for f in fields(cls)}
-    picked = {rename.get(k.split(".", 1)[1], k.split(".", 1)[1]): v for k, v in values.items() if k.startswith(group + ".")}
+    picked = {
+        rename.get(k.split(".", 1)[1], k.split(".", 1)[1]): v for k, v in values.items() if k.startswith(group + ".")
+    }
     return {k: v for k, v in picked.items() if k in names}
 
 
@@ -103,19 +117,29 @@ class Model:
         self.streams = Streams(seeds)
         self.runs, n = len(seeds), len(self.regions)
         regions = self.regions
-        self.timeline = Timeline(scenario.policies, regions, scenario.start,
-                                 float(values["construction.workforce_capacity"][0]))
-        self.firms = Firms(regions, load_firm_table(regions), FirmParams(**_params(FirmParams, values, "firms")), self.streams)
+        self.timeline = Timeline(
+            scenario.policies, regions, scenario.start, float(values["construction.workforce_capacity"][0])
+        )
+        self.firms = Firms(
+            regions, load_firm_table(regions), FirmParams(**_params(FirmParams, values, "firms")), self.streams
+        )
         self.institutions = Institutions(regions, self.streams)
-        self.follow = {k: values[f"institutions.{k}"] for k in ("household_follow_share", "household_size", "follow_time")}
+        self.follow = {
+            k: values[f"institutions.{k}"] for k in ("household_follow_share", "household_size", "follow_time")
+        }
 
         population = np.tile(regions.population_2014, (self.runs, 1))
         housing = population / regions.occupancy_2014
         service_total = population * regions.services_per_resident_2014
         local_services = service_total - self.institutions.service_capacity()
         if (local_services <= 0).any():
-            raise ValueError("institution capacity exceeds a region's 2014 service capacity; check institutions_2014.csv")
-        rates = {"birth_rate": np.tile(regions.birth_rate, (self.runs, 1)), "death_rate": np.tile(regions.death_rate, (self.runs, 1))}
+            raise ValueError(
+                "institution capacity exceeds a region's 2014 service capacity; check institutions_2014.csv"
+            )
+        rates = {
+            "birth_rate": np.tile(regions.birth_rate, (self.runs, 1)),
+            "death_rate": np.tile(regions.death_rate, (self.runs, 1)),
+        }
         self.population_params = PopulationParams(
             **rates,
             **_params(PopulationParams, values, "population"),
@@ -131,16 +155,26 @@ class Model:
             "housing_in_construction": np.zeros((self.runs, n, DELAY_ORDER)),
             "local_services": local_services,
             "households_following": np.zeros((self.runs, n, n, DELAY_ORDER)),
-            **{k: np.zeros((self.runs, n)) for k in ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum")},
+            **{
+                k: np.zeros((self.runs, n))
+                for k in ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum")
+            },
         }
         start_inputs = self._inputs(self._levers_now())
         alpha = fit_region_constants(
-            self.population_params, population, housing, start_inputs["jobs"], service_total,
-            start_inputs["control"], start_inputs["travel_time"], np.tile(regions.net_migration_2014, (self.runs, 1)),
+            self.population_params,
+            population,
+            housing,
+            start_inputs["jobs"],
+            service_total,
+            start_inputs["control"],
+            start_inputs["travel_time"],
+            np.tile(regions.net_migration_2014, (self.runs, 1)),
+            codes=regions.codes,
+            source=str(scenario.path),
         )
         self.population_params = PopulationParams(**{**self.population_params.__dict__, "region_constant": alpha})
         self.firms.seed_entrant_history(self._firm_context(scenario.start, self.timeline.levers))
-        self.rent_base = housing / population  # rent index is occupancy relative to 2014
 
     # -- coupling helpers --------------------------------------------------------------------
     def _levers_now(self):
@@ -162,8 +196,9 @@ class Model:
         occupancy = self.state["population"] / self.state["housing"]
         rent = occupancy / self.regions.occupancy_2014
         dispersals = tuple((name, *programme) for name, programme in levers.dispersals.items())
-        return FirmContext(time, DT, rent, levers.travel_time, levers.coverage, levers.incentive,
-                           levers.pharma_incentive, dispersals)
+        return FirmContext(
+            time, DT, rent, levers.travel_time, levers.coverage, levers.incentive, levers.pharma_incentive, dispersals
+        )
 
     def rates(self, inputs: dict[str, np.ndarray]):
         """The population model's derivative for this month's inputs (pure: RK4 calls it four times)."""
@@ -172,18 +207,25 @@ class Model:
         def derivative(t: float, s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             population, housing = s["population"], s["housing"]
             services = s["local_services"] + inputs["services"]
-            flows = migration(p, population, housing, inputs["jobs"], services, inputs["control"], inputs["travel_time"])
-            d_following, arriving = material_delay(inputs["follow_inflow"], s["households_following"],
-                                                   self.follow["follow_time"][:, None, None])
+            flows = migration(
+                p, population, housing, inputs["jobs"], services, inputs["control"], inputs["travel_time"]
+            )
+            d_following, arriving = material_delay(
+                inputs["follow_inflow"], s["households_following"], self.follow["follow_time"][:, None, None]
+            )
             births, deaths = p.birth_rate * population, p.death_rate * population
             households = arriving.sum(axis=1) - arriving.sum(axis=2)
             starts = housing_starts(p, population, housing, s["housing_in_construction"].sum(axis=-1))
-            d_construction, completions = material_delay(starts, s["housing_in_construction"], p.construction_time[:, None])
+            d_construction, completions = material_delay(
+                starts, s["housing_in_construction"], p.construction_time[:, None]
+            )
             return {
                 "population": births - deaths + flows.net() + households,
                 "housing": completions,
                 "housing_in_construction": d_construction,
-                "local_services": smooth(p.local_service_norm * population, s["local_services"], p.service_adjustment_time[:, None]),
+                "local_services": smooth(
+                    p.local_service_norm * population, s["local_services"], p.service_adjustment_time[:, None]
+                ),
                 "households_following": d_following,
                 "births_cum": births,
                 "deaths_cum": deaths,
@@ -221,8 +263,15 @@ class Model:
         pad = np.zeros((self.runs, 1))
         jobs = np.concatenate([f.jobs(), self.institutions.jobs()[..., None]], axis=2)
         sector_pad = lambda a: np.concatenate([a, pad], axis=1)  # noqa: E731 - firm sectors -> job sectors
-        flows = migration(self.population_params, s["population"], s["housing"], inputs["jobs"],
-                          s["local_services"] + inputs["services"], inputs["control"], inputs["travel_time"])
+        flows = migration(
+            self.population_params,
+            s["population"],
+            s["housing"],
+            inputs["jobs"],
+            s["local_services"] + inputs["services"],
+            inputs["control"],
+            inputs["travel_time"],
+        )
         return {
             "population": s["population"],
             "jobs": jobs,

@@ -32,7 +32,9 @@ def _date(doc: str, default: Any = None) -> Field:
 POLICY_KINDS: dict[str, dict[str, Field]] = {
     "catalogue": {
         "date": _date("when the catalogue (or its revision) takes effect"),
-        "coverage_central_six": Field("sector_table", "share of would-be entrants refused in the six central districts", 0, 1),
+        "coverage_central_six": Field(
+            "sector_table", "share of would-be entrants refused in the six central districts", 0, 1
+        ),
         "coverage_elsewhere": Field("sector_table", "share refused in Beijing's other districts", 0, 1),
     },
     "dispersal": {

@@ -22,6 +22,7 @@ destination axis. Rates are per year; populations are persons.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,28 +119,76 @@ def housing_starts(p: PopulationParams, population, housing, in_construction) ->
 
 
 def fit_region_constants(
-    p: PopulationParams, population, housing, jobs, services, control, travel_time, net_migration_target,
+    p: PopulationParams,
+    population,
+    housing,
+    jobs,
+    services,
+    control,
+    travel_time,
+    net_migration_target,
+    codes: Sequence[str],
     source: str = "regions.csv",
 ) -> np.ndarray:
     """Region constants (alpha) that make the initial net migration equal the observed trend.
 
-    Movers leaving a region do not depend on alpha, and arrivals into j scale
-    with exp(alpha_j); the fixed point alpha_j += ln(target arrivals / arrivals)
-    converges in a few dozen iterations (vectorised over runs).
+    Solves ln(arrivals_j / (leavers_j + net target_j)) = 0 for alpha by Newton's method
+    with a finite-difference Jacobian, vectorised over runs, after a few rounds of the
+    fixed point alpha_j += ln(target arrivals / arrivals) (arrivals scale with exp(alpha_j)).
     """
-    alpha = np.zeros_like(population)
-    for _ in range(500):
+    surplus = net_migration_target.sum(axis=1)
+    if (surplus >= p.outside_in_migration).any():
+        raise InputError(
+            source,
+            "population.outside_in_migration",
+            f"must exceed the regions' summed 2014 net migration ({surplus.max():.0f} persons/year), "
+            f"the part that only the rest of China can supply",
+        )
+
+    all_movers = movers(p, population, housing).sum(axis=1)
+    if (p.outside_in_migration >= all_movers + surplus).any():
+        raise InputError(
+            source,
+            "population.outside_in_migration",
+            f"too high: even if every mover left for the rest of China, arrivals would exceed the 2014 trend "
+            f"(expected less than {(all_movers + surplus).min():.0f} persons/year)",
+        )
+
+    def residual(alpha: np.ndarray) -> np.ndarray:
         flows = migration(_with_alpha(p, alpha), population, housing, jobs, services, control, travel_time)
         leaving = flows.between.sum(axis=2) + flows.to_outside
         arriving = flows.between.sum(axis=1) + flows.from_outside
         wanted = leaving + net_migration_target
+        could_arrive = leaving.sum(axis=1, keepdims=True) - leaving + _col(p.outside_in_migration)
+        if (wanted >= could_arrive).any():
+            region = codes[int(np.argwhere(wanted >= could_arrive)[0, 1])]
+            raise InputError(
+                source,
+                "population.out_migration_rate",
+                f"too high: all other movers together could not replace {region}'s 2014 leavers",
+            )
         if (wanted <= 0).any():
-            raise InputError(source, "net_migration_2014", "a region loses more migrants than it has movers")
-        step = np.log(wanted / arriving)
-        alpha = alpha + step
-        if np.abs(step).max() < 1e-12:
+            region = codes[int(np.argwhere(wanted <= 0)[0, 1])]
+            raise InputError(
+                source, "population.out_migration_rate", f"too low: {region}'s 2014 net emigration exceeds its movers"
+            )
+        return np.log(arriving / wanted)
+
+    alpha = np.zeros_like(population)
+    for _ in range(30):
+        alpha = alpha - residual(alpha)
+    eye = np.eye(population.shape[1]) * 1e-6
+    for _ in range(100):
+        now = residual(alpha)
+        if np.abs(now).max() < 1e-11:  # arrivals within 1e-11 relative of their targets
             return alpha
-    raise InputError(source, "net_migration_2014", "region constants did not converge; check the targets")
+        jacobian = np.stack([(residual(alpha + e) - now) / 1e-6 for e in eye], axis=-1)
+        step = np.linalg.solve(jacobian, now[..., None])[..., 0]
+        shrink = 1.0
+        while shrink > 1e-3 and np.abs(residual(alpha - shrink * step)).max() > np.abs(now).max():
+            shrink /= 2
+        alpha = alpha - shrink * step
+    raise InputError(source, "population", "region constants did not converge; check the migration parameters")
 
 
 def _with_alpha(p: PopulationParams, alpha: np.ndarray) -> PopulationParams:

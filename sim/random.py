@@ -26,16 +26,26 @@ class Streams:
             self._generators[name] = [np.random.default_rng([seed, key]) for seed in self.seeds]
         return self._generators[name]
 
-    def random(self, name: str, size: int) -> np.ndarray:
-        """Uniform draws in [0, 1): (run, size)."""
-        return np.stack([g.random(size) for g in self.generators(name)])
+    def random(self, name: str, sizes: int | Sequence[int] | np.ndarray, width: int | None = None) -> np.ndarray:
+        """Uniform draws in [0, 1): ``sizes[b]`` for run b, padded with 1.0 to (run, width).
+
+        Each run draws only what it needs, so a run gives the same numbers alone or in a
+        batch (1.0 never triggers an event tested as ``u < p``).
+        """
+        sizes = np.broadcast_to(np.asarray(sizes, dtype=int), len(self.seeds))
+        out = np.ones((len(self.seeds), int(sizes.max(initial=0)) if width is None else width))
+        for row, generator, size in zip(out, self.generators(name), sizes):
+            row[:size] = generator.random(size)
+        return out
 
     def poisson(self, name: str, mean: np.ndarray) -> np.ndarray:
         """Poisson counts with the run axis first (one generator call per run)."""
         return np.stack([g.poisson(m) for g, m in zip(self.generators(name), mean)]).astype(float)
 
-    def lognormal_unit_mean(self, name: str, sigma: np.ndarray, size: int) -> np.ndarray:
-        """Lognormal draws with mean 1 and log-sd ``sigma`` (one per run): (run, size)."""
-        return np.stack(
-            [g.lognormal(-s * s / 2, s, size) for g, s in zip(self.generators(name), np.broadcast_to(sigma, len(self.seeds)))]
-        )
+    def lognormal_unit_mean(self, name: str, sigma: np.ndarray, sizes: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Lognormal draws with mean 1 and log-sd ``sigma[b]``: ``sizes[b]`` for run b, padded with 1.0."""
+        sizes = np.asarray(sizes, dtype=int)
+        out = np.ones((len(self.seeds), int(sizes.max(initial=0))))
+        for row, generator, s, size in zip(out, self.generators(name), np.broadcast_to(sigma, len(self.seeds)), sizes):
+            row[:size] = generator.lognormal(-s * s / 2, s, size)
+        return out

@@ -66,6 +66,12 @@ def tidy(dataset: xr.Dataset) -> Any:
         frame.insert(0, "variable", name)
         frame["unit"] = variable.attrs["units"]
         frames.append(frame)
-    columns = ["time", *[c for c in ("run", "region", "sector", "institution") if c in dataset.dims], "variable", "value", "unit"]
+    columns = [
+        "time",
+        *[c for c in ("run", "region", "sector", "institution") if c in dataset.dims],
+        "variable",
+        "value",
+        "unit",
+    ]
     table = pd.concat(frames, ignore_index=True)
     return table.reindex(columns=columns)

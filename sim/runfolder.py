@@ -25,8 +25,9 @@ from sim.scenario import Scenario
 
 def _git_commit() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).parent)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
@@ -54,8 +55,9 @@ def write_netcdf(dataset: xr.Dataset, path: Path) -> None:
     _atomic(path, lambda p: dataset.to_netcdf(p, engine="scipy", format="NETCDF3_64BIT"))
 
 
-def write_run(dataset: xr.Dataset, scenario: Scenario, folder: str | Path, seed: int, wall_time: float,
-              plots: bool = True) -> Path:
+def write_run(
+    dataset: xr.Dataset, scenario: Scenario, folder: str | Path, seed: int, wall_time: float, plots: bool = True
+) -> Path:
     """Write a complete run folder and return its path."""
     from sim import __version__
 
@@ -67,10 +69,16 @@ def write_run(dataset: xr.Dataset, scenario: Scenario, folder: str | Path, seed:
     write_netcdf(stored, folder / "results.nc")
     _atomic(folder / "results.csv", lambda p: tidy(stored).to_csv(p, index=False))
     _atomic(folder / "scenario.toml", lambda p: p.write_text(tomli_w.dumps(_toml_ready(scenario.document))))
-    _atomic(folder / "events.csv", lambda p: p.write_text(
-        "month,time,policy,action\n" + "".join(
-            f"{float(m):g},{scenario.start + float(m) / 12:.4f},{name},{action}\n"
-            for m, name, action in (line.split("\t") for line in events.splitlines()))))
+    _atomic(
+        folder / "events.csv",
+        lambda p: p.write_text(
+            "month,time,policy,action\n"
+            + "".join(
+                f"{float(m):g},{scenario.start + float(m) / 12:.4f},{name},{action}\n"
+                for m, name, action in (line.split("\t") for line in events.splitlines())
+            )
+        ),
+    )
     started = time.perf_counter()
     figures = [str(p.relative_to(folder)) for p in save_all(stored, folder / "plots")] if plots else []
     manifest = {

@@ -14,6 +14,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,6 +30,7 @@ from sim.sectors import FIRM_SECTORS, INSTITUTION_KINDS
 
 FIRST_YEAR, LAST_YEAR = 2014, 2050
 METHODS = ("euler", "rk4")
+MAX_SEED = 2**63 - 1  # seeds are stored as int64 in results.nc
 RUN_DEFAULTS: dict[str, Any] = {"start": 2014, "end": 2035, "seed": 0, "method": "rk4"}
 TOP_KEYS = ("extends", "name", "description", "run", "policies")
 
@@ -48,6 +50,9 @@ def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"did you mean {close[0]!r}? ({expected})" if close else expected
 
 
+DATE_EXPECTED = 'expected a TOML date like 2019-01-15 (unquoted) or a "YYYY-MM" string like "2019-01"'
+
+
 def decimal_year(value: Any, path: Path, key: str) -> float:
     """A TOML date (2019-01-01) or a "YYYY-MM" string as decimal years (2019.0 = 1 Jan 2019)."""
     if isinstance(value, str):
@@ -55,9 +60,10 @@ def decimal_year(value: Any, path: Path, key: str) -> float:
             year, month = (int(part) for part in value.split("-"))
             value = dt.date(year, month, 1)
         except ValueError:
-            raise InputError(path, key, f"expected a date like 2019-01-15 or \"2019-01\", got {value!r}") from None
+            raise InputError(path, key, f"{DATE_EXPECTED}, got {value!r}") from None
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-        raise InputError(path, key, f"expected a date like 2019-01-15 or \"2019-01\", got {value!r}")
+        shown = value.isoformat() if isinstance(value, dt.datetime | dt.time) else repr(value)
+        raise InputError(path, key, f"{DATE_EXPECTED}, got {shown}")
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise InputError(path, key, f"date {value} is out of range: expected {FIRST_YEAR}-01 to {LAST_YEAR}-12")
     days_in_month = ((value.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)).day
@@ -103,6 +109,10 @@ def _read(path: Path) -> dict[str, Any]:
         raise InputError(path, "", "expected a TOML file, got a directory") from None
     except tomllib.TOMLDecodeError as error:
         raise InputError(path, "", f"TOML syntax error: {error}") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, "", f"TOML syntax error: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise InputError(path, "", f"cannot read the file: {error.strerror or error}") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -116,12 +126,25 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Validator:
-    """Checks one file's document against the schema; remembers which file set each policy."""
+    """Checks one file's document against the schema; remembers which file set each policy field.
+
+    Files are checked base first. A policy table without ``kind`` overrides the policy of that
+    name inherited from the files before it, and its fields are checked against the inherited
+    kind here, so an error names the file that wrote the bad value.
+    """
 
     def __init__(self, regions: Regions) -> None:
         self.regions = regions
+        self.defined_in: dict[str, Path] = {}
+        """Policy name -> the last file that gave its ``kind``."""
+        self.set_in: dict[tuple[str, str], tuple[int, Path]] = {}
+        """(policy name, field) -> (position in the extends chain, file) of the last file that set it."""
+        self.files = 0
 
-    def check_file(self, path: Path, doc: dict[str, Any]) -> None:
+    def check_file(self, path: Path, doc: dict[str, Any], inherited: dict[str, Any] | None = None) -> None:
+        """Check one file of the chain; ``inherited`` is the merged ``policies`` table of the files before it."""
+        inherited = inherited or {}
+        self.files += 1
         for key, value in doc.items():
             if key in PARAMETERS:
                 self._check_group(path, key, value)
@@ -130,7 +153,7 @@ class _Validator:
             elif key == "policies":
                 self._check_table(path, key, value)
                 for name, policy in value.items():
-                    self._check_policy(path, f"policies.{name}", policy, partial=True)
+                    self._check_override(path, name, policy, inherited)
             elif key in ("extends", "name", "description"):
                 self._expect(isinstance(value, str), path, key, "a string", value)
             else:
@@ -144,8 +167,8 @@ class _Validator:
         self._expect(isinstance(value, dict), path, key, "a table", value)
 
     def _number(self, path: Path, key: str, value: Any, low: float | None, high: float | None) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-        self._expect(ok, path, key, "a number", value)
+        self._expect(_is_number(value), path, key, "a number", value)
+        self._expect(math.isfinite(value), path, key, "a finite number", value)
         if (low is not None and value < low) or (high is not None and value > high):
             raise InputError(path, key, f"value {value} is out of range: expected {low} to {high}")
         return float(value)
@@ -160,8 +183,8 @@ class _Validator:
                 if not FIRST_YEAR <= value <= LAST_YEAR:
                     raise InputError(path, where, f"year {value} is out of range: expected {FIRST_YEAR} to {LAST_YEAR}")
             elif key == "seed":
-                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-                self._expect(ok, path, where, "a non-negative integer", value)
+                ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
+                self._expect(ok, path, where, f"an integer from 0 to {MAX_SEED}", value)
             elif key == "method":
                 if value not in METHODS:
                     raise InputError(path, where, f"unknown method {value!r}; {_suggest(str(value), METHODS)}")
@@ -187,19 +210,48 @@ class _Validator:
                     self._number(path, f"{key}.{label}", item, low, high)
             else:
                 kind = f"a number or a table keyed by {spec['dims']}" if spec["dims"] else "a number"
-                if not isinstance(value, int | float) or isinstance(value, bool):
+                if not _is_number(value):
                     raise InputError(path, key, f"expected {kind}, got {value!r}")
                 self._number(path, key, value, low, high)
 
-    def _check_policy(self, path: Path, key: str, policy: Any, partial: bool) -> None:
+    def _check_override(self, path: Path, name: str, policy: Any, inherited: dict[str, Any]) -> None:
+        """One ``[policies.NAME]`` table of one file: a new policy, or an override of an inherited one."""
+        key = f"policies.{name}"
         self._check_table(path, key, policy)
+        parent = inherited.get(name)
         kind = policy.get("kind")
+        if parent is None and kind is None:
+            close = difflib.get_close_matches(name, list(inherited), n=1)
+            hint = f"did you mean the inherited policy {close[0]!r}? or " if close else ""
+            raise InputError(
+                path,
+                f"{key}.kind",
+                f"missing: no policy {name!r} is inherited to override; {hint}"
+                f"give a kind (one of {', '.join(POLICY_KINDS)})",
+            )
+        if parent is not None and kind is not None and kind != parent.get("kind"):
+            raise InputError(
+                path,
+                f"{key}.kind",
+                f"the inherited policy {name!r} is a {parent.get('kind')} policy "
+                f"(from {self.defined_in[name].name}); an override cannot change its kind to {kind!r} "
+                "(give the new policy another name, and disable the old one with enabled = false)",
+            )
+        self._check_policy(path, key, policy, partial=True, kind=parent["kind"] if kind is None else None)
+        if kind is not None:
+            self.defined_in[name] = path
+        for field_name in policy:
+            self.set_in[name, field_name] = (self.files, path)
+
+    def _check_policy(self, path: Path, key: str, policy: Any, partial: bool, kind: str | None = None) -> None:
+        self._check_table(path, key, policy)
+        kind = policy.get("kind", kind)
         if kind is None:
-            if partial:
-                return  # an override of an inherited policy; checked after merging
             raise InputError(path, f"{key}.kind", f"missing; expected one of {', '.join(POLICY_KINDS)}")
-        if kind not in POLICY_KINDS:
-            raise InputError(path, f"{key}.kind", f"unknown policy kind {kind!r}; {_suggest(str(kind), tuple(POLICY_KINDS))}")
+        if not isinstance(kind, str) or kind not in POLICY_KINDS:
+            raise InputError(
+                path, f"{key}.kind", f"unknown policy kind {kind!r}; {_suggest(str(kind), tuple(POLICY_KINDS))}"
+            )
         fields = POLICY_KINDS[kind]
         for name, value in policy.items():
             where = f"{key}.{name}"
@@ -208,7 +260,9 @@ class _Validator:
             if name == "enabled":
                 self._expect(isinstance(value, bool), path, where, "true or false", value)
             elif name not in fields:
-                raise InputError(path, where, f"unknown field for a {kind} policy; {_suggest(name, (*fields, 'enabled'))}")
+                raise InputError(
+                    path, where, f"unknown field for a {kind} policy; {_suggest(name, (*fields, 'enabled'))}"
+                )
             else:
                 self._value(path, where, fields[name], value)
         if not partial:
@@ -229,8 +283,14 @@ class _Validator:
         if spec.type == "bool":
             self._expect(isinstance(value, bool), path, key, "true or false", value)
             return value
-        choices = {"region": regions, "regions": regions, "sector": FIRM_SECTORS, "sectors": FIRM_SECTORS,
-                   "kind": INSTITUTION_KINDS, "sector_table": FIRM_SECTORS}[spec.type]
+        choices = {
+            "region": regions,
+            "regions": regions,
+            "sector": FIRM_SECTORS,
+            "sectors": FIRM_SECTORS,
+            "kind": INSTITUTION_KINDS,
+            "sector_table": FIRM_SECTORS,
+        }[spec.type]
         if spec.type == "sector_table":
             self._check_table(path, key, value)
             for label, item in value.items():
@@ -247,19 +307,34 @@ class _Validator:
                 raise InputError(path, key, f"unknown {what} {item!r}; {_suggest(str(item), choices)}")
         return value
 
-    def resolve_policy(self, path: Path, name: str, policy: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    def resolve_policy(self, fallback: Path, name: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """A merged policy with defaults filled in; errors name the file that set the field concerned."""
         key = f"policies.{name}"
-        self._check_policy(path, key, policy, partial=False)
+
+        def source(field_name: str) -> tuple[int, Path]:
+            return self.set_in.get((name, field_name), (0, self.defined_in.get(name, fallback)))
+
+        # fields were checked in the file that set them; what is left is what only the merge shows
+        self._check_policy(self.defined_in.get(name, fallback), key, policy, partial=False)
         fields = POLICY_KINDS[policy["kind"]]
         resolved: dict[str, Any] = {"kind": policy["kind"], "name": name}
         for field_name, spec in fields.items():
             value = policy.get(field_name, spec.default)
             if field_name in policy:
-                value = self._value(path, f"{key}.{field_name}", spec, value)
+                value = self._value(source(field_name)[1], f"{key}.{field_name}", spec, value)
             resolved[field_name] = self._default(value, resolved)
-        for first, last in (("start", "end"),):
-            if first in resolved and isinstance(resolved.get(last), float) and resolved[last] < resolved[first]:
-                raise InputError(path, f"{key}.{last}", f"ends before it starts (start {policy[first]})")
+        if "start" in policy and "end" in policy and resolved["end"] < resolved["start"]:
+            (start_at, start_file), (end_at, end_file) = source("start"), source("end")
+            if start_at > end_at:  # the start was moved past an inherited end
+                raise InputError(
+                    start_file,
+                    f"{key}.start",
+                    f"starts after it ends: start {policy['start']}, end {policy['end']} (set in {end_file.name})",
+                )
+            where = "" if start_file == end_file else f" (set in {start_file.name})"
+            raise InputError(
+                end_file, f"{key}.end", f"ends before it starts: end {policy['end']}, start {policy['start']}{where}"
+            )
         return resolved
 
     def _default(self, value: Any, resolved: dict[str, Any]) -> Any:
@@ -289,7 +364,20 @@ def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, 
     parent_path = path.parent / parent
     if not parent_path.exists():
         raise InputError(path, "extends", f"file {parent!r} not found (looked in {path.parent})")
+    if not parent_path.is_file():
+        raise InputError(path, "extends", f"expected a TOML file, got {parent!r} (not a file)")
     return [*_resolve_chain(parent_path, (*seen, path)), (path, doc)]
+
+
+def _is_number(value: Any) -> bool:
+    """An int or float (not a bool) that fits a float; huge TOML integers do not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _resolve_parameters(document: dict[str, Any], regions: Regions) -> dict[str, Any]:
@@ -319,21 +407,22 @@ def load_scenario(path: str | Path) -> Scenario:
     validator = _Validator(regions)
     chain = _resolve_chain(path)
     document: dict[str, Any] = {}
-    policy_file: dict[str, Path] = {}
     for file, doc in chain:
-        validator.check_file(file, doc)
+        validator.check_file(file, doc, document.get("policies", {}))
         document = _merge(document, doc)
-        for name, policy in doc.get("policies", {}).items():
-            if "kind" in policy or name not in policy_file:  # errors point at the file that defined it
-                policy_file[name] = file
     document.pop("extends", None)
     run = {**RUN_DEFAULTS, **document.get("run", {})}
     if run["end"] <= run["start"]:
-        raise InputError(path, "run.end", f"expected a year after run.start ({run['start']}), got {run['end']}")
+        # name the last file that set either year: that is where the clash was made
+        setters = [(file, key) for file, doc in chain for key in ("start", "end") if key in doc.get("run", {})]
+        file, key = setters[-1] if setters else (chain[-1][0], "end")
+        raise InputError(
+            file, f"run.{key}", f"expected run.end after run.start, got start {run['start']} and end {run['end']}"
+        )
     document["run"] = run
     policies = {}
     for name, policy in document.get("policies", {}).items():
-        resolved = validator.resolve_policy(policy_file.get(name, path), name, policy, run["start"], run["end"])
+        resolved = validator.resolve_policy(chain[-1][0], name, policy)
         if policy.get("enabled", True):
             policies[name] = resolved
     return Scenario(

@@ -49,8 +49,9 @@ class Completed:
 class Timeline:
     """The scenario's policies and construction programmes on a simpy clock in months."""
 
-    def __init__(self, policies: dict[str, dict[str, Any]], regions: Regions, start_year: int,
-                 workforce_capacity: float) -> None:
+    def __init__(
+        self, policies: dict[str, dict[str, Any]], regions: Regions, start_year: int, workforce_capacity: float
+    ) -> None:
         self.regions, self.start_year = regions, start_year
         n, s = len(regions), len(FIRM_SECTORS)
         self.levers = Levers(np.zeros((n, s)), np.zeros(n), regions.travel_time.copy(), np.zeros((n, s)), np.zeros(n))
@@ -58,7 +59,9 @@ class Timeline:
         self.orders: list[MoveOrder] = []
         self.log: list[tuple[float, str, str]] = []
         self.env = simpy.Environment()
-        self.workforce = simpy.Container(self.env, capacity=max(workforce_capacity, 1e-9), init=max(workforce_capacity, 1e-9))
+        self.workforce = simpy.Container(
+            self.env, capacity=max(workforce_capacity, 1e-9), init=max(workforce_capacity, 1e-9)
+        )
         self.on_site = 0.0
         for name, policy in policies.items():
             self.env.process(getattr(self, f"_{policy['kind']}")(name, policy))

@@ -147,9 +147,7 @@ def test_third_order_delay_step_response() -> None:
     np.testing.assert_allclose(outflow, exact, rtol=0, atol=2e-9)  # measured 5.4e-10
     # Material in transit is the integral of (1 - outflow): (T/3) * sum of Erlang-1..3 functions.
     erlang_sum = sum(1.0 - np.exp(-x) * sum(x**j / math.factorial(j) for j in range(k + 1)) for k in range(3))
-    np.testing.assert_allclose(
-        out["stages"][:, 0].sum(axis=-1), delay_time / 3.0 * erlang_sum, rtol=0, atol=1e-9
-    )
+    np.testing.assert_allclose(out["stages"][:, 0].sum(axis=-1), delay_time / 3.0 * erlang_sum, rtol=0, atol=1e-9)
 
 
 def test_delay_time_per_run_broadcasts() -> None:
@@ -284,9 +282,7 @@ def batch_equals_separate_runs(rates: np.ndarray, y0: np.ndarray, method: str, n
     """Integrating runs together must give exactly what each run gives alone."""
     _, together = integrate(decay_model(rates), {"y": y0}, 0.0, MONTH, n_steps, method)
     for run in range(rates.shape[0]):
-        _, alone = integrate(
-            decay_model(rates[run : run + 1]), {"y": y0[run : run + 1]}, 0.0, MONTH, n_steps, method
-        )
+        _, alone = integrate(decay_model(rates[run : run + 1]), {"y": y0[run : run + 1]}, 0.0, MONTH, n_steps, method)
         np.testing.assert_allclose(together["y"][:, run : run + 1], alone["y"], rtol=1e-12, atol=0)
 
 

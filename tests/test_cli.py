@@ -1,0 +1,174 @@
+"""The ``run`` command end to end: what a run folder holds, and the command line's own errors.
+
+One full historical run (no plots) is shared by the module; a short run with plots and
+``--seed 5`` is the other. Both go through ``sim.cli.main`` in-process; one short run goes
+through a real ``python -m sim`` subprocess.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+import sim
+from sim.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+HISTORICAL = ROOT / "scenarios" / "historical.toml"
+RUN_FILES = ("results.nc", "results.csv", "scenario.toml", "events.csv", "manifest.json")
+PLOTS = ("population_by_region.png", "construction_and_jobs.png", "relocation_counters.png")
+
+
+def short_scenario(folder: Path, end: int) -> Path:
+    """The historical scenario cut short: a fast run that still fires some policies."""
+    path = folder / f"short_{end}.toml"
+    path.write_text(f"extends = '{HISTORICAL.as_posix()}'\nname = 'short'\n[run]\nend = {end}\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def historical_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli") / "historical"
+    assert main(["run", str(HISTORICAL), "--out", str(folder), "--no-plots"]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def plotted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("cli_plots")
+    folder = base / "run"
+    assert main(["run", str(short_scenario(base, 2021)), "--out", str(folder), "--seed", "5"]) == 0
+    return folder
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_run_writes_every_file(historical_run: Path) -> None:
+    for name in RUN_FILES:
+        assert (historical_run / name).is_file(), name
+        assert (historical_run / name).stat().st_size > 0, name
+    assert not list(historical_run.rglob("*.partial")), "no half-written files are left behind"
+    assert not list(historical_run.rglob("*.png")), "--no-plots writes no plots"
+
+
+def test_manifest_records_provenance(historical_run: Path) -> None:
+    record = manifest(historical_run)
+    scenario = sim.load_scenario(HISTORICAL)
+    assert record["seed"] == scenario.seed == 20140226
+    assert record["config_hash"] == scenario.config_hash
+    assert record["package_version"] == sim.__version__
+    assert record["scenario"] == "historical"
+    wall = record["wall_time_s"]
+    assert wall["run"] > 0 and wall["plots"] >= 0
+    assert set(RUN_FILES) - {"manifest.json"} <= set(record["files"])
+
+
+def test_written_scenario_loads_again_with_the_same_hash(historical_run: Path) -> None:
+    written = sim.load_scenario(historical_run / "scenario.toml")
+    original = sim.load_scenario(HISTORICAL)
+    assert written.config_hash == original.config_hash == manifest(historical_run)["config_hash"]
+    assert written.policies.keys() == original.policies.keys()
+    assert (written.start, written.end, written.seed, written.method) == (2014, 2035, 20140226, "rk4")
+
+
+def test_netcdf_matches_the_manifest(historical_run: Path) -> None:
+    with xr.open_dataset(historical_run / "results.nc", engine="scipy") as results:
+        assert results.attrs["config_hash"] == manifest(historical_run)["config_hash"]
+        assert float(results.time[0]) == 2014.0 and float(results.time[-1]) == 2035.0
+        assert "population" in results and "run" not in results.dims
+
+
+def test_tidy_csv_columns(historical_run: Path) -> None:
+    with open(historical_run / "results.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        first = next(reader)
+    assert header == ["time", "region", "sector", "institution", "variable", "value", "unit"]
+    assert float(first[0]) == 2014.0
+    float(first[header.index("value")])
+
+
+def test_event_log(historical_run: Path) -> None:
+    with open(historical_run / "events.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["month", "time", "policy", "action"]
+    policies = {row["policy"] for row in rows}
+    assert {"catalogue_2014", "subcenter_first_batch"} <= policies
+
+
+def test_seed_option_overrides_the_scenario_seed(plotted_run: Path) -> None:
+    record = manifest(plotted_run)
+    assert record["seed"] == 5
+    with xr.open_dataset(plotted_run / "results.nc", engine="scipy") as results:
+        assert int(results.seed) == 5
+
+
+def test_plots_are_written(plotted_run: Path) -> None:
+    for name in PLOTS:
+        path = plotted_run / "plots" / name
+        assert path.is_file(), name
+        assert path.stat().st_size > 10_000, f"{name} is suspiciously small"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {f"plots/{name}" for name in PLOTS} <= set(manifest(plotted_run)["files"])
+
+
+def test_run_reports_one_line_per_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several scenarios with --out DIR: one folder DIR/NAME each, one summary line each."""
+    first = short_scenario(tmp_path, 2015)
+    second = tmp_path / "other.toml"
+    second.write_text(f"extends = '{first.name}'\nname = 'other'\n", encoding="utf-8")
+    assert main(["run", str(first), str(second), "--out", str(tmp_path / "runs"), "--no-plots"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2 and err == ""
+    assert (tmp_path / "runs" / "short" / "manifest.json").is_file()
+    assert (tmp_path / "runs" / "other" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("seed", ["-1", "x", "99999999999999999999"])
+def test_bad_seed_option_exits_2(seed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(HISTORICAL), "--seed", seed])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "Traceback" not in err
+
+
+def test_out_that_is_a_file_exits_2_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder", encoding="utf-8")
+    assert main(["run", str(HISTORICAL), "--out", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "taken" in err and "--out" in err and "Traceback" not in err
+
+
+def test_no_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+
+
+def test_subprocess_run(tmp_path: Path) -> None:
+    """The real entry point writes a complete run folder and exits 0."""
+    scenario = short_scenario(tmp_path, 2015)
+    result = subprocess.run(
+        [sys.executable, "-m", "sim", "run", scenario.name, "--out", "out", "--no-plots", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for name in RUN_FILES:
+        assert (tmp_path / "out" / name).is_file(), name
+    assert manifest(tmp_path / "out")["seed"] == 3

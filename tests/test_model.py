@@ -1,0 +1,140 @@
+"""The coupled model: conservation, batch equivalence, determinism, common random numbers, policy effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import SCENARIOS, write_scenario
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sim
+from sim.runfolder import write_netcdf
+
+BEIJING = ["bj_core", "bj_central", "bj_tongzhou", "bj_other"]
+
+
+def test_world_population_changes_only_by_births_deaths_and_the_outside(short_historical):
+    ds = sim.run(short_historical)
+    world = ds.population.sum("region")
+    balance = (ds.births_cum - ds.deaths_cum + ds.in_from_outside_cum - ds.out_to_outside_cum).sum("region")
+    step_change, step_balance = world.diff("time"), balance.diff("time")
+    assert np.max(np.abs(step_change - step_balance) / world[1:]) < 1e-9
+    assert float(np.abs(step_change).max()) > 0  # something moves
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    beijing_out_rate=st.floats(0.01, 0.08),
+    jobs_weight=st.floats(0.0, 5.0),
+    housing_weight=st.floats(0.0, 10.0),
+    crowding_push=st.floats(0.0, 10.0),
+    travel=st.floats(0.0, 3.0),
+    outside=st.floats(2e5, 1e6),
+    method=st.sampled_from(["euler", "rk4"]),
+)
+def test_conservation_and_positivity_over_random_parameters(
+    tmp_path, beijing_out_rate, jobs_weight, housing_weight, crowding_push, travel, outside, method
+):
+    """Property: each month the world total changes by births - deaths + net outside flow; nobody goes negative."""
+    text = (
+        f'[run]\nend = 2015\nmethod = "{method}"\n[population]\n'
+        f"out_migration_rate = {{ bj_core = {beijing_out_rate}, bj_central = {beijing_out_rate} }}\n"
+        f"jobs_weight = {jobs_weight}\nhousing_weight = {housing_weight}\ncrowding_push = {crowding_push}\n"
+        f"travel_time_weight = {travel}\noutside_in_migration = {outside}\n"
+    )
+    ds = sim.run(sim.load_scenario(write_scenario(tmp_path, text)))
+    world = ds.population.sum("region")
+    balance = (ds.births_cum - ds.deaths_cum + ds.in_from_outside_cum - ds.out_to_outside_cum).sum("region")
+    assert np.max(np.abs(world.diff("time") - balance.diff("time")) / world[1:]) < 1e-9
+    assert float(ds.population.min()) > 0
+
+
+def test_migration_settings_that_cannot_reproduce_2014_give_a_clear_error(tmp_path):
+    """Out-migration so high that no arrivals could balance it is bad input, named by key, not a crash."""
+    path = write_scenario(tmp_path, "[population]\nout_migration_rate = 0.3\n")
+    with pytest.raises(sim.InputError, match="population.out_migration_rate"):
+        sim.run(sim.load_scenario(path))
+    path = write_scenario(tmp_path, "[population]\noutside_in_migration = 0\n", "closed.toml")
+    with pytest.raises(sim.InputError, match="population.outside_in_migration"):
+        sim.run(sim.load_scenario(path))
+
+
+def test_firms_are_neither_created_nor_lost_by_moving(short_historical):
+    """Across seeds: the change in the firm total equals entries minus exits, exactly."""
+    ds = sim.run_batch(short_historical, seeds=[1, 2, 3])
+    total = ds.firms.sum(("region", "sector"))
+    flows = (ds.firm_entries_cum - ds.firm_exits_cum).sum("sector")
+    np.testing.assert_allclose(total - total.isel(time=0), flows, rtol=0, atol=1e-6 * float(total.max()))
+    assert float(ds.spontaneous_moves_cum.sum()) > 0 and float(ds.dispersed_firms_cum.sum()) > 0
+
+
+def test_institutions_are_conserved_and_staff_arrive_in_tongzhou():
+    ds = sim.run(sim.load_scenario(SCENARIOS / "historical.toml"))
+    totals = ds.institutions.sum(("region", "institution"))
+    assert float(totals.min()) == float(totals.max())
+    public = ds.jobs.sel(sector="public", region="bj_tongzhou")
+    before, after = public.sel(time=2018.9, method="nearest"), public.sel(time=2019.2, method="nearest")
+    assert float(after - before) == pytest.approx(12000)  # K1: 12,000 staff moved in January 2019
+    departments = ds.institutions.sel(institution="department", region="bj_tongzhou")
+    assert float(departments.sel(time=2019.2, method="nearest")) == 35
+
+
+def test_a_batch_equals_separate_runs(short_historical):
+    """Seeds and parameter sets integrated together give the same trajectories as one at a time."""
+    overrides = [{"population.jobs_weight": 1.0}, {"population.jobs_weight": 3.0, "firms.exit_rate": 0.1}]
+    batch = sim.run_batch(short_historical, seeds=[7, 8], overrides=overrides)
+    for index, (seed, override) in enumerate(zip([7, 8], overrides)):
+        alone = sim.run_batch(short_historical, seeds=[seed], overrides=[override]).isel(run=0)
+        together = batch.isel(run=index)
+        for name in alone.data_vars:
+            np.testing.assert_allclose(together[name], alone[name], rtol=1e-12, atol=0, err_msg=name)
+
+
+def test_same_seed_gives_byte_identical_netcdf(short_historical, tmp_path):
+    first, second = tmp_path / "a.nc", tmp_path / "b.nc"
+    write_netcdf(sim.run(short_historical, seed=11), first)
+    write_netcdf(sim.run(short_historical, seed=11), second)
+    assert first.read_bytes() == second.read_bytes()
+    assert xr.open_dataset(first).population.attrs["units"] == "persons"
+
+
+def test_different_seeds_give_different_agent_trajectories(short_historical):
+    ds = sim.run_batch(short_historical, seeds=[1, 2])
+    assert not np.array_equal(ds.firms.isel(run=0), ds.firms.isel(run=1))
+    assert not np.array_equal(ds.refused_registrations_cum.isel(run=0), ds.refused_registrations_cum.isel(run=1))
+
+
+def test_scenarios_that_differ_after_2021_are_identical_before(tmp_path):
+    """Common random numbers: a policy added in 2022 changes nothing before 2022."""
+    later = (
+        "[run]\nend = 2024\n"
+        '[policies.high_end_out]\nkind = "dispersal"\nsector = "manufacturing"\nstart = 2022-01-01\n'
+        "end = 2023-12-31\nrate = 0.2\nclose_share = 0.1\n"
+        '[policies.tighter_control]\nkind = "admission_control"\ndate = 2022-01-01\nstrength = 3.0\n'
+    )
+    base = sim.run(sim.load_scenario(write_scenario(tmp_path, "[run]\nend = 2024\n", "base.toml")))
+    story = sim.run(sim.load_scenario(write_scenario(tmp_path, later, "later.toml")))
+    before = base.time < 2022
+    for name in base.data_vars:
+        np.testing.assert_array_equal(base[name].where(before, 0), story[name].where(before, 0), err_msg=name)
+    after = base.time > 2022.5
+    assert float(story.dispersed_firms_cum.sel(sector="manufacturing").where(after).max()) > float(
+        base.dispersed_firms_cum.sel(sector="manufacturing").where(after).max()
+    )
+
+
+def test_dispersal_policies_lower_beijing_manufacturing_markets_and_population():
+    """The report's direction: with the policies on, Beijing has fewer factories, markets and residents."""
+    on = sim.run(sim.load_scenario(SCENARIOS / "historical.toml"))
+    off = sim.run(sim.load_scenario(SCENARIOS / "counterfactual.toml"))
+
+    def beijing(ds, variable, year, **where):
+        return float(ds[variable].sel(region=BEIJING, **where).sum("region").sel(time=year, method="nearest"))
+
+    for sector in ("manufacturing", "wholesale_logistics"):
+        assert beijing(on, "firms", 2020.0, sector=sector) < 0.95 * beijing(off, "firms", 2020.0, sector=sector)
+    assert beijing(on, "population", 2020.0) < beijing(off, "population", 2020.0)
+    assert float(off.dispersed_firms_cum.max()) == 0 and float(off.refused_registrations_cum.max()) == 0
+    assert float(on.refused_registrations_cum.sel(time=2020.99, method="nearest")) > 0
