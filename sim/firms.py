@@ -236,8 +236,8 @@ class Firms:
         """Draw a destination per mover; -1 where none is open to it.
 
         A super-individual cannot move into a region whose own agents are finer than it
-        (a weight-200 Hebei agent does not become 200 Beijing firms at once): firms
-        arriving in finely resolved regions enter there as new, properly weighted agents.
+        (a weight-200 Hebei agent does not become 200 Beijing firms at once); such a
+        destination is closed to it, and firms reach finely resolved regions by entry.
         """
         sector = self.sector[run, slot]
         rows = probs[run, sector, self.region[run, slot]]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sim.engine import material_delay, smooth, step
+from sim.errors import InputError
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.population import PopulationParams, fit_region_constants, housing_starts, migration
@@ -117,6 +118,9 @@ class Model:
         self.streams = Streams(seeds)
         self.runs, n = len(seeds), len(self.regions)
         regions = self.regions
+        workforce = values["construction.workforce_capacity"]
+        if (workforce != workforce[0]).any():
+            raise ValueError("construction.workforce_capacity is scenario-wide: it cannot vary within a batch")
         self.timeline = Timeline(
             scenario.policies, regions, scenario.start, float(values["construction.workforce_capacity"][0])
         )
@@ -128,13 +132,16 @@ class Model:
             k: values[f"institutions.{k}"] for k in ("household_follow_share", "household_size", "follow_time")
         }
 
+        self.built_services = np.zeros((self.runs, n))  # service capacity delivered by construction projects
         population = np.tile(regions.population_2014, (self.runs, 1))
         housing = population / regions.occupancy_2014
         service_total = population * regions.services_per_resident_2014
         local_services = service_total - self.institutions.service_capacity()
         if (local_services <= 0).any():
-            raise ValueError(
-                "institution capacity exceeds a region's 2014 service capacity; check institutions_2014.csv"
+            raise InputError(
+                "sim/data/institutions_2014.csv",
+                "capacity_each",
+                "institutions exceed a region's 2014 service capacity",
             )
         rates = {
             "birth_rate": np.tile(regions.birth_rate, (self.runs, 1)),
@@ -186,7 +193,8 @@ class Model:
         n = len(self.regions)
         return {
             "jobs": jobs,
-            "services": self.institutions.service_capacity(),  # added to local services in the flows
+            # capacity that does not follow local population: institutions and finished projects
+            "services": self.institutions.service_capacity() + self.built_services,
             "control": np.broadcast_to(levers.control, (self.runs, n)),
             "travel_time": levers.travel_time,
             "follow_inflow": np.zeros((self.runs, n, n)) if follow_inflow is None else follow_inflow,
@@ -243,7 +251,7 @@ class Model:
         levers = self.timeline.levers
         done = self.timeline.take_completed()
         self.state["housing"] = self.state["housing"] + done.housing
-        self.state["local_services"] = self.state["local_services"] + done.services
+        self.built_services = self.built_services + done.services
 
         staff_flows = np.zeros((self.runs, len(self.regions), len(self.regions)))
         for order in self.timeline.take_orders():

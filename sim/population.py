@@ -10,7 +10,7 @@ destination axis. Rates are per year; populations are persons.
                         + w_services ln(services_j / P_j) - control_j
     movers_i          = out_rate_i * P_i * exp(crowding_push * (P_i/H_i - occupancy_2014_i))
     share_ij          = logit over j != i and the outside option of
-                        attraction_j - w_time * travel_time_ij   (outside: outside_utility)
+                        attraction_j - w_time * travel_time_ij   (outside: utility 0, which sets alpha's level)
     migration_ij      = movers_i * share_ij
     from_outside_j    = outside_in_migration * logit_j(attraction_j)
     dP_r/dt           = births - deaths + sum_i migration_ir - sum_j migration_rj
@@ -38,7 +38,6 @@ class PopulationParams:
     death_rate: np.ndarray  # 1/year (run, region)
     out_migration_rate: np.ndarray  # 1/year (run, region)
     outside_in_migration: np.ndarray  # persons/year (run,)
-    outside_utility: np.ndarray  # utility (run,)
     jobs_weight: np.ndarray
     housing_weight: np.ndarray
     services_weight: np.ndarray
@@ -81,7 +80,7 @@ def destination_shares(p: PopulationParams, attract: np.ndarray, travel_time: np
     utility = attract[:, None, :] - _col(p.travel_time_weight)[..., None] * travel_time
     n = attract.shape[1]
     utility[:, np.arange(n), np.arange(n)] = -np.inf
-    outside = np.broadcast_to(p.outside_utility[:, None, None], (*utility.shape[:2], 1))
+    outside = np.zeros((*utility.shape[:2], 1))  # the rest of China: utility 0, the scale of the region constants
     utility = np.concatenate([utility, outside], axis=-1)
     utility -= utility.max(axis=-1, keepdims=True)
     weights = np.exp(utility)

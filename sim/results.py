@@ -25,7 +25,7 @@ def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr
         "region": ("region", list(scenario.regions.codes)),
         "sector": ("sector", list(JOB_SECTORS)),
         "institution": ("institution", list(INSTITUTION_KINDS)),
-        "seed": ("run", np.asarray(seeds, dtype=np.int64)),
+        "seed": ("run", np.asarray(seeds, dtype=np.int32)),
     }
     variables = {}
     for name, (units, dims, meaning) in RECORDED.items():

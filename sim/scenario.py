@@ -14,6 +14,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+import re
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from sim.sectors import FIRM_SECTORS, INSTITUTION_KINDS
 
 FIRST_YEAR, LAST_YEAR = 2014, 2050
 METHODS = ("euler", "rk4")
-MAX_SEED = 2**63 - 1  # seeds are stored as int64 in results.nc
+MAX_SEED = 2**31 - 1  # results.nc is NetCDF 3, whose largest integer is int32
 RUN_DEFAULTS: dict[str, Any] = {"start": 2014, "end": 2035, "seed": 0, "method": "rk4"}
 TOP_KEYS = ("extends", "name", "description", "run", "policies")
 
@@ -156,6 +157,10 @@ class _Validator:
                     self._check_override(path, name, policy, inherited)
             elif key in ("extends", "name", "description"):
                 self._expect(isinstance(value, str), path, key, "a string", value)
+                if key == "name" and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", value):
+                    raise InputError(
+                        path, key, f"expected letters, digits, '_', '.' or '-' (it names the run folder), got {value!r}"
+                    )
             else:
                 raise InputError(path, key, f"unknown key; {_suggest(key, [*TOP_KEYS, *PARAMETERS])}")
 
@@ -233,7 +238,7 @@ class _Validator:
             raise InputError(
                 path,
                 f"{key}.kind",
-                f"the inherited policy {name!r} is a {parent.get('kind')} policy "
+                f"the inherited policy {name!r} is of kind {parent.get('kind')!r} "
                 f"(from {self.defined_in[name].name}); an override cannot change its kind to {kind!r} "
                 "(give the new policy another name, and disable the old one with enabled = false)",
             )
@@ -411,6 +416,7 @@ def load_scenario(path: str | Path) -> Scenario:
         validator.check_file(file, doc, document.get("policies", {}))
         document = _merge(document, doc)
     document.pop("extends", None)
+    document["name"] = chain[-1][1].get("name", path.stem)  # a story is named by its own file, not its parent
     run = {**RUN_DEFAULTS, **document.get("run", {})}
     if run["end"] <= run["start"]:
         # name the last file that set either year: that is where the clash was made
@@ -426,7 +432,7 @@ def load_scenario(path: str | Path) -> Scenario:
         if policy.get("enabled", True):
             policies[name] = resolved
     return Scenario(
-        name=document.get("name", path.stem),
+        name=document["name"],
         path=path,
         description=document.get("description", ""),
         start=run["start"],

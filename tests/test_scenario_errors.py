@@ -148,9 +148,9 @@ CASES: dict[str, Case] = {
         ("ends before it starts", "2014-03-01"),
     ),
     "override starts after the inherited end": Case(
-        over("[policies.manufacturing_dispersal]\nstart = 2021-01-01\n"),
+        over("[policies.manufacturing_dispersal]\nstart = 2021-06-01\n"),
         "policies.manufacturing_dispersal.start",
-        ("starts after it ends", "2020-12-31"),
+        ("starts after it ends", "2021-01-01"),
     ),
     "unknown policy kind": Case(
         over('[policies.new_rail]\nkind = "rial"\n'), "policies.new_rail.kind", ("'rial'", "did you mean 'rail'")
