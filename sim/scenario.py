@@ -14,8 +14,8 @@ import datetime as dt
 import difflib
 import hashlib
 import json
-import re
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
