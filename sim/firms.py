@@ -131,6 +131,11 @@ class FirmCounters:
         )
 
 
+def _rank_within_run(run: np.ndarray, per_run: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run for items sorted by run (``per_run`` = items of each run)."""
+    return np.arange(len(run)) - np.repeat(np.cumsum(per_run) - per_run, per_run)
+
+
 class Firms:
     """The firm population of a batch of runs, as columns of shape (run, slot)."""
 
@@ -152,6 +157,7 @@ class Firms:
         self.cost_sensitivity = np.ones((runs, n))
         self.pharma = np.zeros((runs, n), bool)
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
+        self._tallies: tuple[np.ndarray, np.ndarray] | None = None
         self.counters = FirmCounters(runs, len(regions))
         run = np.repeat(np.arange(runs), n)
         ages = streams.random("firm ages", n) * 20.0  # assumed: initial ages uniform over 0-20 years
@@ -175,10 +181,11 @@ class Firms:
             free = ~self.alive
         order = np.argsort(run, kind="stable")
         run, region, sector, age = run[order], region[order], sector[order], age[order]
-        within = np.arange(len(run)) - np.repeat(np.cumsum(per_run) - per_run, per_run)
+        within = _rank_within_run(run, per_run)
         free_run, free_slot = np.nonzero(free)
         first_free = np.cumsum(free.sum(axis=1)) - free.sum(axis=1)
         slot = free_slot[first_free[run] + within]
+        self._tallies = None
         p = self.params
         sensitivity = self.streams.lognormal_unit_mean(
             f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run
@@ -193,20 +200,25 @@ class Firms:
         self.cost_sensitivity[run, slot] = sensitivity[run, within]
         self.pharma[run, slot] = (sector == MANUFACTURING) & (pharma_draw[run, within] < p.pharma_share[run])
 
-    def _by_region_sector(self, value: np.ndarray) -> np.ndarray:
-        """Sum ``value`` over live agents by (run, region, sector)."""
-        runs, n_regions = self.alive.shape[0], len(self.regions)
-        cell = (np.arange(runs)[:, None] * n_regions + self.region) * N_SECTORS + self.sector
-        total = np.bincount(cell[self.alive], weights=value[self.alive], minlength=runs * n_regions * N_SECTORS)
-        return total.reshape(runs, n_regions, N_SECTORS)
+    def _tally(self) -> tuple[np.ndarray, np.ndarray]:
+        """Real firms and jobs of live agents by (run, region, sector); cached until agents change."""
+        if self._tallies is None:
+            runs, n_regions = self.alive.shape[0], len(self.regions)
+            cell = ((np.arange(runs)[:, None] * n_regions + self.region) * N_SECTORS + self.sector)[self.alive]
+            weight = self.weight[self.alive]
+            size, shape = runs * n_regions * N_SECTORS, (runs, n_regions, N_SECTORS)
+            firms = np.bincount(cell, weights=weight, minlength=size).reshape(shape)
+            jobs = np.bincount(cell, weights=weight * self.employees[self.alive], minlength=size).reshape(shape)
+            self._tallies = firms, jobs
+        return self._tallies
 
     def counts(self) -> np.ndarray:
         """Real firms by (run, region, sector)."""
-        return self._by_region_sector(self.weight)
+        return self._tally()[0]
 
     def jobs(self) -> np.ndarray:
         """Jobs by (run, region, sector)."""
-        return self._by_region_sector(self.weight * self.employees)
+        return self._tally()[1]
 
     # -- behaviour ---------------------------------------------------------------------------
     def destination_probabilities(
@@ -247,17 +259,18 @@ class Firms:
         rows = rows * (self.table.agent_weight[:, sector].T >= self.weight[run, slot][:, None])
         total = rows.sum(axis=1)
         cumulative = np.cumsum(rows, axis=1)
-        chosen = (cumulative < (uniform[run, slot] * total)[:, None]).sum(axis=1)
+        chosen = (cumulative < (uniform * total)[:, None]).sum(axis=1)
         return np.where(total > 0, np.minimum(chosen, rows.shape[1] - 1), -1).astype(np.int8)
 
     def step(self, ctx: FirmContext) -> None:
         """One month of firm life, in the order of the module docstring."""
         p, c = self.params, self.counters
         runs = np.arange(self.alive.shape[0])[:, None]
-        counts = self.counts()
+        counts = self.counts()  # the stock at the start of the month drives this month's choices
+        self._tallies = None
 
         # 1. ageing and exit
-        self.age[self.alive] += ctx.dt
+        self.age += ctx.dt  # dead slots age too; entry resets them
         hazard = p.exit_rate[runs, self.sector] * (1 + p.young_exit_boost[:, None] * np.exp(-self.age / YOUNG_FIRM_AGE))
         exiting = self.alive & (self._uniform("exit") < -np.expm1(-hazard * ctx.dt))
         self._count_by_sector(c.exits, exiting)
@@ -267,52 +280,42 @@ class Firms:
         moved = np.zeros_like(self.alive)
         for name, sector, rate, targeted, close_share, allowed in ctx.dispersals:
             eligible = self.alive & ~moved & (self.sector == sector) & targeted[self.region]
-            hit = eligible & (self._uniform(f"dispersal: {name}") < -np.expm1(-rate * self.cost_sensitivity * ctx.dt))
-            closing = hit & (self._uniform(f"dispersal close: {name}") < close_share)
-            relocating = hit & ~closing
-            self._count_by_sector(c.dispersed, hit)
-            self._count_by_sector(c.dispersed_closed, closing)
-            self._count_by_sector(c.exits, closing)
-            self.alive &= ~closing
-            run, slot = np.nonzero(relocating)
-            if len(run):
+            run, slot = np.nonzero(
+                eligible & (self._uniform(f"dispersal: {name}") < -np.expm1(-rate * self.cost_sensitivity * ctx.dt))
+            )
+            np.add.at(c.dispersed, (run, self.sector[run, slot]), self.weight[run, slot])
+            closing = self._draws(f"dispersal close: {name}", run) < close_share
+            destination = np.full(len(run), -1, np.int8)
+            relocating = ~closing
+            if relocating.any():
                 probs = self.destination_probabilities(ctx, counts, allowed)
                 pharma_probs = self.destination_probabilities(ctx, counts, allowed, pharma=True)
-                destination = self._choose(
-                    run, slot, probs, pharma_probs, self._uniform(f"dispersal destination: {name}")
-                )
-                stuck = destination < 0  # nowhere open to it: the unit closes instead
-                self.alive[run[stuck], slot[stuck]] = False
+                uniform = self._draws(f"dispersal destination: {name}", run[relocating])
+                destination[relocating] = self._choose(run[relocating], slot[relocating], probs, pharma_probs, uniform)
+            closing |= destination < 0  # nowhere open to it: the unit closes instead
+            for total in (c.dispersed_closed, c.exits):
                 np.add.at(
-                    c.dispersed_closed,
-                    (run[stuck], self.sector[run[stuck], slot[stuck]]),
-                    self.weight[run[stuck], slot[stuck]],
+                    total,
+                    (run[closing], self.sector[run[closing], slot[closing]]),
+                    self.weight[run[closing], slot[closing]],
                 )
-                np.add.at(
-                    c.exits, (run[stuck], self.sector[run[stuck], slot[stuck]]), self.weight[run[stuck], slot[stuck]]
-                )
-                run, slot, destination = run[~stuck], slot[~stuck], destination[~stuck]
-                weight = self.weight[run, slot]
-                np.add.at(c.relocated, (run, self.sector[run, slot], destination), weight)
-                is_pharma = self.pharma[run, slot]
-                np.add.at(c.relocated_pharma, (run[is_pharma], destination[is_pharma]), weight[is_pharma])
-                self._move(run, slot, destination)
-            moved |= relocating
+            self.alive[run[closing], slot[closing]] = False
+            run, slot, destination = run[~closing], slot[~closing], destination[~closing]
+            weight = self.weight[run, slot]
+            np.add.at(c.relocated, (run, self.sector[run, slot], destination), weight)
+            is_pharma = self.pharma[run, slot]
+            np.add.at(c.relocated_pharma, (run[is_pharma], destination[is_pharma]), weight[is_pharma])
+            self._move(run, slot, destination)
+            moved[run, slot] = True
 
         # 3. spontaneous relocation
         rent = np.take_along_axis(ctx.rent, self.region.astype(np.intp), axis=1)
         hazard = p.relocation_rate[:, None] * np.exp(p.cost_push[:, None] * self.cost_sensitivity * (rent - 1))
-        relocating = self.alive & ~moved & (self._uniform("relocation") < -np.expm1(-hazard * ctx.dt))
-        run, slot = np.nonzero(relocating)
+        run, slot = np.nonzero(self.alive & ~moved & (self._uniform("relocation") < -np.expm1(-hazard * ctx.dt)))
         if len(run):
             probs = self.destination_probabilities(ctx, counts)
-            destination = self._choose(
-                run,
-                slot,
-                probs,
-                self.destination_probabilities(ctx, counts, pharma=True),
-                self._uniform("relocation destination"),
-            )
+            pharma_probs = self.destination_probabilities(ctx, counts, pharma=True)
+            destination = self._choose(run, slot, probs, pharma_probs, self._draws("relocation destination", run))
             run, slot, destination = run[destination >= 0], slot[destination >= 0], destination[destination >= 0]
             np.add.at(c.spontaneous_moves, (run, self.sector[run, slot]), self.weight[run, slot])
             self._move(run, slot, destination)
@@ -323,6 +326,11 @@ class Firms:
     def _uniform(self, stream: str) -> np.ndarray:
         """One uniform draw per used slot of each run: (run, slot)."""
         return self.streams.random(stream, self.extent, self.alive.shape[1])
+
+    def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
+        """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""
+        per_run = np.bincount(run, minlength=self.alive.shape[0])
+        return self.streams.random(stream, per_run)[run, _rank_within_run(run, per_run)]
 
     def _count_by_sector(self, total: np.ndarray, mask: np.ndarray) -> None:
         run, slot = np.nonzero(mask)

@@ -15,8 +15,18 @@ def catalogue(date: float) -> dict:
     return {
         "kind": "catalogue",
         "date": date,
-        "coverage_central_six": {"manufacturing": 1.0, "wholesale_logistics": 0.5, "high_end": 0.0, "other_services": 0.2},
-        "coverage_elsewhere": {"manufacturing": 0.5, "wholesale_logistics": 0.0, "high_end": 0.0, "other_services": 0.0},
+        "coverage_central_six": {
+            "manufacturing": 1.0,
+            "wholesale_logistics": 0.5,
+            "high_end": 0.0,
+            "other_services": 0.2,
+        },
+        "coverage_elsewhere": {
+            "manufacturing": 0.5,
+            "wholesale_logistics": 0.0,
+            "high_end": 0.0,
+            "other_services": 0.0,
+        },
     }
 
 
