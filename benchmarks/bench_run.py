@@ -31,58 +31,57 @@ def best_of(repeat: int, work) -> float:
     return min(times)
 
 
+def population_only(scenario: sim.Scenario, runs: int):
+    """The stock-and-flow part alone for ``runs`` copies of the start state, agents' inputs held fixed."""
+    model = Model(scenario, [scenario.seed])
+
+    def tile(value):
+        return np.repeat(value, runs, axis=0) if np.ndim(value) >= 1 and np.shape(value)[0] == 1 else value
+
+    params = model.population_params
+    model.population_params = type(params)(**{k: tile(v) for k, v in params.__dict__.items()})
+    model.follow = {k: np.repeat(v, runs) for k, v in model.follow.items()}
+    inputs = {k: tile(v) for k, v in model._inputs(model.timeline.levers).items()}
+    return model.rates(inputs), {k: tile(v) for k, v in model.state.items()}
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__)
     options.add_argument("--repeat", type=int, default=3)
     options.add_argument("--batches", type=int, nargs="+", default=[1, 10, 50])
     args = options.parse_args()
-    scenario = sim.load_scenario(ROOT / "scenarios" / "historical.toml")
+    path = ROOT / "scenarios" / "historical.toml"
+    scenario = sim.load_scenario(path)
     months = (scenario.end - scenario.start) * 12
-    rows = []
-
-    load = best_of(args.repeat, lambda: sim.load_scenario(ROOT / "scenarios" / "historical.toml"))
-    rows.append(("load and validate historical.toml", f"{load * 1e3:.1f} ms", ""))
+    rows = [
+        (
+            "load and validate historical.toml",
+            f"{best_of(args.repeat, lambda: sim.load_scenario(path)) * 1e3:.1f} ms",
+            "",
+        )
+    ]
     model = Model(scenario, [scenario.seed])
-    rows.append(("agents at the start (one run)", f"{int(model.firms.alive.sum()):,} firms", "+ institutions"))
+    agents = f"{int(model.firms.alive.sum()):,} firms, {len(model.institutions.kind)} institutions"
+    rows.append(("agents at the start (one run)", agents, ""))
 
     for batch in args.batches:
-        seconds = best_of(args.repeat if batch < 50 else 1, lambda: sim.run_batch(scenario, list(range(batch))))
-        rows.append(
-            (f"historical 2014-2035 monthly, batch of {batch}", f"{seconds:.2f} s", f"{seconds / batch:.2f} s per run")
-        )
+        seeds = list(range(batch))
+        seconds = best_of(args.repeat if batch < 50 else 1, lambda seeds=seeds: sim.run_batch(scenario, seeds))
+        rows.append((f"historical 2014-2035 monthly, batch of {batch}", f"{seconds:.2f} s", f"{seconds / batch:.2f} s"))
 
-    # the stock-and-flow population model alone, many parameter sets as one array
     runs = 1000
-    derivative_model = Model(scenario, [0])
-    inputs = derivative_model._inputs(derivative_model.timeline.levers)
-    state = {k: np.repeat(v, runs, axis=0) for k, v in derivative_model.state.items()}
-    params = derivative_model.population_params
-    params = type(params)(
-        **{k: np.repeat(v, runs, axis=0) if np.ndim(v) and len(v) == 1 else v for k, v in params.__dict__.items()}
-    )
-    derivative_model.population_params = params
-    derivative_model.runs = runs
-    batched = {
-        k: np.repeat(v, runs, axis=0) if np.ndim(v) >= 2 and k != "travel_time" else v for k, v in inputs.items()
-    }
-    derivative_model.follow = {k: np.repeat(v, runs) for k, v in derivative_model.follow.items()}
-    f = derivative_model.rates(batched)
-    seconds = best_of(args.repeat, lambda: integrate(f, state, 2014.0, 1 / 12, months, "rk4", record=["population"]))
+    derivative, state = population_only(scenario, runs)
+    seconds = best_of(args.repeat, lambda: integrate(derivative, state, 2014.0, 1 / 12, months, "rk4", ["population"]))
     rows.append(
-        (
-            f"population model alone (RK4), {runs} parameter sets",
-            f"{seconds:.2f} s",
-            f"{seconds / runs * 1e3:.2f} ms per run",
-        )
+        (f"population model alone (RK4), {runs} parameter sets", f"{seconds:.2f} s", f"{seconds / runs * 1e3:.2f} ms")
     )
 
     print(
-        f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-        f"numpy {np.__version__}; {months} monthly steps.\n"
+        f"{platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}; {months} monthly steps.\n"
     )
     print("| what | time | per run |\n|---|---|---|")
-    for what, value, note in rows:
-        print(f"| {what} | {value} | {note} |")
+    for what, value, per_run in rows:
+        print(f"| {what} | {value} | {per_run} |")
 
 
 if __name__ == "__main__":
