@@ -138,3 +138,30 @@ def test_dispersal_policies_lower_beijing_manufacturing_markets_and_population()
     assert beijing(on, "population", 2020.0) < beijing(off, "population", 2020.0)
     assert float(off.dispersed_firms_cum.max()) == 0 and float(off.refused_registrations_cum.max()) == 0
     assert float(on.refused_registrations_cum.sel(time=2020.99, method="nearest")) > 0
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_scenario_runs_and_keeps_its_books(path):
+    ds = sim.run(sim.load_scenario(path))
+    assert float(ds.population.min()) > 0 and float(ds.housing_capacity.min()) > 0
+    world = ds.population.sum("region")
+    balance = (ds.births_cum - ds.deaths_cum + ds.in_from_outside_cum - ds.out_to_outside_cum).sum("region")
+    assert np.max(np.abs(world.diff("time") - balance.diff("time")) / world[1:]) < 1e-9
+    firms = ds.firms.sum(("region", "sector"))
+    np.testing.assert_allclose(firms - firms[0], (ds.firm_entries_cum - ds.firm_exits_cum).sum("sector"), atol=1e-3)
+    institutions = ds.institutions.sum(("region", "institution"))
+    assert float(institutions.min()) == float(institutions.max())
+    for name in ("dispersed_firms_cum", "refused_registrations_cum", "institutions_moved_cum", "births_cum"):
+        assert (ds[name].diff("time") >= 0).all(), f"{name} is cumulative"
+
+
+def test_plans_after_2021_leave_the_record_before_2021_untouched():
+    historical = sim.run(sim.load_scenario(SCENARIOS / "historical.toml"))
+    plan = sim.run(sim.load_scenario(SCENARIOS / "plan2021.toml"))
+    before = historical.time <= 2021.0
+    for name in historical.data_vars:
+        np.testing.assert_array_equal(historical[name].where(before, 0), plan[name].where(before, 0), err_msg=name)
+    in_2030 = {"time": 2030.0}
+    assert float(plan.population.sel(region="xiongan", **in_2030)) > float(
+        historical.population.sel(region="xiongan", **in_2030)
+    )
