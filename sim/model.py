@@ -28,7 +28,7 @@ from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.population import PopulationParams, fit_region_constants, housing_starts, migration
 from sim.random import Streams
-from sim.scenario import Scenario
+from sim.scenario import PARAMETERS, Scenario, suggest
 from sim.sectors import FIRM_SECTORS, JOB_SECTORS
 from sim.timeline import Timeline
 
@@ -41,7 +41,11 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     "jobs": ("jobs", ("region", "sector"), "jobs in firms (by sector) and public institutions (sector 'public')"),
     "firms": ("firms", ("region", "sector"), "firms; for wholesale_logistics, markets and logistics centres"),
     "housing_capacity": ("persons", ("region",), "housing capacity in residents it can house"),
-    "service_capacity": ("persons served", ("region",), "public-service capacity, institutions included"),
+    "service_capacity": (
+        "persons served",
+        ("region",),
+        "public-service capacity: local services, institutions and finished projects",
+    ),
     "dispersed_firms_cum": (
         "firms",
         ("sector",),
@@ -68,7 +72,11 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     "institutions": ("institutions", ("region", "institution"), "public institutions by region and kind"),
     "institutions_moved_cum": ("institutions", (), "public institutions relocated since the start"),
     "staff_moved_cum": ("persons", (), "staff of relocated institutions since the start"),
-    "construction_workforce": ("persons", (), "construction workers on site in Xiong'an"),
+    "construction_workforce": (
+        "persons",
+        (),
+        "construction workers on site (Xiong'an unless a project names another region)",
+    ),
     "births_cum": ("persons", ("region",), "births since the start"),
     "deaths_cum": ("persons", ("region",), "deaths since the start"),
     "in_from_outside_cum": ("persons", ("region",), "migrants from the rest of China since the start"),
@@ -78,14 +86,32 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
 
 
 def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """One array per parameter with the run axis first, from the scenario plus per-run overrides."""
+    """One array per parameter with the run axis first, from the scenario plus per-run overrides.
+
+    Overrides are checked like scenario values: known keys ('group.name'), finite numbers
+    within the parameter's range, one number or one per region / sector.
+    """
+    where = f"overrides of {scenario.path}"
+    for run, override in enumerate(overrides):
+        for key, value in override.items():
+            if key not in scenario.parameters:
+                raise InputError(
+                    where, f"run {run}: {key}", f"unknown parameter; {suggest(key, tuple(scenario.parameters))}"
+                )
+            group, name = key.split(".", 1)
+            low, high = PARAMETERS[group][name]["range"]
+            array = np.asarray(value, dtype=float)
+            if array.shape not in ((), np.shape(scenario.parameters[key])):
+                expected = (
+                    f"one number or {np.shape(scenario.parameters[key])[0]} (one per {PARAMETERS[group][name]['dims']})"
+                )
+                raise InputError(where, f"run {run}: {key}", f"expected {expected}, got shape {array.shape}")
+            if not (np.isfinite(array).all() and (array >= low).all() and (array <= high).all()):
+                raise InputError(where, f"run {run}: {key}", f"value {value} is out of range: expected {low} to {high}")
     stacked = {}
     for key, base in scenario.parameters.items():
         values = [np.broadcast_to(np.asarray(o.get(key, base), float), np.shape(base)) for o in overrides]
         stacked[key] = np.stack(values)
-    unknown = {k for o in overrides for k in o} - set(scenario.parameters)
-    if unknown:
-        raise KeyError(f"unknown parameters: {', '.join(sorted(unknown))}")
     return stacked
 
 
@@ -120,7 +146,11 @@ class Model:
         regions = self.regions
         workforce = values["construction.workforce_capacity"]
         if (workforce != workforce[0]).any():
-            raise ValueError("construction.workforce_capacity is scenario-wide: it cannot vary within a batch")
+            raise InputError(
+                f"overrides of {scenario.path}",
+                "construction.workforce_capacity",
+                "is scenario-wide (the simpy timeline is shared by the batch): give every run the same value",
+            )
         self.timeline = Timeline(
             scenario.policies, regions, scenario.start, float(values["construction.workforce_capacity"][0])
         )

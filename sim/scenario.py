@@ -33,6 +33,7 @@ FIRST_YEAR, LAST_YEAR = 2014, 2050
 METHODS = ("euler", "rk4")
 MAX_SEED = 2**31 - 1  # results.nc is NetCDF 3, whose largest integer is int32
 RUN_DEFAULTS: dict[str, Any] = {"start": 2014, "end": 2035, "seed": 0, "method": "rk4"}
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # scenario names become folder names
 TOP_KEYS = ("extends", "name", "description", "run", "policies")
 
 
@@ -45,7 +46,7 @@ PARAMETERS: dict[str, dict[str, dict[str, Any]]] = _load_parameter_table()
 """Group -> name -> {value, unit, range, dims, status, source, doc}: the model's free numbers."""
 
 
-def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     expected = f"expected one of {', '.join(sorted(choices))}"
     return f"did you mean {close[0]!r}? ({expected})" if close else expected
@@ -157,12 +158,12 @@ class _Validator:
                     self._check_override(path, name, policy, inherited)
             elif key in ("extends", "name", "description"):
                 self._expect(isinstance(value, str), path, key, "a string", value)
-                if key == "name" and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", value):
+                if key == "name" and not NAME_PATTERN.fullmatch(value):
                     raise InputError(
                         path, key, f"expected letters, digits, '_', '.' or '-' (it names the run folder), got {value!r}"
                     )
             else:
-                raise InputError(path, key, f"unknown key; {_suggest(key, [*TOP_KEYS, *PARAMETERS])}")
+                raise InputError(path, key, f"unknown key; {suggest(key, [*TOP_KEYS, *PARAMETERS])}")
 
     def _expect(self, ok: bool, path: Path, key: str, expected: str, value: Any) -> None:
         if not ok:
@@ -192,9 +193,9 @@ class _Validator:
                 self._expect(ok, path, where, f"an integer from 0 to {MAX_SEED}", value)
             elif key == "method":
                 if value not in METHODS:
-                    raise InputError(path, where, f"unknown method {value!r}; {_suggest(str(value), METHODS)}")
+                    raise InputError(path, where, f"unknown method {value!r}; {suggest(str(value), METHODS)}")
             else:
-                raise InputError(path, where, f"unknown key; {_suggest(key, tuple(RUN_DEFAULTS))}")
+                raise InputError(path, where, f"unknown key; {suggest(key, tuple(RUN_DEFAULTS))}")
 
     def _labels(self, dims: str) -> tuple[str, ...]:
         return self.regions.codes if dims == "region" else FIRM_SECTORS
@@ -204,14 +205,14 @@ class _Validator:
         for name, value in table.items():
             key = f"{group}.{name}"
             if name not in PARAMETERS[group]:
-                raise InputError(path, key, f"unknown parameter; {_suggest(name, tuple(PARAMETERS[group]))}")
+                raise InputError(path, key, f"unknown parameter; {suggest(name, tuple(PARAMETERS[group]))}")
             spec = PARAMETERS[group][name]
             low, high = spec["range"]
             if spec["dims"] and isinstance(value, dict):
                 labels = self._labels(spec["dims"])
                 for label, item in value.items():
                     if label not in labels:
-                        raise InputError(path, f"{key}.{label}", f"unknown {spec['dims']}; {_suggest(label, labels)}")
+                        raise InputError(path, f"{key}.{label}", f"unknown {spec['dims']}; {suggest(label, labels)}")
                     self._number(path, f"{key}.{label}", item, low, high)
             else:
                 kind = f"a number or a table keyed by {spec['dims']}" if spec["dims"] else "a number"
@@ -255,7 +256,7 @@ class _Validator:
             raise InputError(path, f"{key}.kind", f"missing; expected one of {', '.join(POLICY_KINDS)}")
         if not isinstance(kind, str) or kind not in POLICY_KINDS:
             raise InputError(
-                path, f"{key}.kind", f"unknown policy kind {kind!r}; {_suggest(str(kind), tuple(POLICY_KINDS))}"
+                path, f"{key}.kind", f"unknown policy kind {kind!r}; {suggest(str(kind), tuple(POLICY_KINDS))}"
             )
         fields = POLICY_KINDS[kind]
         for name, value in policy.items():
@@ -266,7 +267,7 @@ class _Validator:
                 self._expect(isinstance(value, bool), path, where, "true or false", value)
             elif name not in fields:
                 raise InputError(
-                    path, where, f"unknown field for a {kind} policy; {_suggest(name, (*fields, 'enabled'))}"
+                    path, where, f"unknown field for a {kind} policy; {suggest(name, (*fields, 'enabled'))}"
                 )
             else:
                 self._value(path, where, fields[name], value)
@@ -300,7 +301,7 @@ class _Validator:
             self._check_table(path, key, value)
             for label, item in value.items():
                 if label not in choices:
-                    raise InputError(path, f"{key}.{label}", f"unknown sector; {_suggest(label, choices)}")
+                    raise InputError(path, f"{key}.{label}", f"unknown sector; {suggest(label, choices)}")
                 self._number(path, f"{key}.{label}", item, spec.low, spec.high)
             return {label: float(value.get(label, 0.0)) for label in choices}
         items = value if spec.type in ("regions", "sectors") and isinstance(value, list) else [value]
@@ -309,7 +310,7 @@ class _Validator:
         for item in items:
             if not isinstance(item, str) or item not in choices:
                 what = {"kind": "institution kind"}.get(spec.type, spec.type.rstrip("s"))
-                raise InputError(path, key, f"unknown {what} {item!r}; {_suggest(str(item), choices)}")
+                raise InputError(path, key, f"unknown {what} {item!r}; {suggest(str(item), choices)}")
         return value
 
     def resolve_policy(self, fallback: Path, name: str, policy: dict[str, Any]) -> dict[str, Any]:
@@ -417,6 +418,13 @@ def load_scenario(path: str | Path) -> Scenario:
         document = _merge(document, doc)
     document.pop("extends", None)
     document["name"] = chain[-1][1].get("name", path.stem)  # a story is named by its own file, not its parent
+    if not NAME_PATTERN.fullmatch(document["name"]):
+        raise InputError(
+            path,
+            "name",
+            f'the file name {path.stem!r} cannot name a run folder; add name = "..." '
+            "(letters, digits, '_', '.' or '-')",
+        )
     run = {**RUN_DEFAULTS, **document.get("run", {})}
     if run["end"] <= run["start"]:
         # name the last file that set either year: that is where the clash was made

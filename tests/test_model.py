@@ -165,3 +165,17 @@ def test_plans_after_2021_leave_the_record_before_2021_untouched():
     assert float(plan.population.sel(region="xiongan", **in_2030)) > float(
         historical.population.sel(region="xiongan", **in_2030)
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"population.jobs_wieght": 1.0}, "did you mean 'population.jobs_weight'"),
+        ({"firms.pharma_share": 1.5}, "out of range"),
+        ({"housing.max_build_rate": [0.1, 0.2]}, "one per region"),
+        ({"construction.workforce_capacity": 5.0}, "give every run the same value"),
+    ],
+)
+def test_batch_overrides_are_validated_like_scenario_values(short_historical, override, message):
+    with pytest.raises(sim.InputError, match=message):
+        sim.run_batch(short_historical, seeds=[1, 2], overrides=[{}, override])

@@ -371,3 +371,12 @@ def test_subprocess_check_shipped_scenarios() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert len(result.stdout.splitlines()) == len(SHIPPED)
+
+
+def test_a_file_name_that_cannot_name_a_run_folder_needs_a_name(tmp_path, capsys):
+    path = tmp_path / "my story.toml"
+    path.write_text(f'extends = "{(ROOT / "scenarios" / "historical.toml").as_posix()}"\n')
+    assert main(["check", str(path)]) == 2
+    assert "name" in capsys.readouterr().err
+    path.write_text(path.read_text() + 'name = "my_story"\n')
+    assert main(["check", str(path)]) == 0
