@@ -15,9 +15,11 @@ One month, in order (``step``):
    register outside Beijing instead; the admitted become agents;
 5. branches: Beijing high-end firms open branches in Tianjin and Hebei (N2).
 
-Destination utility for a unit of sector s moving from o to d:
-    U_d = - rent_weight * rent_d - distance_weight * travel_time_od
-          - access_weight * travel_time_d,core + agglomeration_weight * ln(1 + firms_ds) + incentive_ds
+Destination utility for a unit of sector s moving from o to d (a move is a change of
+registration, so Beijing's catalogue turns away the covered share of movers into Beijing):
+    U_d = - rent_weight * rent_level_d * rent_d - distance_weight * travel_time_od
+          - access_weight * travel_time_d,core + agglomeration_weight * ln(1 + firms_ds)
+          + incentive_ds + ln(1 - coverage_ds)
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class FirmContext:
 
     time: float  # decimal year
     dt: float  # years
-    rent: np.ndarray  # rent index, 1 = 2014 level (run, region)
+    rent: np.ndarray  # rent relative to the region's own 2014 level (run, region)
     travel_time: np.ndarray  # hours (region, region)
     coverage: np.ndarray  # catalogue share refused (region, sector)
     incentive: np.ndarray  # utility (region, sector)
@@ -227,13 +229,13 @@ class Firms:
         """Logit destination shares (run, sector, origin, destination); staying is excluded."""
         p, tt = self.params, ctx.travel_time
         incentive = ctx.incentive + (ctx.pharma_incentive[:, None] if pharma else 0.0)  # (region, sector)
-        utility = (
-            (-p.rent_weight[:, None] * ctx.rent - p.access_weight[:, None] * tt[:, self.core])[:, None, None, :]
-            + (p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1) + incentive.T[None])[
-                :, :, None, :
-            ]
-            - p.distance_weight[:, None, None, None] * tt[None, None]
-        )
+        cost_of_space = self.regions.rent_level_2014 * ctx.rent
+        with np.errstate(divide="ignore"):  # a fully covered industry cannot register there: log(0) = -inf
+            admitted = np.log1p(-ctx.coverage).T[None]  # (1, sector, destination)
+        by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, self.core]
+        by_sector = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1) + incentive.T + admitted
+        by_origin = -p.distance_weight[:, None, None] * tt
+        utility = by_destination[:, None, None, :] + by_sector[:, :, None, :] + by_origin[:, None, :, :]
         n = tt.shape[0]
         blocked = np.eye(n, dtype=bool) if allowed is None else np.eye(n, dtype=bool) | ~allowed[None, :]
         utility = np.where(blocked, -np.inf, utility)

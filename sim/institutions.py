@@ -28,7 +28,6 @@ class MoveOrder:
     count: int
     origins: tuple[str, ...]
     destination: str
-    staff: float  # total staff to give the moved institutions; 0 keeps their own
 
 
 class Institutions:
@@ -87,9 +86,6 @@ class Institutions:
         rank = np.argsort(np.argsort(priority, axis=1, kind="stable"), axis=1)
         chosen = candidate & (rank < order.count)
         run, item = np.nonzero(chosen)
-        if order.staff > 0:
-            per_run = np.bincount(run, minlength=runs)
-            self.staff[run, item] = order.staff / per_run[run]
         destination = self.regions.index(order.destination)
         flows = np.zeros((runs, len(self.regions), len(self.regions)))
         np.add.at(flows, (run, self.region[run, item], destination), self.staff[run, item])

@@ -81,7 +81,11 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     "deaths_cum": ("persons", ("region",), "deaths since the start"),
     "in_from_outside_cum": ("persons", ("region",), "migrants from the rest of China since the start"),
     "out_to_outside_cum": ("persons", ("region",), "migrants to the rest of China since the start"),
-    "net_migration": ("persons/year", ("region",), "net migration rate into the region (internal and outside)"),
+    "net_migration": (
+        "persons/year",
+        ("region",),
+        "net migration rate into the region: internal, outside and households following relocated staff",
+    ),
 }
 
 
@@ -151,9 +155,7 @@ class Model:
                 "construction.workforce_capacity",
                 "is scenario-wide (the simpy timeline is shared by the batch): give every run the same value",
             )
-        self.timeline = Timeline(
-            scenario.policies, regions, scenario.start, float(values["construction.workforce_capacity"][0])
-        )
+        self.timeline = Timeline(scenario.policies, regions, scenario.start, float(workforce[0]), str(scenario.path))
         self.firms = Firms(
             regions, load_firm_table(regions), FirmParams(**_params(FirmParams, values, "firms")), self.streams
         )
@@ -301,15 +303,8 @@ class Model:
         pad = np.zeros((self.runs, 1))
         jobs = np.concatenate([f.jobs(), self.institutions.jobs()[..., None]], axis=2)
         sector_pad = lambda a: np.concatenate([a, pad], axis=1)  # noqa: E731 - firm sectors -> job sectors
-        flows = migration(
-            self.population_params,
-            s["population"],
-            s["housing"],
-            inputs["jobs"],
-            s["local_services"] + inputs["services"],
-            inputs["control"],
-            inputs["travel_time"],
-        )
+        rates = self.rates(inputs)(0.0, s)  # the population equation itself, so nothing is left out
+        net_migration = rates["population"] - rates["births_cum"] + rates["deaths_cum"]
         return {
             "population": s["population"],
             "jobs": jobs,
@@ -335,7 +330,7 @@ class Model:
             "deaths_cum": s["deaths_cum"],
             "in_from_outside_cum": s["in_from_outside_cum"],
             "out_to_outside_cum": s["out_to_outside_cum"],
-            "net_migration": flows.net(),
+            "net_migration": net_migration,
         }
 
     def run(self, progress=None) -> History:

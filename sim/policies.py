@@ -72,7 +72,6 @@ POLICY_KINDS: dict[str, dict[str, Field]] = {
         "count": Field("integer", "institutions moved", 1, 10_000),
         "from": Field("regions", "regions they leave"),
         "to": Field("region", "region they move to"),
-        "staff": Field("number", "total staff moved with them (default: their own staff)", 0, 1e7, default=0.0),
     },
     "construction": {
         "start": _date("first project start"),

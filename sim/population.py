@@ -131,9 +131,11 @@ def fit_region_constants(
 ) -> np.ndarray:
     """Region constants (alpha) that make the initial net migration equal the observed trend.
 
-    Solves ln(arrivals_j / (leavers_j + net target_j)) = 0 for alpha by Newton's method
-    with a finite-difference Jacobian, vectorised over runs, after a few rounds of the
-    fixed point alpha_j += ln(target arrivals / arrivals) (arrivals scale with exp(alpha_j)).
+    Solves ln(arrivals_j / (leavers_j + net target_j)) = 0 for alpha: from the alpha that
+    zeroes every region's attraction, a few rounds of the fixed point
+    alpha_j -= ln(arrivals / target arrivals) (arrivals scale with exp(alpha_j)), then Newton
+    with a finite-difference Jacobian and backtracking. Runs are solved independently
+    (per-run convergence and step length), so a run's constants do not depend on its batch.
     """
     surplus = net_migration_target.sum(axis=1)
     if (surplus >= p.outside_in_migration).any():
@@ -173,21 +175,33 @@ def fit_region_constants(
             )
         return np.log(arriving / wanted)
 
-    alpha = np.zeros_like(population)
+    # start where every region's attraction is 0, then fixed-point rounds, then Newton run by run
+    alpha = -attraction(p, population, housing, jobs, services, control)
     for _ in range(30):
         alpha = alpha - residual(alpha)
-    eye = np.eye(population.shape[1]) * 1e-6
+    runs, n = population.shape
+    eye = np.eye(n) * 1e-6
     for _ in range(100):
         now = residual(alpha)
-        if np.abs(now).max() < 1e-11:  # arrivals within 1e-11 relative of their targets
+        error = np.abs(now).max(axis=1)
+        active = error >= 1e-11  # arrivals within 1e-11 relative of their targets: done
+        if not active.any():
             return alpha
         jacobian = np.stack([(residual(alpha + e) - now) / 1e-6 for e in eye], axis=-1)
-        step = np.linalg.solve(jacobian, now[..., None])[..., 0]
-        shrink = 1.0
-        while shrink > 1e-3 and np.abs(residual(alpha - shrink * step)).max() > np.abs(now).max():
-            shrink /= 2
-        alpha = alpha - shrink * step
-    raise InputError(source, "population", "region constants did not converge; check the migration parameters")
+        step = np.where(active[:, None], np.linalg.solve(jacobian, now[..., None])[..., 0], 0.0)
+        shrink = np.ones(runs)
+        for _ in range(40):  # backtrack, run by run, until the residual falls
+            worse = active & (np.abs(residual(alpha - shrink[:, None] * step)).max(axis=1) >= error)
+            if not worse.any():
+                break
+            shrink = np.where(worse, shrink / 2, shrink)
+        else:
+            break
+        alpha = alpha - shrink[:, None] * step
+    failed = np.flatnonzero(np.abs(residual(alpha)).max(axis=1) >= 1e-11)
+    raise InputError(
+        source, "population", f"region constants did not converge (run {failed[0]}); check the migration parameters"
+    )
 
 
 def _with_alpha(p: PopulationParams, alpha: np.ndarray) -> PopulationParams:

@@ -34,6 +34,7 @@ class Regions:
     jobs_per_resident_2014: np.ndarray  # jobs/person
     occupancy_2014: np.ndarray  # residents per unit of housing capacity [1]
     services_per_resident_2014: np.ndarray  # relative index [1]
+    rent_level_2014: np.ndarray  # cost of space relative to the core in 2014 [1]
     travel_time: np.ndarray  # hours, (region, region), zero diagonal
 
     def __len__(self) -> int:
@@ -92,5 +93,6 @@ def load_regions(regions_csv: Path | None = None, travel_csv: Path | None = None
         jobs_per_resident_2014=column("jobs_per_resident_2014"),
         occupancy_2014=column("occupancy_2014"),
         services_per_resident_2014=column("services_per_resident_2014"),
+        rent_level_2014=column("rent_level_2014"),
         travel_time=travel,
     )

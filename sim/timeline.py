@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from sim.errors import InputError
 from sim.institutions import MoveOrder
 from sim.regions import Regions
 from sim.sectors import FIRM_SECTORS
@@ -50,8 +51,21 @@ class Timeline:
     """The scenario's policies and construction programmes on a simpy clock in months."""
 
     def __init__(
-        self, policies: dict[str, dict[str, Any]], regions: Regions, start_year: int, workforce_capacity: float
+        self,
+        policies: dict[str, dict[str, Any]],
+        regions: Regions,
+        start_year: int,
+        workforce_capacity: float,
+        source: str = "scenario",
     ) -> None:
+        for name, policy in policies.items():
+            if policy["kind"] == "construction" and policy["workers_per_project"] > workforce_capacity:
+                raise InputError(
+                    source,
+                    f"policies.{name}.workers_per_project",
+                    f"{policy['workers_per_project']:g} workers exceed construction.workforce_capacity "
+                    f"({workforce_capacity:g}): the project could never start",
+                )
         self.regions, self.start_year = regions, start_year
         n, s = len(regions), len(FIRM_SECTORS)
         self.levers = Levers(np.zeros((n, s)), np.zeros(n), regions.travel_time.copy(), np.zeros((n, s)), np.zeros(n))
@@ -59,16 +73,16 @@ class Timeline:
         self.orders: list[MoveOrder] = []
         self.log: list[tuple[float, str, str]] = []
         self.env = simpy.Environment()
-        self.workforce = simpy.Container(
-            self.env, capacity=max(workforce_capacity, 1e-9), init=max(workforce_capacity, 1e-9)
-        )
+        capacity = max(workforce_capacity, 1e-9)  # simpy needs a positive capacity; no project fits in 1e-9
+        self.workforce = simpy.Container(self.env, capacity=capacity, init=capacity)
         self.on_site = 0.0
         for name, policy in policies.items():
             self.env.process(getattr(self, f"_{policy['kind']}")(name, policy))
 
     # -- clock ------------------------------------------------------------------------------
-    def month(self, year: float) -> float:
-        return (year - self.start_year) * 12
+    def month(self, year: float | np.ndarray) -> float | np.ndarray:
+        """Months since the start; rounded so that 1 August lands on its month, not a hair before it."""
+        return np.round((year - self.start_year) * 12, 6)
 
     def _wait_until(self, year: float) -> simpy.Timeout:
         return self.env.timeout(max(self.month(year) - self.env.now, 0.0))
@@ -148,8 +162,7 @@ class Timeline:
         months, batch = np.unique(np.floor(self.month(dates) + 1e-9), return_counts=True)
         for month, count in zip(months, batch):
             yield self.env.timeout(max(month - self.env.now, 0.0))
-            staff = p["staff"] * count / p["count"]
-            self.orders.append(MoveOrder(name, p["institution"], int(count), tuple(p["from"]), p["to"], staff))
+            self.orders.append(MoveOrder(name, p["institution"], int(count), tuple(p["from"]), p["to"]))
             self._note(name, f"{count} {p['institution']} to {p['to']}")
 
     def _construction(self, name: str, p: dict) -> Generator:
@@ -159,12 +172,14 @@ class Timeline:
             self.env.process(self._project(f"{name} #{number}", p))
 
     def _project(self, name: str, p: dict) -> Generator:
-        workers = min(p["workers_per_project"], self.workforce.capacity)
-        yield self.workforce.get(workers)
+        workers = p["workers_per_project"]
+        if workers > 0:
+            yield self.workforce.get(workers)
         self.on_site += workers
         self._note(name, f"starts with {workers:g} workers")
         yield self.env.timeout(p["duration_years"] * 12)
-        yield self.workforce.put(workers)
+        if workers > 0:
+            yield self.workforce.put(workers)
         self.on_site -= workers
         region = self.regions.index(p["region"])
         self.completed.housing[region] += p["housing_per_project"]

@@ -127,7 +127,6 @@ def test_institution_moves_are_spread_from_start_to_end():
         "count": 3,
         "from": ["bj_core"],
         "to": "bj_other",
-        "staff": 0.0,
     }
     timeline = run({"schools": move}, 30)
     assert [entry[0] for entry in timeline.log] == [12, 18, 24]
@@ -154,3 +153,28 @@ def test_an_incentive_is_added_then_removed():
         timeline.advance(month)
     assert np.all(timeline.levers.incentive == 0)
     assert [action for _, _, action in timeline.log] == ["incentive starts", "incentive ends"]
+
+
+def test_every_first_of_the_month_acts_in_its_own_month():
+    """Dates as decimal years must not land a hair before their month (2015-08-01 is month 19, not 18)."""
+    import datetime as dt
+
+    from sim.scenario import decimal_year
+
+    for year in range(2014, 2051):
+        for month in range(1, 13):
+            date = decimal_year(dt.date(year, month, 1), "test", "date")
+            timeline = Timeline({"ban": catalogue(date)}, REGIONS, 2014, 1e6)
+            expected = (year - 2014) * 12 + month - 1
+            if expected:
+                timeline.advance(expected - 1)
+                assert timeline.levers.coverage.sum() == 0, (year, month)
+            timeline.advance(expected)
+            assert timeline.levers.coverage.sum() > 0, (year, month)
+
+
+def test_a_project_larger_than_the_workforce_is_bad_input():
+    from sim.errors import InputError
+
+    with pytest.raises(InputError, match="policies.build.workers_per_project"):
+        Timeline({"build": project(2014.0, 2015.0, 2, 600.0, 1.0)}, REGIONS, 2014, 500.0)
