@@ -17,7 +17,7 @@ Everything carries a leading run axis: a batch of parameter sets and seeds is on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,9 +26,10 @@ from sim.engine import material_delay, smooth, step
 from sim.errors import InputError
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
+from sim.parameters import pick, stack_parameters
 from sim.population import PopulationParams, fit_region_constants, housing_starts, migration
 from sim.random import Streams
-from sim.scenario import PARAMETERS, Scenario, suggest
+from sim.scenario import Scenario
 from sim.sectors import FIRM_SECTORS, JOB_SECTORS
 from sim.timeline import Timeline
 
@@ -89,44 +90,6 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 
-def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """One array per parameter with the run axis first, from the scenario plus per-run overrides.
-
-    Overrides are checked like scenario values: known keys ('group.name'), finite numbers
-    within the parameter's range, one number or one per region / sector.
-    """
-    where = f"overrides of {scenario.path}"
-    for run, override in enumerate(overrides):
-        for key, value in override.items():
-            if key not in scenario.parameters:
-                raise InputError(
-                    where, f"run {run}: {key}", f"unknown parameter; {suggest(key, tuple(scenario.parameters))}"
-                )
-            group, name = key.split(".", 1)
-            low, high = PARAMETERS[group][name]["range"]
-            array = np.asarray(value, dtype=float)
-            if array.shape not in ((), np.shape(scenario.parameters[key])):
-                expected = (
-                    f"one number or {np.shape(scenario.parameters[key])[0]} (one per {PARAMETERS[group][name]['dims']})"
-                )
-                raise InputError(where, f"run {run}: {key}", f"expected {expected}, got shape {array.shape}")
-            if not (np.isfinite(array).all() and (array >= low).all() and (array <= high).all()):
-                raise InputError(where, f"run {run}: {key}", f"value {value} is out of range: expected {low} to {high}")
-    stacked = {}
-    for key, base in scenario.parameters.items():
-        values = [np.broadcast_to(np.asarray(o.get(key, base), float), np.shape(base)) for o in overrides]
-        stacked[key] = np.stack(values)
-    return stacked
-
-
-def _params(cls: type, values: dict[str, np.ndarray], group: str, rename: Mapping[str, str] = {}) -> Any:
-    names = {f.name for f in fields(cls)}
-    picked = {
-        rename.get(k.split(".", 1)[1], k.split(".", 1)[1]): v for k, v in values.items() if k.startswith(group + ".")
-    }
-    return {k: v for k, v in picked.items() if k in names}
-
-
 @dataclass
 class History:
     """Recorded variables: time axis (decimal years) and arrays (time, run, ...)."""
@@ -157,7 +120,7 @@ class Model:
             )
         self.timeline = Timeline(scenario.policies, regions, scenario.start, float(workforce[0]), str(scenario.path))
         self.firms = Firms(
-            regions, load_firm_table(regions), FirmParams(**_params(FirmParams, values, "firms")), self.streams
+            regions, load_firm_table(regions), FirmParams(**pick(FirmParams, values, "firms")), self.streams
         )
         self.institutions = Institutions(regions, self.streams)
         self.follow = {
@@ -181,8 +144,8 @@ class Model:
         }
         self.population_params = PopulationParams(
             **rates,
-            **_params(PopulationParams, values, "population"),
-            **_params(PopulationParams, values, "housing", {"adjustment_time": "housing_adjustment_time"}),
+            **pick(PopulationParams, values, "population"),
+            **pick(PopulationParams, values, "housing", {"adjustment_time": "housing_adjustment_time"}),
             service_adjustment_time=values["services.adjustment_time"],
             occupancy_2014=regions.occupancy_2014,
             local_service_norm=local_services / population,
@@ -199,7 +162,7 @@ class Model:
                 for k in ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum")
             },
         }
-        start_inputs = self._inputs(self._levers_now())
+        start_inputs = self._inputs(self.timeline.levers)
         alpha = fit_region_constants(
             self.population_params,
             population,
@@ -212,13 +175,10 @@ class Model:
             codes=regions.codes,
             source=str(scenario.path),
         )
-        self.population_params = PopulationParams(**{**self.population_params.__dict__, "region_constant": alpha})
+        self.population_params = replace(self.population_params, region_constant=alpha)
         self.firms.seed_entrant_history(self._firm_context(scenario.start, self.timeline.levers))
 
     # -- coupling helpers --------------------------------------------------------------------
-    def _levers_now(self):
-        return self.timeline.levers
-
     def _inputs(self, levers, follow_inflow: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """What the agents and the timeline hand the population model for this month."""
         jobs = self.firms.jobs().sum(axis=2) + self.institutions.jobs()

@@ -23,7 +23,7 @@ destination axis. Rates are per year; populations are persons.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -205,4 +205,4 @@ def fit_region_constants(
 
 
 def _with_alpha(p: PopulationParams, alpha: np.ndarray) -> PopulationParams:
-    return PopulationParams(**{**p.__dict__, "region_constant": alpha})
+    return replace(p, region_constant=alpha)

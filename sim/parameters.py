@@ -1,0 +1,57 @@
+"""Parameter sets for a batch: the scenario's values plus per-run overrides, checked and stacked.
+
+A sweep or a calibration runs many parameter sets as one batch; each override is checked
+as strictly as a scenario file (known key, finite, in range, right shape), and every
+parameter becomes one array with the run axis first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from sim.errors import InputError
+from sim.scenario import PARAMETERS, Scenario, suggest
+
+
+def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """One array per parameter with the run axis first, from the scenario plus per-run overrides.
+
+    Overrides are checked like scenario values: known keys ('group.name'), finite numbers
+    within the parameter's range, one number or one per region / sector.
+    """
+    where = f"overrides of {scenario.path}"
+    for run, override in enumerate(overrides):
+        for key, value in override.items():
+            if key not in scenario.parameters:
+                raise InputError(
+                    where, f"run {run}: {key}", f"unknown parameter; {suggest(key, tuple(scenario.parameters))}"
+                )
+            group, name = key.split(".", 1)
+            low, high = PARAMETERS[group][name]["range"]
+            array = np.asarray(value, dtype=float)
+            if array.shape not in ((), np.shape(scenario.parameters[key])):
+                expected = (
+                    f"one number or {np.shape(scenario.parameters[key])[0]} (one per {PARAMETERS[group][name]['dims']})"
+                )
+                raise InputError(where, f"run {run}: {key}", f"expected {expected}, got shape {array.shape}")
+            if not (np.isfinite(array).all() and (array >= low).all() and (array <= high).all()):
+                raise InputError(where, f"run {run}: {key}", f"value {value} is out of range: expected {low} to {high}")
+    stacked = {}
+    for key, base in scenario.parameters.items():
+        values = [np.broadcast_to(np.asarray(o.get(key, base), float), np.shape(base)) for o in overrides]
+        stacked[key] = np.stack(values)
+    return stacked
+
+
+def pick(cls: type, values: dict[str, np.ndarray], group: str, rename: Mapping[str, str] | None = None) -> dict:
+    """The arguments of parameter dataclass ``cls`` from one group ('firms.entry_rate' -> entry_rate)."""
+    rename = rename or {}
+    names = {f.name for f in fields(cls)}
+    picked = {
+        rename.get(k.split(".", 1)[1], k.split(".", 1)[1]): v for k, v in values.items() if k.startswith(group + ".")
+    }
+    return {k: v for k, v in picked.items() if k in names}

@@ -1,0 +1,40 @@
+"""The documentation names every parameter, output and policy field the code has (and no removed one)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sim.model import RECORDED
+from sim.policies import POLICY_KINDS
+from sim.scenario import PARAMETERS
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+MODEL = (DOCS / "model.md").read_text(encoding="utf-8")
+SCENARIOS = (DOCS / "scenarios.md").read_text(encoding="utf-8")
+
+
+def table_rows(text: str) -> set[str]:
+    """The first cell of every Markdown table row, without backticks."""
+    return {match.strip("` ") for match in re.findall(r"^\|\s*([^|]+?)\s*\|", text, flags=re.M)}
+
+
+def test_every_parameter_is_in_the_parameter_table_and_nothing_else_is():
+    documented = {row for row in table_rows(MODEL) if re.fullmatch(r"[a-z]+\.[a-z_0-9]+", row)}
+    expected = {f"{group}.{name}" for group, table in PARAMETERS.items() for name in table}
+    assert documented == expected
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_every_output_is_documented(name):
+    assert f"`{name}`" in MODEL
+
+
+@pytest.mark.parametrize("kind", sorted(POLICY_KINDS))
+def test_every_policy_field_is_documented(kind):
+    section = SCENARIOS.split(f"`{kind}`", 1)
+    assert len(section) == 2, f"policy kind {kind} is not in docs/scenarios.md"
+    for field in POLICY_KINDS[kind]:
+        assert f"`{field}`" in section[1], f"{kind}.{field} is not documented"
