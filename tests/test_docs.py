@@ -17,8 +17,14 @@ SCENARIOS = (DOCS / "scenarios.md").read_text(encoding="utf-8")
 
 
 def table_rows(text: str) -> set[str]:
-    """The first cell of every Markdown table row, without backticks."""
-    return {match.strip("` ") for match in re.findall(r"^\|\s*([^|]+?)\s*\|", text, flags=re.M)}
+    """The first cell of every Markdown table body row (not headers), without backticks."""
+    lines = text.splitlines()
+    rows = set()
+    for line, following in zip(lines, [*lines[1:], ""]):
+        is_header = re.match(r"^\|\s*:?-{3,}", following)
+        if line.startswith("|") and not re.match(r"^\|\s*:?-{3,}", line) and not is_header:
+            rows.add(line.split("|")[1].strip().strip("`"))
+    return rows
 
 
 def test_every_parameter_is_in_the_parameter_table_and_nothing_else_is():
