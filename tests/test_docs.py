@@ -44,3 +44,19 @@ def test_every_policy_field_is_documented(kind):
     assert len(section) == 2, f"policy kind {kind} is not in docs/scenarios.md"
     for field in POLICY_KINDS[kind]:
         assert f"`{field}`" in section[1], f"{kind}.{field} is not documented"
+
+
+def test_the_worked_example_checks_as_the_docs_say(tmp_path, capsys):
+    """The tutorial's scenario file is valid and `check` prints what the docs show."""
+    import shutil
+
+    from sim.cli import main
+
+    example = SCENARIOS.split("## Worked example", 1)[1]
+    toml = re.search(r"```toml\n(.*?)```", example, flags=re.S).group(1)
+    name = re.search(r'name = "([^"]+)"', toml).group(1)
+    shutil.copy(DOCS.parent / "scenarios" / "historical.toml", tmp_path)
+    (tmp_path / f"{name}.toml").write_text(toml)
+    assert main(["check", str(tmp_path / f"{name}.toml")]) == 0
+    printed = capsys.readouterr().out.split(": ", 1)[1].strip()
+    assert printed in example
