@@ -58,7 +58,7 @@ def test_new_agents_fill_free_slots_run_by_run(model):
     assert firms.sector[0, 3] == 0 and firms.sector[0, 5] == 2 and firms.region[1, 7] == 2
 
 
-def test_without_a_catalogue_nothing_is_refused_and_entrants_mirror_the_stock(tmp_path):
+def test_without_a_catalogue_nothing_is_refused_or_diverted(tmp_path):
     text = "[run]\nend = 2016\n[policies.catalogue_2014]\nenabled = false\n[policies.catalogue_2015]\nenabled = false\n"
     ds = sim.run(sim.load_scenario(write_scenario(tmp_path, text)))
     assert float(ds.refused_registrations_cum.max()) == 0
