@@ -184,7 +184,7 @@ class Firms:
         order = np.argsort(run, kind="stable")
         run, region, sector, age = run[order], region[order], sector[order], age[order]
         within = _rank_within_run(run, per_run)
-        free_run, free_slot = np.nonzero(free)
+        _, free_slot = np.nonzero(free)  # run-major order: each run's free slots, lowest first
         first_free = np.cumsum(free.sum(axis=1)) - free.sum(axis=1)
         slot = free_slot[first_free[run] + within]
         self._tallies = None
