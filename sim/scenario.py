@@ -97,9 +97,6 @@ class Scenario:
         text = json.dumps(self.document, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def param(self, key: str) -> Any:
-        return self.parameters[key]
-
 
 def _read(path: Path) -> dict[str, Any]:
     try:
