@@ -17,6 +17,19 @@ from sim.scenario import Scenario
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
 
 
+def month_dates(time: np.ndarray) -> np.ndarray:
+    """Decimal years on the monthly grid (2020.0 = 1 Jan 2020) as datetime64 month starts."""
+    months = np.rint(np.asarray(time) * 12).astype(np.int64) - 1970 * 12
+    return months.astype("datetime64[M]").astype("datetime64[ns]")
+
+
+def with_date_index(dataset: xr.Dataset) -> xr.Dataset:
+    """Index the ``date`` coordinate so ``ds.sel(date="2020-06")`` works (NetCDF does not store indexes)."""
+    if "date" in dataset.coords and "date" not in dataset.indexes and "time" in dataset.dims:
+        return dataset.set_xindex("date")
+    return dataset
+
+
 def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr.Dataset:
     """Wrap a history in labeled arrays with units; the run axis is kept (``run`` = 0..n-1)."""
     coords = {
@@ -26,15 +39,18 @@ def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr
         "sector": ("sector", list(JOB_SECTORS)),
         "institution": ("institution", list(INSTITUTION_KINDS)),
         "seed": ("run", np.asarray(seeds, dtype=np.int32)),
+        # beside `time` (which the schema and the targets use): pandas/xarray date idioms
+        "date": ("time", month_dates(history.time), {"long_name": "first day of the month"}),
     }
     variables = {}
     for name, (units, dims, meaning) in RECORDED.items():
         variables[name] = (("time", "run", *dims), history.values[name], {"units": units, "long_name": meaning})
-    return xr.Dataset(
+    dataset = xr.Dataset(
         variables,
         coords=coords,
         attrs={"scenario": scenario.name, "config_hash": scenario.config_hash, "description": scenario.description},
     )
+    return with_date_index(dataset)
 
 
 def run_batch(

@@ -18,7 +18,6 @@ import numpy as np
 import tomli_w
 import xarray as xr
 
-from sim.plots import save_all
 from sim.results import tidy
 from sim.scenario import Scenario
 
@@ -80,7 +79,12 @@ def write_run(
         ),
     )
     started = time.perf_counter()
-    figures = [str(p.relative_to(folder)) for p in save_all(stored, folder / "plots")] if plots else []
+    if plots:
+        from sim.plots import save_all  # matplotlib only when drawing
+
+        figures = [str(p.relative_to(folder)) for p in save_all(stored, folder / "plots")]
+    else:
+        figures = []
     manifest = {
         "scenario": scenario.name,
         "scenario_file": str(scenario.path),

@@ -91,6 +91,19 @@ class Scenario:
     """The merged scenario as TOML data (``extends`` resolved): what ``scenario.toml`` holds."""
     regions: Regions = field(repr=False, default_factory=load_regions)
 
+    def __repr__(self) -> str:
+        """One line in the terminal; the parameter arrays are in ``parameters``."""
+        return (
+            f"Scenario({self.name!r}, {self.start}-{self.end}, seed {self.seed}, {self.method}, "
+            f"{len(self.policies)} policies, {len(self.parameters)} parameters, from {self.path.name!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """Notebooks: settings, description and the policies in time order."""
+        from sim.outputs.describe import scenario_html
+
+        return scenario_html(self)
+
     @property
     def config_hash(self) -> str:
         """A short hash of the resolved scenario: equal hashes mean equal inputs."""
