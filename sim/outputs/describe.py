@@ -37,7 +37,13 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+UNSET = object()
+"""A field one side does not set (the policy kind's default applies)."""
+
+
 def _show(value: Any) -> str:
+    if value is UNSET:
+        return "(default)"
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, list):
@@ -65,14 +71,14 @@ def differences(child: Scenario, parent: Scenario) -> list[str]:
         elif now:
             old, new = _flat(theirs[name]), _flat(mine[name])
             for key in sorted(set(old) | set(new)):
-                if old.get(key) != new.get(key):
-                    lines.append(f"~ policy {name}.{key}: {_show(old.get(key))} -> {_show(new.get(key))}")
+                if old.get(key, UNSET) != new.get(key, UNSET):
+                    lines.append(f"~ policy {name}.{key}: {_show(old.get(key, UNSET))} -> {_show(new.get(key, UNSET))}")
     skip = {"name", "description", "policies", "extends"}
     old = _flat({k: v for k, v in parent.document.items() if k not in skip})
     new = _flat({k: v for k, v in child.document.items() if k not in skip})
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
-            lines.append(f"~ {key}: {_show(old.get(key, 'default'))} -> {_show(new.get(key, 'default'))}")
+            lines.append(f"~ {key}: {_show(old.get(key, UNSET))} -> {_show(new.get(key, UNSET))}")
     return lines
 
 
