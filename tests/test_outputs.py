@@ -309,10 +309,11 @@ def test_list_and_diff(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_diff_shows_changed_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = short(tmp_path, "tweak", "historical.toml", "[policies.admission_control_2017]\nstrength = 2.0\n")
+    before = sim.load_scenario(SCENARIOS / "historical.toml").document["policies"]["admission_control_2017"]
+    path = short(tmp_path, "tweak", "historical.toml", "[policies.admission_control_2017]\nstrength = 9.5\n")
     assert main(["diff", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "~ policy admission_control_2017.strength: 1.5 -> 2.0" in out
+    assert f"~ policy admission_control_2017.strength: {before['strength']} -> 9.5" in out
     assert "~ run.end: 2035 -> 2020" in out
 
 

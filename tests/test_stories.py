@@ -1,7 +1,8 @@
 """The policy-story scenarios: each opens with its story and sources, runs, and moves things the way its story says.
 
 Directions are compared on medians of four seeds (the firm agents' noise in Xiong'an's jobs is of
-the size of the effects), all scenarios on the same seeds.
+the size of the effects), all scenarios on the same seeds; five batches of full runs take about a
+minute, so the directional tests are slow (CI runs them as their own step).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def test_story_file_opens_with_story_and_sources(name: str) -> None:
     assert re.search(r'^extends = "plan2021.toml"', text, flags=re.M)
 
 
+@pytest.mark.slow
 def test_xiongan_accelerated_grows_xiongan_most(runs: dict[str, xr.Dataset]) -> None:
     at = {n: runs[n].sel(region="xiongan", time=2035.0) for n in ("historical", "plan2021", "xiongan_accelerated")}
     residents = {n: median(x.population) for n, x in at.items()}
@@ -54,6 +56,7 @@ def test_xiongan_accelerated_grows_xiongan_most(runs: dict[str, xr.Dataset]) -> 
     assert moved["xiongan_accelerated"] - moved["plan2021"] == (10 - 4) + (6 - 2) + (12 - 4)
 
 
+@pytest.mark.slow
 def test_incentives_withdrawn_brings_fewer_firms_to_xiongan_and_north3(runs: dict[str, xr.Dataset]) -> None:
     """Same path to the end of 2024 (common random numbers), then fewer firms arrive over 2025-2035."""
     plan, withdrawn = runs["plan2021"], runs["incentives_withdrawn"]
@@ -68,6 +71,7 @@ def test_incentives_withdrawn_brings_fewer_firms_to_xiongan_and_north3(runs: dic
     assert (arrivals(withdrawn) < arrivals(plan)).all(), "fewer in every seed"
 
 
+@pytest.mark.slow
 def test_rail_first_disperses_nothing_by_order(runs: dict[str, xr.Dataset]) -> None:
     rail = runs["rail_first"]
     assert float(rail.dispersed_firms_cum.sum()) == 0 and float(rail.institutions_moved_cum.max()) == 0
