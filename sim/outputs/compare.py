@@ -111,7 +111,7 @@ def _panels(runs: Runs, reference: str | None) -> Figure:
                 continue
             else:
                 series = difference(output.pick(ds), output.pick(runs[reference]))
-            legend.add(name, line(ax, series, colours[name], output.scale, lw=figures.width(order)))
+            legend.add(name, line(ax, series, colours[name], output.scale, lw=figures.width(order, len(runs))))
         if reference is None and output.regions:
             draw_observed(ax, output.regions, legend, start, end)
         if reference is not None:

@@ -63,9 +63,11 @@ def span_of(runs: Runs) -> str:
     return "; ".join(sorted(spans))
 
 
-def width(order: int) -> float:
-    """Line width of the ``order``-th scenario: earlier ones wider, so identical paths still show both colours."""
-    return max(3.2 - 0.7 * order, 1.1)
+def width(order: int, count: int) -> float:
+    """Line width of the ``order``-th of ``count`` scenarios: earlier ones wider, so where paths coincide
+    each still shows as a rim of its colour around the next."""
+    step = min(0.7, 2.6 / max(count - 1, 1))
+    return 1.2 + step * (count - 1 - order)
 
 
 def line(ax: Axes, series: xr.DataArray, colour: str, scale: float = 1.0, style: str = "-", lw: float = 1.6) -> Line2D:
@@ -129,7 +131,7 @@ def _scenario_lines(ax: Axes, runs: Runs, pick, legend: Legend, scale: float, si
     colours = colours_for(runs)
     for order, (name, ds) in enumerate(runs.items()):
         colour = single_colour if single_colour and len(runs) == 1 else colours[name]
-        handle = line(ax, pick(ds), colour, scale, lw=1.6 if len(runs) == 1 else width(order))
+        handle = line(ax, pick(ds), colour, scale, lw=1.6 if len(runs) == 1 else width(order, len(runs)))
         if len(runs) == 1:  # lines take the colour of their region or sector; the entry names the model
             legend.add(f"model: {name}", Line2D([], [], color="0.35", lw=1.6))
         else:
@@ -229,7 +231,9 @@ def relocation_counters(runs: Runs) -> Figure:
         colours = colours_for(runs)
         for order, (name, ds) in enumerate(runs.items()):
             colour = SECTOR_COLOURS[sector] if single else colours[name]
-            handle = line(axes[0], ds.dispersed_firms_cum.sel(sector=sector), colour, style=style, lw=width(order))
+            handle = line(
+                axes[0], ds.dispersed_firms_cum.sel(sector=sector), colour, style=style, lw=width(order, len(runs))
+            )
             legend.add(SECTOR_NAMES[sector] if single else name, handle)
         if not single:
             kind = "solid" if style == "-" else "dashed"

@@ -109,7 +109,7 @@ def grid(fig: Figure, rows: int, cols: int, *, legend_space: float = 0.0, top: f
     """A fixed-layout grid of axes; ``legend_space`` (inches) is kept free at the bottom for a figure legend."""
     axes = fig.subplots(rows, cols, squeeze=False)
     height = fig.get_figheight()
-    bottom = adjust.get("bottom", (legend_space + 0.55) / height)
+    bottom = adjust.get("bottom", (legend_space + X_LABELS) / height)
     fig.subplots_adjust(
         left=adjust.get("left", 0.07),
         right=adjust.get("right", 0.98),
@@ -128,10 +128,17 @@ def title(fig: Figure, what: str, scenario: str | Sequence[str], note: str = "")
     fig.suptitle(f"{what}\n{label}: {names}" + (f"  ({note})" if note else ""), fontsize=11, y=0.985)
 
 
+LEGEND_ROW = 0.19  # inches per legend row at font size 8
+X_LABELS = 0.55  # inches below the lowest panels for tick labels and the x label
+
+
 def bottom_legend(fig: Figure, handles: list, labels: list[str], columns: int | None = None) -> None:
-    """One legend for the whole figure, below the panels, in the space ``grid`` kept free."""
+    """One legend for the whole figure, below the panels; the panels move up to make room for all its rows."""
     if handles:
         columns = columns or min(len(labels), 4)
+        rows = -(-len(labels) // columns)
+        needed = (X_LABELS + 0.12 + LEGEND_ROW * rows) / fig.get_figheight()
+        fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, needed))
         fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
 
 
