@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator, MultipleLocator
 
 from sim.outputs import observed
 from sim.outputs.style import (
@@ -119,6 +120,9 @@ def draw_observed(ax: Axes, regions: tuple[str, ...], legend: Legend, start: flo
 
 
 def _axes_labels(ax: Axes, ylabel: str, panel: str) -> None:
+    """Title, units and a light grid; years every five, about five y ticks (ticks are most of the drawing time)."""
+    ax.xaxis.set_major_locator(MultipleLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_title(panel, fontsize=9)
     ax.set_xlabel("year", fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
