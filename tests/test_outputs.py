@@ -135,7 +135,7 @@ def test_compare_writes_figures_table_and_report(compared: Path) -> None:
     for name in ("key_outputs", "differences", "population_by_region", "relocation_by_destination"):
         for ext in ("png", "svg"):
             assert (compared / "figures" / f"{name}.{ext}").stat().st_size > 10_000, name
-    assert not (compared / "figures" / "flow_matrix.png").exists(), "no flows in the results: no flow figure"
+    assert (compared / "figures" / "flow_matrix.png").is_file(), "the results hold migration flows"
     assert (compared / "summary.md").read_text(encoding="utf-8").count("| base |") == len(KEY_OUTPUTS)
     page = (compared / "report.html").read_text(encoding="utf-8")
     assert page.count('<img src="data:image/png;base64,') == len(list((compared / "figures").glob("*.png")))
@@ -214,14 +214,14 @@ def _boxes(fig: Figure):
     return canvas.get_renderer()
 
 
-@pytest.mark.parametrize("name", [n for n in figures.FIGURES if n != "flow_matrix"])
+@pytest.mark.parametrize("name", list(figures.FIGURES))
 @pytest.mark.parametrize("count", [1, 2, 7])
 def test_every_figure_is_labelled_and_uncluttered(name: str, count: int, two_runs: dict[str, xr.Dataset]) -> None:
     """Titles name the scenarios; no panel is empty or unlabelled; no title overlaps; legends cover nothing."""
     runs = dict(list(two_runs.items())[:count])
     if count > 2:  # many scenarios: long legends
         runs = {f"scenario_{k}": list(two_runs.values())[k % 2] for k in range(count)}
-    if name == "jobs_and_firms":
+    if name in ("jobs_and_firms", "flow_matrix"):  # one scenario's figures
         runs = dict(list(runs.items())[:1])
     fig = figures.FIGURES[name](runs)
     renderer = _boxes(fig)
@@ -230,7 +230,7 @@ def test_every_figure_is_labelled_and_uncluttered(name: str, count: int, two_run
     titles = []
     for ax in axes:
         assert ax.get_ylabel(), f"{name}: a panel without a y label"
-        assert ax.lines or ax.collections or ax.patches, f"{name}: an empty panel"
+        assert ax.lines or ax.collections or ax.patches or ax.images, f"{name}: an empty panel"
         titles.append(ax.title.get_window_extent(renderer))
     for i, first in enumerate(titles):
         for second in titles[i + 1 :]:
@@ -255,6 +255,17 @@ def test_regions_and_scenarios_keep_their_colours(two_runs: dict[str, xr.Dataset
     expected = style.scenario_colours(two_runs)
     for ax in fig.axes:
         assert [line.get_color() for line in ax.lines[:2]] == [expected["base"], expected["no_xiongan"]]
+
+
+def test_flow_matrix_sums_the_moves_and_skips_results_without_flows(two_runs: dict[str, xr.Dataset]) -> None:
+    ds = two_runs["base"]
+    fig = figures.flow_matrix({"base": ds})
+    cells = [t for t in fig.axes[0].texts]
+    moved = ds.migration.isel(time=slice(None, -1)).sum("time") / 12 / 1e4
+    expected = float(moved.sel(region="bj_central", destination="tianjin"))
+    assert any(t.get_text() == f"{expected:.1f}" for t in cells)
+    assert len(cells) == ds.sizes["region"] * (ds.sizes["region"] - 1), "every move, no diagonal"
+    assert figures.flow_matrix({"base": ds.drop_vars("migration")}) is None
 
 
 def test_region_names_come_from_the_data_file() -> None:

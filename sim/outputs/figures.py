@@ -375,27 +375,47 @@ def relocation_by_destination(runs: Runs) -> Figure:
 
 
 def flow_matrix(runs: Runs) -> Figure | None:
-    """Origin-destination matrix of moves, where the results hold flows (a variable with origin and destination)."""
+    """Moves between regions over the whole run (origin by destination), where the results hold flows.
+
+    A flow is a variable over (region, destination) or (origin, destination): a rate per year
+    (summed over the months) or a cumulative count (its last value). None when there is none.
+    """
     name, ds = next(iter(runs.items()))
-    flows = [v for v in ds.data_vars if {"origin", "destination"} <= set(ds[v].dims)]
+    flows = [v for v in ds.data_vars if {"destination"} <= set(ds[v].dims) and {"region", "origin"} & set(ds[v].dims)]
     if not flows:
         return None
     data = ds[flows[0]]
-    total = data.isel(time=-1) if str(data.attrs.get("units", "")).endswith("cum") else data.sum("time") / 12
-    for dim in [d for d in total.dims if d not in ("origin", "destination")]:
-        total = total.median(dim) if dim == "run" else total.sum(dim)
-    total = total.transpose("origin", "destination")
-    fig = figure(8.5, 7.5)
-    ax = grid(fig, 1, 1, top=0.86, left=0.3, right=0.88, bottom=0.3)[0]
-    image = ax.imshow(total.values, cmap="viridis")
+    data = data.rename({"region": "origin"}) if "region" in data.dims else data
+    units = str(data.attrs.get("units", ""))
+    if units.endswith("/year"):
+        step = float(ds.time[1] - ds.time[0])
+        total, units = data.isel(time=slice(None, -1)).sum("time") * step, units.removesuffix("/year")
+    else:
+        total = data.isel(time=-1)
+    if "run" in total.dims:
+        total = total.median("run")
+    total = total.transpose("origin", "destination") / TENK
+    start, end = float(ds.time[0]), float(ds.time[-1])
+    fig = figure(8.6, 7.0)
+    ax = grid(fig, 1, 1, top=0.89, left=0.2, right=0.95, bottom=0.19)[0]
+    values = np.where(np.eye(total.sizes["origin"], dtype=bool), np.nan, total.values)  # staying is not a move
+    image = ax.imshow(values, cmap="Blues")
+    high = np.nanmax(values)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                colour = "white" if values[i, j] > 0.6 * high else "black"
+                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=7, color=colour)
     labels = [region_name(str(r), short=True) for r in total.origin.values]
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=7)
     ax.set_xlabel("destination", fontsize=8)
     ax.set_ylabel("origin", fontsize=8)
-    colourbar = fig.colorbar(image, ax=ax, fraction=0.04)
-    colourbar.set_label(f"{flows[0]} [{data.attrs.get('units', '')}]", fontsize=8)
-    title(fig, "Flows between regions, whole run", name)
+    colourbar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+    colourbar.set_label(f"moved {start:.0f}-{end:.0f} [10,000 {units}]", fontsize=8)
+    colourbar.ax.tick_params(labelsize=7)
+    what = ds[flows[0]].attrs.get("long_name", flows[0]).split(",")[0]
+    title(fig, f"Moves between regions, {start:.0f}-{end:.0f} ({what})", name)
     return fig
 
 
