@@ -193,6 +193,24 @@ def beijing_and_plans(runs: Runs) -> Figure:
     return fig
 
 
+def _label_above(ax: Axes, time: float, low: float, high: float) -> bool:
+    """Whether a target's label fits above its error bar (``low``-``high``) without sitting on a trajectory.
+
+    Above unless a model line drawn so far passes through the label's band above and none through the band below.
+    """
+    band = 0.1 * (ax.dataLim.y1 - ax.dataLim.y0 or 1.0)
+
+    def crossed(bottom: float, top: float) -> bool:
+        for line in ax.lines:
+            x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+            near = np.abs(x - time) <= 0.6
+            if len(x) > 2 and near.any() and (y[near] >= bottom).any() and (y[near] <= top).any():
+                return True
+        return False
+
+    return not crossed(high, high + band) or crossed(low - band, low)
+
+
 def _target_marks(ax: Axes, output: str, select: dict | None, legend: Legend, scale: float = 1.0) -> None:
     """The report's figures read from ``output`` (``select`` as in calibration/targets.toml)."""
     markers = {"about": "o", "at least": "^", "nearly": "v"}
@@ -212,14 +230,15 @@ def _target_marks(ax: Axes, output: str, select: dict | None, legend: Legend, sc
                 capsize=3,
                 zorder=5,
             )
+            above = _label_above(ax, target["time"], value - error, value + error)
             ax.annotate(
                 name,
-                (target["time"], value + error),
-                xytext=(0, 3),
+                (target["time"], value + error if above else value - error),
+                xytext=(0, 3 if above else -3),
                 textcoords="offset points",
                 fontsize=7,
                 ha="center",
-                va="bottom",
+                va="bottom" if above else "top",
             )
         legend.add("report target (2021 report; ^ at least, v nearly, o about, ± tolerance)", handle)
         ax.margins(y=0.12)  # room for the target's label inside the axes
