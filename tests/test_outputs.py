@@ -158,6 +158,19 @@ def test_summary_table_holds_the_models_numbers(compared: Path, two_runs: dict[s
     assert float(xiongan["2020_minus_base"]) < 0, "without the Xiong'an incentive Xiong'an has fewer residents"
 
 
+def test_report_targets_read_the_model(two_runs: dict[str, xr.Dataset], compared: Path) -> None:
+    from sim.outputs.compare import target_rows
+
+    rows = {key: values for key, _, values in target_rows(two_runs)}
+    ds = two_runs["base"]
+    assert rows["F3"]["base"] is None, "read at 2021.0, after the end of a run to 2020"
+    assert rows["F5_2013"]["base"] == float(ds.high_end_share_new_entrants.isel(time=0))
+    assert rows["X5"]["base"] == float(ds.construction_workforce.max())
+    beijing = ds.population.sel(region=["bj_core", "bj_central", "bj_tongzhou", "bj_other"]).sum("region")
+    assert rows["F6_2017"]["base"] == pytest.approx(float(beijing.isel(time=4 * 12)))
+    assert "Against the 2021 report" in (compared / "report.html").read_text(encoding="utf-8")
+
+
 def test_summary_markdown_shows_the_differences(tmp_path: Path) -> None:
     runs = {
         n: sim.run(sim.load_scenario(short(tmp_path, n, "historical.toml", extra, end=2020)))

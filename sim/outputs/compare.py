@@ -222,6 +222,29 @@ def markdown(rows: list[Row], reference: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def target_value(ds: xr.Dataset, target: dict) -> float | None:
+    """The model's value for a report target (select, lists summed; the time or the maximum); None if out of range."""
+    values = ds[target["output"]]
+    for dim, labels in target.get("select", {}).items():
+        values = values.sel({dim: labels})
+        if isinstance(labels, list):
+            values = values.sum(dim)
+    if target["time"] == "max":
+        values = values.max("time")
+    else:
+        if not float(ds.time[0]) <= target["time"] <= float(ds.time[-1]):
+            return None
+        values = values.sel(time=target["time"], method="nearest")
+    return float(values.median("run") if "run" in values.dims else values)
+
+
+def target_rows(runs: Runs) -> list[tuple[str, dict, dict[str, float | None]]]:
+    """Each report target (calibration/targets.toml) with every scenario's value."""
+    from sim.outputs.observed import targets
+
+    return [(name, t, {n: target_value(ds, t) for n, ds in runs.items()}) for name, t in targets().items()]
+
+
 @dataclass
 class Comparison:
     """What ``compare`` made: the inputs, the table and the files written."""

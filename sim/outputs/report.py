@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sim.outputs import observed
-from sim.outputs.compare import YEARS, Comparison, compare
+from sim.outputs.compare import YEARS, Comparison, compare, target_rows
 from sim.outputs.describe import diff_against_parent, parent_path
 from sim.outputs.sources import Source
 from sim.outputs.style import scenario_colours
@@ -95,6 +95,22 @@ def _table(comparison: Comparison) -> str:
     return "<table>" + "\n".join(rows) + "</table>"
 
 
+def _targets(comparison: Comparison) -> str:
+    """The 2021 report's figures against each scenario (medians where there are several runs)."""
+    names = [s.name for s in comparison.sources]
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    rows = [f"<tr><th>target</th><th>meaning</th><th>report</th>{head}</tr>"]
+    for key, target, values in target_rows(comparison.runs):
+        when = "peak" if target["time"] == "max" else f"at {target['time']:g}"
+        report_value = f"{target['relation']} {target['value']:,.3g} ({when}, ±{target['tolerance']:.0%})"
+        cells = "".join(f'<td class="n">{"" if v is None else f"{v:,.3g}"}</td>' for v in values.values())
+        rows.append(
+            f"<tr><td>{html.escape(key)}</td><td>{html.escape(target['meaning'])}</td>"
+            f"<td>{html.escape(report_value)}</td>{cells}</tr>"
+        )
+    return "<table>" + "\n".join(rows) + "</table>"
+
+
 def _figure(name: str, png: Path) -> str:
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     caption = CAPTIONS.get(name, name)
@@ -131,6 +147,10 @@ def render(comparison: Comparison) -> str:
         "<h2>Summary table</h2>",
         "<p>Values at 1 January of each year; medians with 5-95% ranges where there are several runs.</p>",
         _table(comparison),
+        "<h2>Against the 2021 report</h2>",
+        "<p>The report's figures (<code>calibration/targets.toml</code>) and each scenario's value; "
+        "a scenario that changes the record before 2021 is not expected to meet them.</p>",
+        _targets(comparison),
         "<h2>Figures</h2>",
         *figures,
         _sources_section(),
