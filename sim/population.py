@@ -198,6 +198,12 @@ def fit_region_constants(
         )
     movers = base_rates * population
     all_movers = movers.sum(axis=(1, 2))
+    stayers = (movers.sum(axis=1) <= 0) & (net_migration_target < 0)
+    if stayers.any():
+        region = codes[int(np.argwhere(stayers)[0, 1])]
+        raise InputError(
+            source, "population.out_migration_rate", f"is 0 in {region}, whose 2014 trend needs residents to move out"
+        )
     if (p.outside_in_migration >= all_movers + surplus).any():
         raise InputError(
             source,

@@ -278,3 +278,49 @@ def test_replaying_a_runs_agent_effects_reproduces_its_stocks_exactly(to_2021):
         np.testing.assert_array_equal(replayed[name], history.values[name], err_msg=name)
     _, other = replay(replace(to_2021, end=2017), model.effects(), [{"population.jobs_weight": 5.0}])
     assert not np.array_equal(other["population"], history.values["population"])
+
+
+@pytest.fixture(scope="module")
+def recorded(to_2021):
+    from sim.model import Model
+
+    scenario = replace(to_2021, end=2019)
+    model = Model(scenario, [5], record_effects=True)
+    model.run()
+    return scenario, model.effects()
+
+
+def test_extreme_an_abrupt_doubling_of_jobs_in_one_region_draws_people_there(recorded):
+    from sim.stockflow import replay
+
+    scenario, effects = recorded
+    tongzhou = scenario.regions.index("bj_tongzhou")
+    jobs = [m.jobs.copy() for m in effects.months]
+    for month in jobs[24:]:  # from 2016
+        month[:, tongzhou] *= 2
+    doubled = replace(effects, months=tuple(replace(m, jobs=j) for m, j in zip(effects.months, jobs)))
+    _, base = replay(scenario, effects, [{}])
+    _, more = replay(scenario, doubled, [{}])
+    gain = more["population"][-1, 0] - base["population"][-1, 0]
+    assert gain[tongzhou] > 0.01 * base["population"][-1, 0, tongzhou]  # people follow the jobs
+    assert (np.delete(gain, tongzhou) <= 1e-6).all()  # drawn from elsewhere, not created
+    assert np.isfinite(more["population"]).all() and (more["population"] > 0).all()
+
+
+def test_extreme_no_births_means_fewer_residents_everywhere(recorded):
+    from sim.stockflow import replay
+
+    scenario, effects = recorded
+    regions = scenario.regions
+    barren = replace(scenario, regions=replace(regions, birth_rates=np.zeros_like(regions.birth_rates)))
+    _, base = replay(scenario, effects, [{}])
+    _, none = replay(barren, effects, [{}])
+    assert (none["population"][-1] < base["population"][-1]).all()
+    assert (none["births_cum"] == 0).all() and (none["population"] > 0).all()
+
+
+def test_extreme_no_migration_is_refused_with_a_clear_error(tmp_path):
+    """The 2014 trend cannot be met without movers: bad input, named by key, not a crash or a silent run."""
+    path = write_scenario(tmp_path, "[population]\nout_migration_rate = 0.0\n")
+    with pytest.raises(sim.InputError, match="population.out_migration_rate"):
+        sim.run(sim.load_scenario(path))
