@@ -158,12 +158,17 @@ def test_summary_table_holds_the_models_numbers(compared: Path, two_runs: dict[s
     assert float(xiongan["2020_minus_base"]) < 0, "without the Xiong'an incentive Xiong'an has fewer residents"
 
 
+def beijing_at(ds: xr.Dataset, month: int) -> float:
+    return float(ds.population.sel(region=["bj_core", "bj_central", "bj_tongzhou", "bj_other"]).sum("region")[month])
+
+
 def test_report_targets_read_the_model(two_runs: dict[str, xr.Dataset], compared: Path) -> None:
     from sim.outputs.compare import target_rows
 
     rows = {key: values for key, _, values in target_rows(two_runs)}
     ds = two_runs["base"]
     assert rows["F3"]["base"] is None, "read at 2021.0, after the end of a run to 2020"
+    assert rows["F6_change_2014"]["base"] == pytest.approx(float(beijing_at(ds, 12) - beijing_at(ds, 0)))
     assert rows["F5_2013"]["base"] == float(ds.high_end_share_new_entrants.isel(time=0))
     assert rows["X5"]["base"] == float(ds.construction_workforce.max())
     beijing = ds.population.sel(region=["bj_core", "bj_central", "bj_tongzhou", "bj_other"]).sum("region")

@@ -12,6 +12,7 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -222,27 +223,23 @@ def markdown(rows: list[Row], reference: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def target_value(ds: xr.Dataset, target: dict) -> float | None:
-    """The model's value for a report target (select, lists summed; the time or the maximum); None if out of range."""
-    values = ds[target["output"]]
-    for dim, labels in target.get("select", {}).items():
-        values = values.sel({dim: labels})
-        if isinstance(labels, list):
-            values = values.sum(dim)
-    if target["time"] == "max":
-        values = values.max("time")
-    else:
-        if not float(ds.time[0]) <= target["time"] <= float(ds.time[-1]):
-            return None
-        values = values.sel(time=target["time"], method="nearest")
-    return float(values.median("run") if "run" in values.dims else values)
+def target_rows(runs: Runs) -> list[tuple[str, Any, dict[str, float | None]]]:
+    """Each report target (calibration/targets.toml, read by sim.calibration.targets) with every scenario's
+    value (the median where there are several runs; None where the run does not reach the target's time)."""
+    from sim.calibration.targets import TARGETS, load_targets
 
-
-def target_rows(runs: Runs) -> list[tuple[str, dict, dict[str, float | None]]]:
-    """Each report target (calibration/targets.toml) with every scenario's value."""
-    from sim.outputs.observed import targets
-
-    return [(name, t, {n: target_value(ds, t) for n, ds in runs.items()}) for name, t in targets().items()]
+    if not TARGETS.is_file():
+        return []
+    rows = []
+    for name, target in load_targets().items():
+        values: dict[str, float | None] = {}
+        for scenario, ds in runs.items():
+            try:
+                values[scenario] = float(np.median(target.model_value(ds)))
+            except KeyError:  # the target's time lies outside this run
+                values[scenario] = None
+        rows.append((name, target, values))
+    return rows
 
 
 @dataclass

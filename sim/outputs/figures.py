@@ -219,7 +219,7 @@ def _target_marks(ax: Axes, output: str, select: dict | None, legend: Legend, sc
         if target["time"] == "max":
             handle = ax.axhline(value, color=OBSERVED_COLOUR, linestyle=":", lw=1.2)
         else:
-            error = value * target.get("tolerance", 0)
+            error = target["tolerance_abs"] / scale if "tolerance_abs" in target else value * target.get("tolerance", 0)
             handle = ax.errorbar(
                 target["time"],
                 value,

@@ -94,12 +94,14 @@ def plans_for(regions: tuple[str, ...]) -> list[PlanLevel]:
 
 
 def targets_for(output: str, select: dict | None = None) -> list[tuple[str, dict]]:
-    """Targets read from ``output`` with exactly this selection (None: any selection)."""
+    """Level targets read from ``output`` with exactly this selection (None: any selection)."""
     found = []
     for name, target in targets().items():
         if target.get("output") != output:
             continue
         if select is not None and target.get("select", {}) != select:
             continue
+        if "change_from" in target or "share_of" in target:
+            continue  # changes and shares are not levels of the plotted series
         found.append((name, target))
     return found

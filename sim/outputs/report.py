@@ -101,11 +101,11 @@ def _targets(comparison: Comparison) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = [f"<tr><th>target</th><th>meaning</th><th>report</th>{head}</tr>"]
     for key, target, values in target_rows(comparison.runs):
-        when = "peak" if target["time"] == "max" else f"at {target['time']:g}"
-        report_value = f"{target['relation']} {target['value']:,.3g} ({when}, ±{target['tolerance']:.0%})"
-        cells = "".join(f'<td class="n">{"" if v is None else f"{v:,.3g}"}</td>' for v in values.values())
+        when = "peak" if target.time == "max" else f"at {target.time:g}"
+        report_value = f"{target.relation} {target.value:,.4g} ({when}, ±{target.sigma:,.3g})"
+        cells = "".join(f'<td class="n">{"" if v is None else f"{v:,.4g}"}</td>' for v in values.values())
         rows.append(
-            f"<tr><td>{html.escape(key)}</td><td>{html.escape(target['meaning'])}</td>"
+            f"<tr><td>{html.escape(key)}</td><td>{html.escape(target.meaning)}</td>"
             f"<td>{html.escape(report_value)}</td>{cells}</tr>"
         )
     return "<table>" + "\n".join(rows) + "</table>"
