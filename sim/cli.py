@@ -93,7 +93,7 @@ def command_compare(args: argparse.Namespace) -> int:
     from sim.outputs.compare import compare
     from sim.outputs.report import report
 
-    made = compare(args.inputs, args.out, args.reference, args.seeds, progress=_stage)
+    made = compare(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
     if not args.no_report:
         report(made, made.folder / "report.html")
     shown = ", ".join(s.name for s in made.sources)
@@ -108,7 +108,7 @@ def command_compare(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from sim.outputs.report import report
 
-    path = report(args.inputs, args.out, args.reference, args.seeds, progress=_stage)
+    path = report(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
     print(f"report -> {path}")
     return 0
 
@@ -180,6 +180,11 @@ def _inputs(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("inputs", nargs="+", metavar="SCENARIO.toml|RUN_FOLDER")
     sub.add_argument("--reference", help="scenario the differences are taken from (default: the first)")
     sub.add_argument("--seeds", type=int, default=1, help="runs per scenario file, drawn as quantile fans")
+    sub.add_argument(
+        "--ensemble",
+        metavar="ENSEMBLE.csv",
+        help="run scenario files over a calibration ensemble's parameter sets (--seeds of them, default 20)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:

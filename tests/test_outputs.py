@@ -176,6 +176,18 @@ def test_report_targets_read_the_model(two_runs: dict[str, xr.Dataset], compared
     assert "Against the 2021 report" in (compared / "report.html").read_text(encoding="utf-8")
 
 
+def test_report_includes_the_calibration_fit_where_present(
+    two_runs: dict[str, xr.Dataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sim.outputs import observed, report
+
+    made = compare([Source(n, d, Path(n), None, "") for n, d in two_runs.items()], tmp_path / "c", formats=("png",))
+    monkeypatch.setattr(observed, "CALIBRATION", tmp_path)
+    assert "Calibration fit" not in report.render(made)
+    (tmp_path / "fit.md").write_text("| target | best |\n| F3 | 2,950 |\n", encoding="utf-8")
+    assert "| F3 | 2,950 |" in report.render(made)
+
+
 def test_summary_markdown_shows_the_differences(tmp_path: Path) -> None:
     runs = {
         n: sim.run(sim.load_scenario(short(tmp_path, n, "historical.toml", extra, end=2020)))
@@ -362,3 +374,20 @@ def test_run_manifest_lists_svg_and_png(tmp_path: Path, stories: list[Path]) -> 
     assert main(["run", str(stories[0]), "--out", str(tmp_path / "r")]) == 0
     files = json.loads((tmp_path / "r" / "manifest.json").read_text(encoding="utf-8"))["files"]
     assert sum(f.endswith(".png") for f in files) == sum(f.endswith(".svg") for f in files) == 4
+
+
+def test_fans_over_a_calibration_ensemble(tmp_path: Path) -> None:
+    from sim.outputs.sources import read_ensemble
+
+    ensemble = tmp_path / "ensemble.csv"
+    rows = [f"{i},{1.0 + 0.5 * i},{-10 - i}" for i in range(5)]
+    ensemble.write_text("sample,population.jobs_weight,log_posterior\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert [s["population.jobs_weight"] for s in read_ensemble(ensemble, 3)] == [1.0, 2.0, 3.0]
+    path = short(tmp_path, "ens", "historical.toml", end=2016)
+    made = compare([path], tmp_path / "out", seeds=3, formats=(), ensemble=ensemble)
+    (source,) = made.sources
+    assert source.dataset.sizes["run"] == 3 and "calibration ensemble" in source.span
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sample,population.no_such,log_posterior\n0,1.0,-1\n", encoding="utf-8")
+    with pytest.raises(sim.InputError, match="population.no_such"):
+        compare([path], tmp_path / "out2", formats=(), ensemble=bad)

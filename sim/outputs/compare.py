@@ -280,9 +280,14 @@ def compare(
     seeds: int = 1,
     formats: Sequence[str] = ("png", "svg"),
     progress: Callable[[str], None] | None = None,
+    ensemble: str | Path | None = None,
 ) -> Comparison:
-    """Compare scenario files, run folders or Sources; write figures and the summary table into ``out``."""
-    sources = [s for s in inputs if isinstance(s, Source)] or gather(inputs, seeds, progress)
+    """Compare scenario files, run folders or Sources; write figures and the summary table into ``out``.
+
+    ``seeds`` > 1 runs each scenario file that many times (fans over seeds); ``ensemble`` names a
+    calibration ensemble CSV whose parameter sets the runs take (fans over parameters and seeds).
+    """
+    sources = [s for s in inputs if isinstance(s, Source)] or gather(inputs, seeds, progress, ensemble)
     runs = {s.name: s.dataset for s in sources}
     reference = reference or sources[0].name
     if reference not in runs:

@@ -131,6 +131,17 @@ def _sources_section() -> str:
     )
 
 
+def _fit_section() -> str:
+    """The calibration's fit table (``calibration/fit.md``, written by calibration), where present."""
+    path = observed.CALIBRATION / "fit.md"
+    if not path.is_file():
+        return ""
+    return (
+        "<h2>Calibration fit</h2><p>From <code>calibration/fit.md</code> (each target against the best fit and "
+        f"the ensemble's 5-95% range):</p><pre>{html.escape(path.read_text(encoding='utf-8'))}</pre>"
+    )
+
+
 def render(comparison: Comparison) -> str:
     """The report of a finished comparison as one HTML string."""
     from sim import __version__
@@ -151,6 +162,7 @@ def render(comparison: Comparison) -> str:
         "<p>The report's figures (<code>calibration/targets.toml</code>) and each scenario's value; "
         "a scenario that changes the record before 2021 is not expected to meet them.</p>",
         _targets(comparison),
+        _fit_section(),
         "<h2>Figures</h2>",
         *figures,
         _sources_section(),
@@ -171,6 +183,7 @@ def report(
     reference: str | None = None,
     seeds: int = 1,
     progress: Callable[[str], None] | None = None,
+    ensemble: str | Path | None = None,
 ) -> Path:
     """Write the HTML report of a comparison (made here from ``inputs`` unless one is given)."""
     out = Path(out)
@@ -179,7 +192,7 @@ def report(
         text = render(inputs)
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            made = compare(inputs, scratch, reference, seeds, formats=("png",), progress=progress)
+            made = compare(inputs, scratch, reference, seeds, formats=("png",), progress=progress, ensemble=ensemble)
             text = render(made)
     partial = out.with_name(out.name + ".partial")
     partial.write_text(text, encoding="utf-8")

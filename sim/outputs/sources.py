@@ -7,11 +7,13 @@ read from its ``results.nc``.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from sim.errors import InputError
@@ -66,21 +68,69 @@ def _from_folder(folder: Path) -> Source:
     return Source(dataset.attrs.get("scenario", folder.name), dataset, folder, scenario_file, _span(dataset))
 
 
-def _from_scenario(scenario: Scenario, seeds: int, progress: Callable[[str], None] | None) -> Source:
+def read_ensemble(path: str | Path, members: int) -> list[dict[str, float]]:
+    """``members`` parameter sets spread evenly over a calibration ensemble (calibration/ensemble.csv).
+
+    Columns other than ``sample`` and ``log_posterior`` are parameter addresses ('group.name').
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise InputError(path, "", f"cannot read the ensemble: {error.strerror or error}") from None
+    if not rows:
+        raise InputError(path, "", "expected a header and at least one parameter set")
+    picked = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, min(members, len(rows))).round()]
+    sets = []
+    for number, row in enumerate(picked):
+        values = {}
+        for key, text in row.items():
+            if key in ("sample", "log_posterior"):
+                continue
+            try:
+                values[key] = float(text)
+            except (TypeError, ValueError):
+                raise InputError(path, f"row {number + 1}: {key}", f"expected a number, got {text!r}") from None
+        sets.append(values)
+    return sets
+
+
+def _from_scenario(
+    scenario: Scenario, seeds: int, progress: Callable[[str], None] | None, ensemble: Path | None = None
+) -> Source:
+    overrides = read_ensemble(ensemble, seeds if seeds > 1 else 20) if ensemble is not None else None
+    count = len(overrides) if overrides is not None else seeds
     if progress:
-        progress(f"running {scenario.name} ({seeds} seed{'s' if seeds > 1 else ''})")
-    numbers = [scenario.seed + i for i in range(seeds)]
-    dataset = run_batch(scenario, numbers)
+        progress(f"running {scenario.name} ({count} run{'s' if count > 1 else ''})")
+    numbers = [scenario.seed + i for i in range(count)]
+    for override in overrides or []:
+        unknown = [key for key in override if key not in scenario.parameters]
+        if unknown:
+            raise InputError(ensemble, unknown[0], "not a model parameter of the scenario ('group.name' expected)")
+    dataset = run_batch(scenario, numbers, overrides)
     dataset.attrs.pop("events", None)
-    if seeds == 1:
+    if count == 1:
         dataset = dataset.isel(run=0)
+    elif overrides is not None:
+        dataset.attrs["runs_span"] = f"{count} members of the calibration ensemble {Path(ensemble).name}, one seed each"
     else:
-        dataset.attrs["runs_span"] = f"{seeds} seeds ({numbers[0]}-{numbers[-1]})"
+        dataset.attrs["runs_span"] = f"{count} seeds ({numbers[0]}-{numbers[-1]})"
     return Source(scenario.name, dataset, scenario.path, scenario.path, _span(dataset))
 
 
-def gather(inputs: Sequence[str | Path], seeds: int = 1, progress: Callable[[str], None] | None = None) -> list[Source]:
-    """Every input as a Source; scenario files are all validated before any is run."""
+def gather(
+    inputs: Sequence[str | Path],
+    seeds: int = 1,
+    progress: Callable[[str], None] | None = None,
+    ensemble: str | Path | None = None,
+) -> list[Source]:
+    """Every input as a Source; scenario files are all validated before any is run.
+
+    ``seeds`` > 1 runs each scenario file with that many seeds; with ``ensemble`` (a calibration
+    ensemble CSV) each run takes one of ``seeds`` (default 20) parameter sets spread over it.
+    """
+    ensemble = Path(ensemble) if ensemble is not None else None
     if seeds < 1:
         raise InputError("--seeds", "", f"expected a positive number of seeds, got {seeds}")
     kinds: list[Path | Scenario] = []
@@ -89,7 +139,10 @@ def gather(inputs: Sequence[str | Path], seeds: int = 1, progress: Callable[[str
         kinds.append(path if path.is_dir() else load_scenario(path))
     sources = []
     for kind in kinds:
-        sources.append(_from_folder(kind) if isinstance(kind, Path) else _from_scenario(kind, seeds, progress))
+        if isinstance(kind, Path):
+            sources.append(_from_folder(kind))
+        else:
+            sources.append(_from_scenario(kind, seeds, progress, ensemble))
     seen: dict[str, int] = {}
     for source in sources:  # two runs of one scenario stay apart: historical, historical-2
         seen[source.name] = seen.get(source.name, 0) + 1
