@@ -95,6 +95,13 @@ def _table(comparison: Comparison) -> str:
     return "<table>" + "\n".join(rows) + "</table>"
 
 
+def _readable(value: float) -> str:
+    """Whole numbers with separators from 100 up, one decimal from 10, three significant digits below."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
 def _targets(comparison: Comparison) -> str:
     """The 2021 report's figures against each scenario (medians where there are several runs)."""
     names = [s.name for s in comparison.sources]
@@ -102,8 +109,8 @@ def _targets(comparison: Comparison) -> str:
     rows = [f"<tr><th>target</th><th>meaning</th><th>report</th>{head}</tr>"]
     for key, target, values in target_rows(comparison.runs):
         when = "peak" if target.time == "max" else f"at {target.time:g}"
-        report_value = f"{target.relation} {target.value:,.4g} ({when}, ±{target.sigma:,.3g})"
-        cells = "".join(f'<td class="n">{"" if v is None else f"{v:,.4g}"}</td>' for v in values.values())
+        report_value = f"{target.relation} {_readable(target.value)} ({when}, ±{_readable(target.sigma)})"
+        cells = "".join(f'<td class="n">{"" if v is None else _readable(v)}</td>' for v in values.values())
         rows.append(
             f"<tr><td>{html.escape(key)}</td><td>{html.escape(target.meaning)}</td>"
             f"<td>{html.escape(report_value)}</td>{cells}</tr>"
