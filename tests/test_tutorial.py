@@ -64,3 +64,13 @@ def test_the_tutorial_end_to_end(workspace: Path, monkeypatch: pytest.MonkeyPatc
     moved = {s: float(rows["institutions_moved", s]["2035"]) for s in ("historical", "plan2021", "my_hospitals")}
     assert moved["my_hospitals"] - moved["plan2021"] == 6
     assert moved["plan2021"] > moved["historical"]
+
+
+def test_every_readme_command_parses() -> None:
+    """The README's everyday commands are real commands with real options."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [line.split("python -m sim ", 1)[1] for line in readme.splitlines() if "python -m sim " in line]
+    assert any(c.startswith("compare") for c in commands) and any(c.startswith("export") for c in commands)
+    for command in commands:
+        words = shlex.split(command.split("#", 1)[0].replace("scenarios/*.toml", "scenarios/historical.toml"))
+        assert callable(parser().parse_args(words).handler), command
