@@ -7,7 +7,6 @@ directions are in tests/test_stories.py and the browser check of the report in t
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -368,12 +367,6 @@ def test_version_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "sim compare" in capsys.readouterr().out
-
-
-def test_run_manifest_lists_svg_and_png(tmp_path: Path, stories: list[Path]) -> None:
-    assert main(["run", str(stories[0]), "--out", str(tmp_path / "r")]) == 0
-    files = json.loads((tmp_path / "r" / "manifest.json").read_text(encoding="utf-8"))["files"]
-    assert sum(f.endswith(".png") for f in files) == sum(f.endswith(".svg") for f in files) == 4
 
 
 def test_fans_over_a_calibration_ensemble(tmp_path: Path) -> None:
