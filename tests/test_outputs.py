@@ -180,7 +180,7 @@ def test_report_includes_the_calibration_fit_where_present(
 ) -> None:
     from sim.outputs import observed, report
 
-    made = compare([Source(n, d, Path(n), None, "") for n, d in two_runs.items()], tmp_path / "c", formats=("png",))
+    made = compare([Source(n, d, Path(n), None, "") for n, d in two_runs.items()], tmp_path / "c", formats=())
     monkeypatch.setattr(observed, "CALIBRATION", tmp_path)
     assert "Calibration fit" not in report.render(made)
     (tmp_path / "fit.md").write_text("| target | best |\n| F3 | 2,950 |\n", encoding="utf-8")
@@ -220,10 +220,15 @@ def test_difference_is_run_by_run_with_common_seeds() -> None:
     np.testing.assert_allclose(difference(a, b.isel(run=0)).values, a.values - b.isel(run=0).values[:, None])
 
 
-def test_unknown_reference_exits_2(stories: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", str(stories[0]), "--reference", "nope", "--out", str(tmp_path)]) == 2
+def test_unknown_reference_exits_2_before_running(
+    stories: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sim.outputs import sources
+
+    monkeypatch.setattr(sources, "run_batch", lambda *args: pytest.fail("ran a scenario before checking --reference"))
+    assert main(["compare", str(stories[0]), str(stories[0]), "--reference", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "nope" in err and "base" in err and "Traceback" not in err
+    assert "nope" in err and "base, base-2" in err and "Traceback" not in err
 
 
 def test_a_folder_that_is_not_a_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

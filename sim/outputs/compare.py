@@ -287,15 +287,22 @@ def compare(
     ``seeds`` > 1 runs each scenario file that many times (fans over seeds); ``ensemble`` names a
     calibration ensemble CSV whose parameter sets the runs take (fans over parameters and seeds).
     """
-    sources = [s for s in inputs if isinstance(s, Source)] or gather(inputs, seeds, progress, ensemble)
+
+    def check_reference(names: list[str]) -> None:  # before any run: a typo costs no run time
+        if reference is not None and reference not in names:
+            raise InputError("--reference", "", f"unknown scenario {reference!r}; expected one of {', '.join(names)}")
+
+    sources = [s for s in inputs if isinstance(s, Source)]
+    if sources:
+        check_reference([s.name for s in sources])
+    else:
+        sources = gather(inputs, seeds, progress, ensemble, check_reference)
     runs = {s.name: s.dataset for s in sources}
     reference = reference or sources[0].name
-    if reference not in runs:
-        raise InputError("--reference", "", f"unknown scenario {reference!r}; expected one of {', '.join(runs)}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {}
-    for name, draw in COMPARE_FIGURES.items():
+    for name, draw in COMPARE_FIGURES.items() if formats else ():  # no formats: the table only
         if progress:
             progress(f"drawing {name}")
         fig = draw(runs, reference)

@@ -124,28 +124,31 @@ def gather(
     seeds: int = 1,
     progress: Callable[[str], None] | None = None,
     ensemble: str | Path | None = None,
+    check_names: Callable[[list[str]], None] | None = None,
 ) -> list[Source]:
-    """Every input as a Source; scenario files are all validated before any is run.
+    """Every input as a Source; all inputs are read and validated, and ``check_names`` sees the
+    scenario names, before any scenario is run.
 
     ``seeds`` > 1 runs each scenario file with that many seeds; with ``ensemble`` (a calibration
     ensemble CSV) each run takes one of ``seeds`` (default 20) parameter sets spread over it.
+    Two inputs of one scenario stay apart as NAME and NAME-2.
     """
     ensemble = Path(ensemble) if ensemble is not None else None
     if seeds < 1:
         raise InputError("--seeds", "", f"expected a positive number of seeds, got {seeds}")
-    kinds: list[Path | Scenario] = []
+    loaded: list[Source | Scenario] = []
     for item in inputs:
         path = Path(item)
-        kinds.append(path if path.is_dir() else load_scenario(path))
+        loaded.append(_from_folder(path) if path.is_dir() else load_scenario(path))
+    names, seen = [], {}
+    for item in loaded:
+        seen[item.name] = seen.get(item.name, 0) + 1
+        names.append(item.name if seen[item.name] == 1 else f"{item.name}-{seen[item.name]}")
+    if check_names is not None:
+        check_names(names)
     sources = []
-    for kind in kinds:
-        if isinstance(kind, Path):
-            sources.append(_from_folder(kind))
-        else:
-            sources.append(_from_scenario(kind, seeds, progress, ensemble))
-    seen: dict[str, int] = {}
-    for source in sources:  # two runs of one scenario stay apart: historical, historical-2
-        seen[source.name] = seen.get(source.name, 0) + 1
-        if seen[source.name] > 1:
-            source.name = f"{source.name}-{seen[source.name]}"
+    for name, item in zip(names, loaded):
+        source = item if isinstance(item, Source) else _from_scenario(item, seeds, progress, ensemble)
+        source.name = name
+        sources.append(source)
     return sources
