@@ -12,3 +12,14 @@ class InputError(Exception):
         self.path, self.key, self.message = str(path), key, message
         location = f"{self.path}: {key}: " if key else f"{self.path}: "
         super().__init__(location + message)
+
+
+class StateError(Exception):
+    """A run reached a negative or non-finite stock: a model failure, not a result (the CLI exits 1).
+
+    ``record`` holds the details (run, seed, time, variable, region, value, parameters).
+    """
+
+    def __init__(self, message: str, record: dict) -> None:
+        self.record = record
+        super().__init__(message)

@@ -1,0 +1,190 @@
+"""Checked states: no run reports a negative or non-finite stock as if it were a result.
+
+After every month the model's stocks (every array of ``Model.state``: population, housing,
+housing in construction, local services, households following, cumulative flows) and the
+agents' tallies (firms, jobs) are checked. A value that is not finite, or negative beyond
+round-off, is a failure of that run: a single run stops with a ``StateError`` that names the
+variable, region, time and the parameters most likely responsible; in a batch the run is
+masked (NaN from the failing month on, its stocks held at the last good month so the
+others finish) and reported in ``StateCheck.failures``.
+
+"Most likely responsible": among the parameters that drive the failing variable, those
+furthest from their default as a share of their allowed range (a failure at allowed values
+is a model problem to report; the ranking points at where to look).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from sim.errors import StateError
+
+ROUND_OFF = 1e-9  # relative: a stock below -ROUND_OFF * its run's largest value is negative
+
+_POPULATION = (
+    "population.jobs_weight",
+    "population.housing_weight",
+    "population.services_weight",
+    "population.travel_time_weight",
+    "population.crowding_push",
+    "population.out_migration_rate",
+    "population.outside_in_migration",
+    "firms.entry_rate",
+    "firms.exit_rate",
+    "firms.young_exit_boost",
+)
+_HOUSING = (
+    "housing.target_occupancy",
+    "housing.adjustment_time",
+    "housing.construction_time",
+    "housing.max_build_rate",
+)
+_FIRMS = ("firms.entry_rate", "firms.exit_rate", "firms.young_exit_boost", "firms.high_end_entry_growth")
+_FOLLOW = ("institutions.follow_time", "institutions.household_follow_share", "institutions.household_size")
+SUSPECTS: dict[str, tuple[str, ...]] = {
+    "population": _POPULATION,
+    "housing": (*_HOUSING, *_POPULATION),
+    "housing_in_construction": (*_HOUSING, *_POPULATION),
+    "local_services": ("services.adjustment_time", *_POPULATION),
+    "households_following": _FOLLOW,
+    "firms": _FIRMS,
+    "jobs": _FIRMS,
+}
+"""Variable -> the parameters that drive it (others: the population parameters)."""
+
+
+def _parameter_table() -> dict[str, dict[str, Any]]:
+    from sim.scenario import PARAMETERS
+
+    return {f"{group}.{name}": spec for group, table in PARAMETERS.items() for name, spec in table.items()}
+
+
+def suspects(variable: str, parameters: Mapping[str, np.ndarray], run: int, top: int = 3) -> list[dict[str, Any]]:
+    """The parameters of ``variable`` furthest from their defaults in ``run`` (value, default, range)."""
+    table = _parameter_table()
+    found = []
+    for key in SUSPECTS.get(variable, _POPULATION):
+        if key not in parameters or key not in table:
+            continue
+        spec = table[key]
+        low, high = spec["range"]
+        value = np.atleast_1d(np.asarray(parameters[key][run], float))
+        default = spec["value"]
+        base = np.array(list(default.values()), float) if isinstance(default, dict) else np.full(value.shape, default)
+        if base.shape != value.shape:
+            base = np.full(value.shape, float(np.mean(base)))
+        distance = np.abs(value - base) / max(high - low, 1e-12)
+        at = int(np.argmax(distance))
+        if distance[at] > 0:
+            found.append(
+                {
+                    "parameter": key,
+                    "value": float(value[at]) if value.size > 1 else float(value[0]),
+                    "default": float(base[at]),
+                    "range": [low, high],
+                    "distance": float(distance[at]),
+                }
+            )
+    found.sort(key=lambda item: -item["distance"])
+    return found[:top]
+
+
+def _describe(found: list[dict[str, Any]]) -> str:
+    if not found:
+        return "all of its parameters are at their defaults"
+    return ", ".join(
+        f"{s['parameter']} = {s['value']:g} (default {s['default']:g}, range {s['range'][0]:g} to {s['range'][1]:g})"
+        for s in found
+    )
+
+
+class StateCheck:
+    """Checks a model's states month by month; ``mode`` 'raise' (one run) or 'mask' (a batch)."""
+
+    def __init__(self, model: Any, mode: str = "raise") -> None:
+        if mode not in ("raise", "mask"):
+            raise ValueError(f"mode must be 'raise' or 'mask', got {mode!r}")
+        self.model, self.mode = model, mode
+        self.failed = np.zeros(model.runs, bool)
+        self.failed_at: dict[int, int] = {}  # run -> index of the first bad recorded month
+        self.failures: list[dict[str, Any]] = []
+        self._look(0)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        m = self.model
+        arrays = dict(m.state)
+        arrays["firms"], arrays["jobs"] = m.firms.counts(), m.firms.jobs()
+        if getattr(m, "built_services", None) is not None:
+            arrays["built_services"] = m.built_services
+        return arrays
+
+    def _look(self, month: int) -> np.ndarray:
+        """Find runs with a bad value now; record (or raise) each new one; return the bad runs."""
+        bad_runs = np.zeros(self.model.runs, bool)
+        for name, array in self._arrays().items():
+            values = np.asarray(array, float).reshape(array.shape[0], -1)
+            scale = np.nanmax(np.where(np.isfinite(values), np.abs(values), 0.0), axis=1, initial=1.0)
+            bad = ~np.isfinite(values) | (values < -ROUND_OFF * scale[:, None])
+            for run in np.flatnonzero(bad.any(axis=1) & ~self.failed & ~bad_runs):
+                bad_runs[run] = True
+                self._fail(name, array, run, int(np.flatnonzero(bad[run])[0]), month)
+        return bad_runs
+
+    def _fail(self, name: str, array: np.ndarray, run: int, flat: int, month: int) -> None:
+        m = self.model
+        index = np.unravel_index(flat, array.shape[1:])
+        value = float(np.asarray(array)[(run, *index)])
+        where = ""
+        if index and array.ndim >= 2 and array.shape[1] == len(m.regions):
+            where = f" in {m.regions.codes[index[0]]}"
+            if name == "households_following" and len(index) >= 2:
+                where = f" from {m.regions.codes[index[0]]} to {m.regions.codes[index[1]]}"
+        time = m.scenario.start + month / 12
+        seed = m.streams.seeds[run]
+        found = suspects(name, getattr(m, "parameters", {}), run)
+        what = "not finite" if not np.isfinite(value) else "negative"
+        message = (
+            f"{name}{where} is {what} ({value:.4g}) at {time:.2f} (run {run}, seed {seed}, {m.scenario.method}); "
+            f"parameters most likely responsible: {_describe(found)}"
+        )
+        record = {
+            "run": int(run),
+            "seed": int(seed),
+            "time": round(time, 6),
+            "variable": name,
+            "region": where.strip(),
+            "value": repr(value),
+            "error": message,
+            "parameters": {s["parameter"]: s["value"] for s in found},
+        }
+        if self.mode == "raise":
+            raise StateError(message, record)
+        self.failures.append(record)
+        self.failed[run] = True
+        self.failed_at[int(run)] = month
+
+    def step(self, month: int) -> None:
+        """The model's month ``month``, then the check; failed runs keep their last good stocks."""
+        m = self.model
+        saved = {key: np.array(value, copy=True) for key, value in m.state.items()}
+        m.step(month)
+        self._look(month + 1)
+        if self.failed.any():
+            for key, value in m.state.items():
+                mask = self.failed.reshape(-1, *([1] * (np.ndim(value) - 1)))
+                m.state[key] = np.where(mask, saved[key], value)
+
+    def finish(self, history: Any) -> Any:
+        """Mask failed runs in the recorded history: NaN from their first bad month on."""
+        for run, month in self.failed_at.items():
+            for values in history.values.values():
+                values[month:, run] = np.nan
+        return history
+
+    def attributes(self) -> dict[str, str]:
+        """Dataset attributes: ``failures`` as JSON (a list of records, [] when every run passed)."""
+        return {"failures": json.dumps(self.failures, allow_nan=False)}
