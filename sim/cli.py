@@ -51,10 +51,12 @@ def _folders(args: argparse.Namespace, names: list[str]) -> list[Path]:
 
 
 def command_check(args: argparse.Namespace) -> int:
+    from sim.model import Model
     from sim.scenario import load_scenario
 
     for path in args.scenarios:
         scenario = load_scenario(path)
+        Model(scenario, [scenario.seed])  # what only the model's set-up sees (region constants, workforce)
         print(f"{path}: ok ({scenario.name}, {scenario.start}-{scenario.end}, {len(scenario.policies)} policies)")
     return 0
 

@@ -128,16 +128,18 @@ def _read(path: Path) -> dict[str, Any]:
         raise InputError(path, "", "expected a TOML file, got a directory") from None
     except OSError as error:
         raise InputError(path, "", f"cannot read the file: {error.strerror or error}") from None
-    with os.fdopen(handle, "rb") as stream:
-        try:
-            info = os.fstat(handle)
-            if stat.S_ISDIR(info.st_mode):
-                raise InputError(path, "", "expected a TOML file, got a directory")
-            if not stat.S_ISREG(info.st_mode):
-                raise InputError(path, "", "expected a TOML file, got a special file (a pipe, device or socket)")
+    try:
+        info = os.fstat(handle)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(path, "", "expected a TOML file, got a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(path, "", "expected a TOML file, got a special file (a pipe, device or socket)")
+        with os.fdopen(os.dup(handle), "rb") as stream:
             data = stream.read(MAX_FILE_BYTES + 1)
-        except OSError as error:
-            raise InputError(path, "", f"cannot read the file: {error.strerror or error}") from None
+    except OSError as error:
+        raise InputError(path, "", f"cannot read the file: {error.strerror or error}") from None
+    finally:
+        os.close(handle)
     if len(data) > MAX_FILE_BYTES:
         raise InputError(path, "", f"file too large for a scenario (more than {MAX_FILE_BYTES:,} bytes)")
     try:
