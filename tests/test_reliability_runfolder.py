@@ -286,6 +286,15 @@ def test_the_readme_command_works_twice(tmp_path: Path, monkeypatch) -> None:
     assert leftovers(tmp_path / "runs") == []
 
 
+def test_two_scenarios_of_one_name_cannot_share_a_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    first = short(tmp_path)
+    (tmp_path / "copy").mkdir()
+    second = short(tmp_path / "copy")
+    refuse_running(monkeypatch)
+    assert main(["run", str(first), str(second), "--out", str(tmp_path / "runs")]) == 2
+    assert "same name" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
 def test_force_never_replaces_a_folder_that_is_not_a_run(tmp_path: Path, capsys) -> None:
     scenario = short(tmp_path)
     notes = tmp_path / "notes"
