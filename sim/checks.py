@@ -1,6 +1,6 @@
 """Checked states: no run reports a negative or non-finite stock as if it were a result.
 
-After every month the model's stocks (every array of ``Model.state``: population, housing,
+After every month the model's stocks (every array of its stock-and-flow state: population, housing,
 housing in construction, local services, households following, cumulative flows) and the
 agents' tallies (firms, jobs) are checked. A value that is not finite, or negative beyond
 round-off, is a failure of that run: a single run stops with a ``StateError`` that names the
@@ -22,35 +22,23 @@ from typing import Any
 import numpy as np
 
 from sim.errors import StateError
+from sim.scenario import PARAMETERS
 
 ROUND_OFF = 1e-9  # relative: a stock below -ROUND_OFF * its run's largest value is negative
 
-_POPULATION = (
-    "population.jobs_weight",
-    "population.housing_weight",
-    "population.services_weight",
-    "population.travel_time_weight",
-    "population.crowding_push",
-    "population.out_migration_rate",
-    "population.outside_in_migration",
-    "firms.entry_rate",
-    "firms.exit_rate",
-    "firms.young_exit_boost",
-)
-_HOUSING = (
-    "housing.target_occupancy",
-    "housing.adjustment_time",
-    "housing.construction_time",
-    "housing.max_build_rate",
-)
+
+def _group(*groups: str) -> tuple[str, ...]:
+    return tuple(f"{group}.{name}" for group in groups for name in PARAMETERS.get(group, {}))
+
+
 _FIRMS = ("firms.entry_rate", "firms.exit_rate", "firms.young_exit_boost", "firms.high_end_entry_growth")
-_FOLLOW = ("institutions.follow_time", "institutions.household_follow_share", "institutions.household_size")
+_POPULATION = (*_group("population"), *_FIRMS[:3])  # jobs come from the firms
 SUSPECTS: dict[str, tuple[str, ...]] = {
     "population": _POPULATION,
-    "housing": (*_HOUSING, *_POPULATION),
-    "housing_in_construction": (*_HOUSING, *_POPULATION),
-    "local_services": ("services.adjustment_time", *_POPULATION),
-    "households_following": _FOLLOW,
+    "housing": (*_group("housing"), *_POPULATION),
+    "housing_in_construction": (*_group("housing"), *_POPULATION),
+    "local_services": (*_group("services"), *_POPULATION),
+    "households_following": _group("institutions"),
     "firms": _FIRMS,
     "jobs": _FIRMS,
 }
@@ -58,8 +46,6 @@ SUSPECTS: dict[str, tuple[str, ...]] = {
 
 
 def _parameter_table() -> dict[str, dict[str, Any]]:
-    from sim.scenario import PARAMETERS
-
     return {f"{group}.{name}": spec for group, table in PARAMETERS.items() for name, spec in table.items()}
 
 
@@ -114,9 +100,13 @@ class StateCheck:
         self.failures: list[dict[str, Any]] = []
         self._look(0)
 
+    def _stocks(self) -> Any:
+        """What holds the stocks: the stock-and-flow part of the model (or the model itself)."""
+        return getattr(self.model, "stockflow", self.model)
+
     def _arrays(self) -> dict[str, np.ndarray]:
         m = self.model
-        arrays = dict(m.state)
+        arrays = dict(self._stocks().state)
         arrays["firms"], arrays["jobs"] = m.firms.counts(), m.firms.jobs()
         if getattr(m, "built_services", None) is not None:
             arrays["built_services"] = m.built_services
@@ -138,11 +128,9 @@ class StateCheck:
         m = self.model
         index = np.unravel_index(flat, array.shape[1:])
         value = float(np.asarray(array)[(run, *index)])
-        where = ""
-        if index and array.ndim >= 2 and array.shape[1] == len(m.regions):
-            where = f" in {m.regions.codes[index[0]]}"
-            if name == "households_following" and len(index) >= 2:
-                where = f" from {m.regions.codes[index[0]]} to {m.regions.codes[index[1]]}"
+        codes = m.regions.codes
+        places = [codes[i] for i, size in zip(index, array.shape[1:]) if size == len(codes)]
+        where = f" in {places[0]}" if len(places) == 1 else f" from {places[0]} to {places[1]}" if places else ""
         time = m.scenario.start + month / 12
         seed = m.streams.seeds[run]
         found = suspects(name, getattr(m, "parameters", {}), run)
@@ -169,14 +157,14 @@ class StateCheck:
 
     def step(self, month: int) -> None:
         """The model's month ``month``, then the check; failed runs keep their last good stocks."""
-        m = self.model
-        saved = {key: np.array(value, copy=True) for key, value in m.state.items()}
-        m.step(month)
+        holder = self._stocks()
+        saved = {key: np.array(value, copy=True) for key, value in holder.state.items()}
+        self.model.step(month)
         self._look(month + 1)
         if self.failed.any():
-            for key, value in m.state.items():
+            for key, value in holder.state.items():
                 mask = self.failed.reshape(-1, *([1] * (np.ndim(value) - 1)))
-                m.state[key] = np.where(mask, saved[key], value)
+                holder.state[key] = np.where(mask, saved[key], value)
 
     def finish(self, history: Any) -> Any:
         """Mask failed runs in the recorded history: NaN from their first bad month on."""

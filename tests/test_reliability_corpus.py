@@ -87,12 +87,20 @@ SAMPLE_POLICY = {
     "incentive": "xiongan_founded",
     "institution_move": "subcenter_first_batch",
     "construction": "xiongan_major_projects",
+    "demolition": "clean_up_campaign",
+}
+NEW_POLICY = {  # kinds the historical scenario does not use: a valid new policy to spoil one field of
+    "land_release": 'kind = "land_release"\ndate = 2020-01-01\nhousing_build_rate = 0.05\nregions = ["bj_other"]\n',
+    "housing_cap": 'kind = "housing_cap"\ndate = 2020-01-01\nregion = "bj_core"\npopulation = 1e6\n',
 }
 for kind, fields in POLICY_KINDS.items():
-    policy = SAMPLE_POLICY[kind]
+    policy = SAMPLE_POLICY.get(kind, f"new_{kind}")
     for name, spec in fields.items():
         for value in WRONG[spec.type][:2]:
-            CORPUS[f"{policy}.{name} = {value}"] = over(f"[policies.{policy}]\n{name} = {value}\n")
+            valid = "".join(
+                line + "\n" for line in NEW_POLICY.get(kind, "").splitlines() if line.split(" =")[0] != name
+            )
+            CORPUS[f"{policy}.{name} = {value}"] = over(f"[policies.{policy}]\n{valid}{name} = {value}\n")
     CORPUS[f"{policy}: unknown field"] = over(f"[policies.{policy}]\nspeed = 3\n")
     CORPUS[f"{policy}: kind changed"] = over(
         f'[policies.{policy}]\nkind = "{"rail" if kind != "rail" else "catalogue"}"\n'
