@@ -16,7 +16,7 @@ is a model problem to report; the ranking points at where to look).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,12 +89,26 @@ def _describe(found: list[dict[str, Any]]) -> str:
 
 
 class StateCheck:
-    """Checks a model's states month by month; ``mode`` 'raise' (one run) or 'mask' (a batch)."""
+    """Checks a model's states month by month; ``mode`` 'raise' (one run) or 'mask' (a batch).
 
-    def __init__(self, model: Any, mode: str = "raise") -> None:
+    ``model`` is the coupled ``Model`` or a bare ``StockFlow`` (a replay of recorded agent
+    effects): anything with ``state``, ``scenario``, ``regions`` and ``runs``; firms, seeds
+    and per-run parameters are used where it has them (or given here).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        mode: str = "raise",
+        seeds: Sequence[int] | None = None,
+        parameters: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         if mode not in ("raise", "mask"):
             raise ValueError(f"mode must be 'raise' or 'mask', got {mode!r}")
         self.model, self.mode = model, mode
+        streams = getattr(model, "streams", None)
+        self.seeds = list(seeds if seeds is not None else streams.seeds if streams is not None else [])
+        self.parameters = parameters if parameters is not None else getattr(model, "parameters", {})
         self.failed = np.zeros(model.runs, bool)
         self.failed_at: dict[int, int] = {}  # run -> index of the first bad recorded month
         self.failures: list[dict[str, Any]] = []
@@ -107,7 +121,8 @@ class StateCheck:
     def _arrays(self) -> dict[str, np.ndarray]:
         m = self.model
         arrays = dict(self._stocks().state)
-        arrays["firms"], arrays["jobs"] = m.firms.counts(), m.firms.jobs()
+        if getattr(m, "firms", None) is not None:
+            arrays["firms"], arrays["jobs"] = m.firms.counts(), m.firms.jobs()
         if getattr(m, "built_services", None) is not None:
             arrays["built_services"] = m.built_services
         return arrays
@@ -132,8 +147,8 @@ class StateCheck:
         places = [codes[i] for i, size in zip(index, array.shape[1:]) if size == len(codes)]
         where = f" in {places[0]}" if len(places) == 1 else f" from {places[0]} to {places[1]}" if places else ""
         time = m.scenario.start + month / 12
-        seed = m.streams.seeds[run]
-        found = suspects(name, getattr(m, "parameters", {}), run)
+        seed = self.seeds[run] if run < len(self.seeds) else None
+        found = suspects(name, self.parameters, run)
         what = "not finite" if not np.isfinite(value) else "negative"
         message = (
             f"{name}{where} is {what} ({value:.4g}) at {time:.2f} (run {run}, seed {seed}, {m.scenario.method}); "
@@ -141,7 +156,7 @@ class StateCheck:
         )
         record = {
             "run": int(run),
-            "seed": int(seed),
+            "seed": None if seed is None else int(seed),
             "time": round(time, 6),
             "variable": name,
             "region": where.strip(),
@@ -155,11 +170,14 @@ class StateCheck:
         self.failed[run] = True
         self.failed_at[int(run)] = month
 
-    def step(self, month: int) -> None:
-        """The model's month ``month``, then the check; failed runs keep their last good stocks."""
+    def step(self, month: int, advance: Callable[[], None] | None = None) -> None:
+        """Month ``month`` (``model.step`` or ``advance()``), then the check; failed runs keep their last stocks."""
         holder = self._stocks()
         saved = {key: np.array(value, copy=True) for key, value in holder.state.items()}
-        self.model.step(month)
+        if advance is None:
+            self.model.step(month)
+        else:
+            advance()
         self._look(month + 1)
         if self.failed.any():
             for key, value in holder.state.items():
@@ -168,10 +186,14 @@ class StateCheck:
 
     def finish(self, history: Any) -> Any:
         """Mask failed runs in the recorded history: NaN from their first bad month on."""
-        for run, month in self.failed_at.items():
-            for values in history.values.values():
-                values[month:, run] = np.nan
+        self.mask(history.values)
         return history
+
+    def mask(self, outputs: Mapping[str, np.ndarray]) -> None:
+        """Mask failed runs in recorded outputs, each (time, run, ...)."""
+        for run, month in self.failed_at.items():
+            for values in outputs.values():
+                values[month:, run] = np.nan
 
     def attributes(self) -> dict[str, str]:
         """Dataset attributes: ``failures`` as JSON (a list of records, [] when every run passed)."""

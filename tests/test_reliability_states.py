@@ -31,6 +31,7 @@ from sim.checks import StateCheck, suspects
 from sim.cli import main
 from sim.errors import InputError, StateError
 from sim.model import History, Model
+from sim.parameters import stack_parameters
 from sim.scenario import PARAMETERS
 from sim.stockflow import StockFlow
 
@@ -202,6 +203,30 @@ def test_a_batch_masks_the_failing_run_and_finishes_the_others(tmp_path, monkeyp
     assert np.isnan(failed.isel(time=slice(20, None))).all()
     assert np.isfinite(failed.isel(time=slice(None, 20))).all()
     assert json.loads(alone.attrs["failures"]) == []
+
+
+def test_the_check_guards_a_replay_of_the_stock_and_flow_part(tmp_path, monkeypatch) -> None:
+    """The same check on a bare StockFlow driven by recorded agent effects (how sweeps run the stocks)."""
+    sc = scenario(tmp_path, end=2015)
+    recorder = Model(sc, [1], record_effects=True)
+    recorder.run()
+    effects = recorder.effects()
+    sets = [{}, {"population.jobs_weight": 9.0}]
+    values = stack_parameters(sc, sets)
+    stocks = StockFlow(sc, values, effects.start)
+    break_stocks(monkeypatch, run=1, month=6)
+    check = StateCheck(stocks, "mask", seeds=[1, 1], parameters=values)
+    for month, inputs in enumerate(effects.months):
+
+        def advance(inputs=inputs, time=sc.start + month / 12) -> None:
+            stocks.receive(inputs)
+            stocks.advance(time, inputs)
+
+        check.step(month, advance)
+    (record,) = check.failures
+    assert record["run"] == 1 and record["parameters"] == {"population.jobs_weight": 9.0}
+    assert "population in xiongan is negative (-1234) at 2014.50 (run 1, seed 1" in record["error"]
+    assert (stocks.state["population"] >= 0).all(), "the failed run is held at its last good month"
 
 
 # -- the property over the validated ranges ----------------------------------------------------------
