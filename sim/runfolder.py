@@ -469,3 +469,17 @@ def verify_run_folder(folder: str | Path) -> dict[str, Any]:
         if sha256(folder / name) != digest:
             raise AssertionError(f"{folder}: {name} does not match its SHA-256 in the manifest")
     return manifest
+
+
+__all__ = [
+    "MANIFEST",
+    "FolderLock",
+    "StagedFolder",
+    "atomic_write",
+    "check_target",
+    "events_csv",
+    "sha256",
+    "verify_run_folder",
+    "write_netcdf",
+    "write_run",
+]
