@@ -174,7 +174,9 @@ def crash_at(step: int | None, write: Callable[[], None]) -> int:
     return status
 
 
-@pytest.mark.parametrize("fallback", [False, True], ids=["renameat2", "rename-aside"])
+@pytest.mark.parametrize(
+    "fallback", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["renameat2", "rename-aside"]
+)
 def test_sigkill_at_every_step_of_writing_over_a_run_leaves_old_or_new(
     two_runs, old_run, tmp_path, monkeypatch, fallback
 ) -> None:
@@ -432,6 +434,7 @@ def test_two_concurrent_runs_into_one_folder(tmp_path: Path, force) -> None:
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_sigkill_of_a_real_run_over_an_existing_one(tmp_path: Path) -> None:
     """``python -m sim run --force`` killed at a few moments: the old run or the new, complete."""
     scenario = short(tmp_path)
