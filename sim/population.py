@@ -95,9 +95,17 @@ def move_utilities(p: PopulationParams, attract, control, travel_time) -> np.nda
     return np.concatenate([utility, outside], axis=-1)
 
 
+def _max_last(a: np.ndarray) -> np.ndarray:
+    """Maximum over the last (short, region) axis: elementwise over its slices, much faster than a reduction."""
+    top = a[..., 0]
+    for k in range(1, a.shape[-1]):
+        top = np.maximum(top, a[..., k])
+    return top
+
+
 def _logsumexp(utility: np.ndarray) -> np.ndarray:
-    top = utility.max(axis=-1, keepdims=True)
-    return (top + np.log(np.exp(utility - top).sum(axis=-1, keepdims=True)))[..., 0]
+    top = _max_last(utility)
+    return top + np.log(np.einsum("...j->...", np.exp(utility - top[..., None])))
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,75 @@ def migration(
     weights = np.exp(pull - top)
     share = weights / (np.exp(_col(p.elsewhere_utility) - top) + weights.sum(axis=1, keepdims=True))
     return _flows(utility, probability * population, _col(outside_pool(p, years_since_start)) * share)
+
+
+def migration_friction(p: PopulationParams, control: np.ndarray, travel_time: np.ndarray) -> np.ndarray:
+    """What a destination's attraction loses seen from an origin [utility] (run, origin, destination).
+
+    w_time tt_ij + C_j for another province, +inf on the diagonal (no self-move): U_ij = A_j - friction_ij.
+    It depends only on the month's levers, so the stocks' derivative computes it once a month.
+    """
+    friction = _col(p.travel_time_weight)[..., None] * travel_time + control[:, None, :] * ~p.same_province
+    n = friction.shape[-1]
+    friction[:, np.arange(n), np.arange(n)] = np.inf
+    return friction
+
+
+@dataclass(frozen=True)
+class MigrationBalance:
+    """Migration aggregated for the stocks: the equations of ``migration`` and ``regrouped``, without the
+    (run, group, origin, destination) array, which only the ``migration`` output needs."""
+
+    change: np.ndarray  # net change of each group by migration [persons/year] (run, group, region)
+    movers: np.ndarray  # residents moving out [persons/year] (run, group, region)
+    shares: np.ndarray  # logit share of each destination among an origin's movers (run, origin, destination)
+    to_outside: np.ndarray  # persons/year (run, group, region)
+    from_outside: np.ndarray  # persons/year (run, region)
+
+
+def migration_balance(
+    p: PopulationParams,
+    logit_base_rates,
+    population,
+    total,
+    housing,
+    jobs,
+    services,
+    friction,
+    control,
+    years_since_start: float,
+) -> MigrationBalance:
+    """This month's migration summed into each group's change (the stocks' derivative uses this, not ``migration``).
+
+    Mathematically ``regrouped(migration(...))``: the same utilities, inclusive values and logit shares,
+    with the outside option (utility 0) kept out of the array and the sums over origins done as matrix
+    products, which is several times faster on a batch; equal to rounding (tests/test_population.py).
+    """
+    attract = attraction(p, total, housing, jobs, services)
+    utility = attract[:, None, :] - friction
+    top = np.maximum(_max_last(utility), 0.0)  # shift so no exp overflows; the outside option has utility 0
+    weights = np.exp(utility - top[..., None])
+    outside = np.exp(-top)
+    denominator = np.einsum("rij->ri", weights) + outside  # einsum: short-axis sums many times faster than .sum
+    gap = top + np.log(denominator) - attract - p.move_gap_2014  # inclusive value - own attraction - 2014 gap
+    probability = expit(logit_base_rates + _col(p.move_sensitivity)[:, None] * gap[:, None, :])
+    movers = probability * population
+    shares = weights / denominator[..., None]
+    pull = attract - control
+    top = np.maximum(_max_last(pull), p.elsewhere_utility)[:, None]
+    pulls = np.exp(pull - top)
+    from_outside = (
+        _col(outside_pool(p, years_since_start))
+        * pulls
+        / (np.exp(_col(p.elsewhere_utility) - top) + np.einsum("rj->r", pulls)[:, None])
+    )
+    arrivals = movers @ shares  # (run, group, destination): sum over origins of movers x share
+    kept = (movers[:, REGISTERED, None] @ (shares * p.same_province))[:, 0]  # registered arriving registered
+    change = np.empty_like(movers)
+    change[:, REGISTERED] = kept
+    change[:, MIGRANT] = arrivals[:, MIGRANT] + (arrivals[:, REGISTERED] - kept) + from_outside
+    change -= movers  # every mover leaves: the shares and the outside share sum to one
+    return MigrationBalance(change, movers, shares, movers * (outside / denominator)[:, None], from_outside)
 
 
 def regrouped(flows: MigrationFlows, same_province: np.ndarray) -> np.ndarray:
@@ -207,17 +284,17 @@ def fit_region_constants(
         )
     total = population.sum(axis=1)
 
-    def flows_for(alpha: np.ndarray) -> MigrationFlows:
-        attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
-        pull = np.exp(attract - control - (attract - control).max(axis=1, keepdims=True))
-        arrivals = _col(p.outside_in_migration) * pull / pull.sum(axis=1, keepdims=True)
-        return _flows(move_utilities(p, attract, control, travel_time), movers, arrivals)
+    all_groups = movers[:, REGISTERED] + movers[:, MIGRANT]
 
     def residual(alpha: np.ndarray) -> np.ndarray:
-        flows = flows_for(alpha)
-        between = flows.between.sum(axis=1)
-        leaving = between.sum(axis=2) + flows.to_outside.sum(axis=1)
-        arriving = between.sum(axis=1) + flows.from_outside
+        # the start's flows (moves at the observed rates, arrivals at the 2014 level) summed per region
+        attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
+        pull = np.exp(attract - control - _max_last(attract - control)[:, None])
+        arrivals = _col(p.outside_in_migration) * pull / np.einsum("rj->r", pull)[:, None]
+        utility = move_utilities(p, attract, control, travel_time)
+        shares = np.exp(utility - _logsumexp(utility)[..., None])  # destinations and the rest of China
+        leaving = all_groups * np.einsum("rij->ri", shares)
+        arriving = (all_groups[:, None] @ shares[..., :-1])[:, 0] + arrivals
         wanted = leaving + net_migration_target
         could_arrive = leaving.sum(axis=1, keepdims=True) - leaving + _col(p.outside_in_migration)
         if (wanted >= could_arrive).any():
