@@ -42,8 +42,8 @@ regions = ["bj_central"]
 [policies.test_land]
 kind = "land_release"
 date = 2015-01-01
-housing_build_rate = 0.2
-regions = ["xiongan"]
+housing_build_rate = 0.0005  # below the parameter, so that it binds
+regions = ["xiongan", "bj_tongzhou", "north3"]
 
 [policies.test_cap]
 kind = "housing_cap"
