@@ -7,11 +7,12 @@ Rates are per year; populations are persons. docs/model.md section 4 has the equ
 with their sources; in short:
 
     attraction_j     = alpha_j + w_jobs ln(jobs_j / P_j) - w_housing P_j / H_j + w_services ln(S_j / P_j)
-    U_ij             = attraction_j - w_time tt_ij - control_j [i in another province than j]    (j != i)
-    U_i,out          = 0                                   (the rest of China sets the utility scale)
-    inclusive_i      = ln(sum_j exp(U_ij) + 1)
-    move_prob_gi     = expit(logit(m_gi) + lambda ((inclusive_i - attraction_i) - gap_2014_i))
-    migration_gij    = move_prob_gi P_gi exp(U_ij) / exp(inclusive_i)
+    U_gij            = attraction_j - w_time tt_ij - control_j [i in another province than j]    (j != i)
+                       - tie [g registered and j in another province than i]
+    U_gi,out         = 0 - tie [g registered]              (the rest of China sets the utility scale)
+    inclusive_gi     = ln(sum_j exp(U_gij) + exp(U_gi,out))
+    move_prob_gi     = expit(logit(m_gi) + lambda ((inclusive_gi - attraction_i) - gap_2014_gi))
+    migration_gij    = move_prob_gi P_gi exp(U_gij) / exp(inclusive_gi)
     from_outside_j   = pool(t) exp(attraction_j - control_j) / (exp(E) + sum_k exp(attraction_k - control_k))
 
 Staying is an alternative: the move probability rises when the origin gets worse
@@ -51,9 +52,10 @@ class PopulationParams:
     housing_weight: np.ndarray
     services_weight: np.ndarray
     travel_time_weight: np.ndarray  # utility/hour
+    registration_tie: np.ndarray  # utility (run,): what registered residents give up by leaving their province
     same_province: np.ndarray  # bool (region, region)
     region_constant: np.ndarray  # alpha, utility (run, region): set by fit_region_constants
-    move_gap_2014: np.ndarray  # inclusive value minus own attraction at the start (run, region)
+    move_gap_2014: np.ndarray  # inclusive value minus own attraction at the start (run, group, region)
     elsewhere_utility: np.ndarray  # E (run,): the rest of China's own pull on its movers
     target_occupancy: np.ndarray  # (run,)
     housing_adjustment_time: np.ndarray  # year (run,)
@@ -86,13 +88,19 @@ def attraction(p: PopulationParams, population, housing, jobs, services) -> np.n
 
 
 def move_utilities(p: PopulationParams, attract, control, travel_time) -> np.ndarray:
-    """Utility of each destination from each origin (run, origin, destination + outside); -inf on the diagonal."""
+    """Utility of each destination (run, group, origin, destination + outside); -inf on the diagonal.
+
+    Registered residents who leave their province lose the local registration's access
+    to schools, health insurance and housing: ``registration_tie`` off every such move.
+    """
     cross = ~p.same_province
     utility = attract[:, None, :] - _col(p.travel_time_weight)[..., None] * travel_time - control[:, None, :] * cross
     n = attract.shape[1]
     utility[:, np.arange(n), np.arange(n)] = -np.inf
-    outside = np.zeros((*utility.shape[:2], 1))
-    return np.concatenate([utility, outside], axis=-1)
+    utility = np.concatenate([utility, np.zeros((*utility.shape[:2], 1))], axis=-1)  # the rest of China: 0
+    leaves_province = np.concatenate([cross, np.ones((n, 1), bool)], axis=1)
+    tie = _col(p.registration_tie)[..., None] * leaves_province
+    return np.stack([utility - tie, utility], axis=1)
 
 
 def _max_last(a: np.ndarray) -> np.ndarray:
@@ -123,7 +131,7 @@ class MigrationFlows:
 def _flows(utility: np.ndarray, movers: np.ndarray, arrivals: np.ndarray) -> MigrationFlows:
     """Movers (run, group, origin) shared over destinations by the logit of ``utility``."""
     shares = np.exp(utility - _logsumexp(utility)[..., None])
-    leaving = movers[..., None] * shares[:, None]
+    leaving = movers[..., None] * shares
     return MigrationFlows(leaving[..., :-1], leaving[..., -1], arrivals)
 
 
@@ -139,8 +147,8 @@ def migration(
     total = population.sum(axis=1)
     attract = attraction(p, total, housing, jobs, services)
     utility = move_utilities(p, attract, control, travel_time)
-    gap = _logsumexp(utility) - attract - p.move_gap_2014
-    probability = expit(logit(base_rates) + _col(p.move_sensitivity)[:, None] * gap[:, None, :])
+    gap = _logsumexp(utility) - attract[:, None, :] - p.move_gap_2014
+    probability = expit(logit(base_rates) + _col(p.move_sensitivity)[:, None] * gap)
     pull = attract - control
     top = np.maximum(pull.max(axis=1), p.elsewhere_utility)[:, None]  # shift so no exp overflows
     weights = np.exp(pull - top)
@@ -149,25 +157,29 @@ def migration(
 
 
 def migration_friction(p: PopulationParams, control: np.ndarray, travel_time: np.ndarray) -> np.ndarray:
-    """What a destination's attraction loses seen from an origin [utility] (run, origin, destination).
+    """What a destination's attraction loses seen from an origin [utility] (run, group, origin, destination).
 
-    w_time tt_ij + C_j for another province, +inf on the diagonal (no self-move): U_ij = A_j - friction_ij.
+    w_time tt_ij + C_j for another province, plus the registration tie for registered residents
+    who leave their province; +inf on the diagonal (no self-move): U_gij = A_j - friction_gij.
     It depends only on the month's levers, so the stocks' derivative computes it once a month.
     """
-    friction = _col(p.travel_time_weight)[..., None] * travel_time + control[:, None, :] * ~p.same_province
+    cross = ~p.same_province
+    levers = _col(p.travel_time_weight)[..., None] * travel_time + control[:, None, :] * cross
+    tie = _col(p.registration_tie)[..., None] * cross
+    friction = np.stack(np.broadcast_arrays(levers + tie, levers), axis=1)
     n = friction.shape[-1]
-    friction[:, np.arange(n), np.arange(n)] = np.inf
+    friction[..., np.arange(n), np.arange(n)] = np.inf
     return friction
 
 
 @dataclass(frozen=True)
 class MigrationBalance:
     """Migration aggregated for the stocks: the equations of ``migration`` and ``regrouped``, without the
-    (run, group, origin, destination) array, which only the ``migration`` output needs."""
+    flows by (run, group, origin, destination), which only the ``migration`` output needs."""
 
     change: np.ndarray  # net change of each group by migration [persons/year] (run, group, region)
     movers: np.ndarray  # residents moving out [persons/year] (run, group, region)
-    shares: np.ndarray  # logit share of each destination among an origin's movers (run, origin, destination)
+    shares: np.ndarray  # logit share of each destination among movers (run, group, origin, destination)
     to_outside: np.ndarray  # persons/year (run, group, region)
     from_outside: np.ndarray  # persons/year (run, region)
 
@@ -187,17 +199,18 @@ def migration_balance(
     """This month's migration summed into each group's change (the stocks' derivative uses this, not ``migration``).
 
     Mathematically ``regrouped(migration(...))``: the same utilities, inclusive values and logit shares,
-    with the outside option (utility 0) kept out of the array and the sums over origins done as matrix
-    products, which is several times faster on a batch; equal to rounding (tests/test_population.py).
+    with the outside option kept out of the array and the sums over origins done as matrix products
+    and einsum, several times faster on a batch; equal to rounding (tests/test_fast_paths.py).
     """
     attract = attraction(p, total, housing, jobs, services)
-    utility = attract[:, None, :] - friction
-    top = np.maximum(_max_last(utility), 0.0)  # shift so no exp overflows; the outside option has utility 0
+    utility = attract[:, None, None, :] - friction
+    out_utility = np.stack([-p.registration_tie, np.zeros_like(p.registration_tie)], axis=1)[..., None]
+    top = np.maximum(_max_last(utility), out_utility)  # shift so no exp overflows
     weights = np.exp(utility - top[..., None])
-    outside = np.exp(-top)
-    denominator = np.einsum("rij->ri", weights) + outside  # einsum: short-axis sums many times faster than .sum
-    gap = top + np.log(denominator) - attract - p.move_gap_2014  # inclusive value - own attraction - 2014 gap
-    probability = expit(logit_base_rates + _col(p.move_sensitivity)[:, None] * gap[:, None, :])
+    outside = np.exp(out_utility - top)
+    denominator = np.einsum("rgij->rgi", weights) + outside  # einsum: short-axis sums many times faster than .sum
+    gap = top + np.log(denominator) - attract[:, None, :] - p.move_gap_2014  # inclusive value - attraction - 2014
+    probability = expit(logit_base_rates + _col(p.move_sensitivity)[:, None] * gap)
     movers = probability * population
     shares = weights / denominator[..., None]
     pull = attract - control
@@ -208,13 +221,13 @@ def migration_balance(
         * pulls
         / (np.exp(_col(p.elsewhere_utility) - top) + np.einsum("rj->r", pulls)[:, None])
     )
-    arrivals = movers @ shares  # (run, group, destination): sum over origins of movers x share
-    kept = (movers[:, REGISTERED, None] @ (shares * p.same_province))[:, 0]  # registered arriving registered
+    arrivals = np.einsum("rgi,rgij->rgj", movers, shares)  # sum over origins of movers x share
+    kept = (movers[:, REGISTERED, None] @ (shares[:, REGISTERED] * p.same_province))[:, 0]  # stay registered
     change = np.empty_like(movers)
     change[:, REGISTERED] = kept
     change[:, MIGRANT] = arrivals[:, MIGRANT] + (arrivals[:, REGISTERED] - kept) + from_outside
     change -= movers  # every mover leaves: the shares and the outside share sum to one
-    return MigrationBalance(change, movers, shares, movers * (outside / denominator)[:, None], from_outside)
+    return MigrationBalance(change, movers, shares, movers * (outside / denominator), from_outside)
 
 
 def regrouped(flows: MigrationFlows, same_province: np.ndarray) -> np.ndarray:
@@ -275,6 +288,12 @@ def fit_region_constants(
         )
     movers = base_rates * population
     all_movers = movers.sum(axis=(1, 2))
+    stayers = (movers.sum(axis=1) <= 0) & (net_migration_target < 0)
+    if stayers.any():
+        region = codes[int(np.argwhere(stayers)[0, 1])]
+        raise InputError(
+            source, "population.out_migration_rate", f"is 0 in {region}, whose 2014 trend needs residents to move out"
+        )
     if (p.outside_in_migration >= all_movers + surplus).any():
         raise InputError(
             source,
@@ -284,8 +303,6 @@ def fit_region_constants(
         )
     total = population.sum(axis=1)
 
-    all_groups = movers[:, REGISTERED] + movers[:, MIGRANT]
-
     def residual(alpha: np.ndarray) -> np.ndarray:
         # the start's flows (moves at the observed rates, arrivals at the 2014 level) summed per region
         attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
@@ -293,8 +310,8 @@ def fit_region_constants(
         arrivals = _col(p.outside_in_migration) * pull / np.einsum("rj->r", pull)[:, None]
         utility = move_utilities(p, attract, control, travel_time)
         shares = np.exp(utility - _logsumexp(utility)[..., None])  # destinations and the rest of China
-        leaving = all_groups * np.einsum("rij->ri", shares)
-        arriving = (all_groups[:, None] @ shares[..., :-1])[:, 0] + arrivals
+        leaving = np.einsum("rgi,rgij->ri", movers, shares)
+        arriving = np.einsum("rgi,rgij->rj", movers, shares[..., :-1]) + arrivals
         wanted = leaving + net_migration_target
         could_arrive = leaving.sum(axis=1, keepdims=True) - leaving + _col(p.outside_in_migration)
         if (wanted >= could_arrive).any():
@@ -316,7 +333,7 @@ def fit_region_constants(
         alpha = alpha - residual(alpha)
     alpha = _newton(residual, alpha, source)
     attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
-    gap = _logsumexp(move_utilities(p, attract, control, travel_time)) - attract
+    gap = _logsumexp(move_utilities(p, attract, control, travel_time)) - attract[:, None, :]
     elsewhere = _logsumexp(attract - control) + np.log((1 - p.outside_capture) / p.outside_capture)
     return replace(p, region_constant=alpha, move_gap_2014=gap, elsewhere_utility=elsewhere)
 

@@ -105,7 +105,7 @@ class StockFlow:
             same_province=regions.same_province,
             local_service_norm=local_services / total,
             region_constant=np.zeros((runs, n)),
-            move_gap_2014=np.zeros((runs, n)),
+            move_gap_2014=np.zeros((runs, 2, n)),
             elsewhere_utility=np.zeros(runs),
         )
         self.base_rates = base_move_rates(params, regions.migrant_share_2014)
@@ -265,13 +265,12 @@ class StockFlow:
             quiet = replace(inputs, staff_moved=np.zeros_like(inputs.staff_moved))
             rates = self.derivative(time, quiet)(time, s)  # the population equation itself, so nothing is left out
             flows = rates["_flows"]
-            movers = flows.movers[:, REGISTERED] + flows.movers[:, MIGRANT]
             out |= {
                 "net_migration": rates["population"][:, REGISTERED]
                 + rates["population"][:, MIGRANT]
                 - rates["births_cum"]
                 + rates["deaths_cum"],
-                "migration": movers[..., None] * flows.shares,
+                "migration": np.einsum("rgi,rgij->rij", flows.movers, flows.shares),
                 "in_from_outside": flows.from_outside,
                 "out_to_outside": rates["out_to_outside_cum"],
             }

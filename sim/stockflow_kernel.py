@@ -46,9 +46,10 @@ SCALARS = (
     "housing_adjustment_time",
     "construction_time",
     "service_adjustment_time",
+    "registration_tie",
 )
 # per-run, per-region parameters, in the order of the kernel's `regional` rows
-REGIONAL = ("region_constant", "move_gap_2014", "registration_rate", "max_build_rate", "local_service_norm")
+REGIONAL = ("region_constant", "registration_rate", "max_build_rate", "local_service_norm")
 
 
 @njit(cache=True)
@@ -58,8 +59,9 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
 
     ``y`` holds, in order: residents by group and region, housing, construction stages by region,
     local services, following stages by pair, and the four counters by region. ``friction`` is
-    exp(-(w_time tt_ij + C_j [other province])), 0 on the diagonal, and ``penalty`` exp(-C_j): the
-    month's levers, so that U_ij = A_j - friction costs no exponential (exp(U_ij) = exp(A_j) friction_ij).
+    exp(-(w_time tt_ij + (C_j + tie [registered]) [other province])) by group, 0 on the diagonal,
+    and ``penalty`` exp(-C_j): the month's levers, so that the utilities cost no exponential
+    (exp(U_gij) = exp(A_j) friction_gij).
     """
     wj, wh, ws, lam, big_g, capture, trend, elsewhere = sc[0], sc[1], sc[2], sc[4], sc[5], sc[6], sc[7], sc[8]
     occ, t_h, t_c, t_s = sc[9], sc[10], sc[11], sc[12]
@@ -87,25 +89,22 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
     for j in range(n):
         pull[j] = np.exp(attract[j] - shift)
     outside = np.exp(-shift)
+    tie = np.exp(-sc[13])  # registered residents' outside option carries the registration tie
     for i in range(n):
-        denominator = outside
-        for j in range(n):
-            denominator += pull[j] * friction[i, j]
-        inverse = 1.0 / denominator
-        gap = shift + np.log(denominator) - attract[i] - rg[1, i]  # inclusive value - own attraction - 2014 gap
-        registered = y[i] / (1.0 + np.exp(-(logit_base[0, i] + lam * gap)))  # movers by group
-        migrant = y[n + i] / (1.0 + np.exp(-(logit_base[1, i] + lam * gap)))
-        dy[i] -= registered
-        dy[n + i] -= migrant
-        for j in range(n):
-            if j != i:
-                share = pull[j] * friction[i, j] * inverse
-                dy[n + j] += migrant * share
-                if same[i, j] > 0.5:
-                    dy[j] += registered * share
-                else:  # registered residents arrive in another province as migrants
-                    dy[n + j] += registered * share
-        dy[q0 + 3 * n + i] = (registered + migrant) * (outside * inverse)  # out_to_outside_cum
+        for g in range(2):
+            out_weight = outside * tie if g == 0 else outside
+            denominator = out_weight
+            for j in range(n):
+                denominator += pull[j] * friction[g, i, j]
+            inverse = 1.0 / denominator
+            gap = shift + np.log(denominator) - attract[i] - rg[1 + g, i]  # inclusive value - attraction - 2014 gap
+            movers = y[g * n + i] / (1.0 + np.exp(-(logit_base[g, i] + lam * gap)))
+            dy[g * n + i] -= movers
+            for j in range(n):
+                if j != i:
+                    into = g if (g == 1 or same[i, j] > 0.5) else 1  # registered arrive elsewhere as migrants
+                    dy[into * n + j] += movers * (pull[j] * friction[g, i, j] * inverse)
+            dy[q0 + 3 * n + i] += movers * (out_weight * inverse)  # out_to_outside_cum
     top = max(shift, elsewhere)
     scale = np.exp(shift - top)
     pulls = np.exp(elsewhere - top)
@@ -118,7 +117,7 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
         dy[q0 + 2 * n + j] = arriving
     # natural change and registration
     for j in range(n):
-        registering = rg[2, j] * y[n + j]
+        registering = rg[3, j] * y[n + j]
         for g in range(2):
             born, died = births[j] * y[g * n + j], deaths[j] * y[g * n + j]
             dy[g * n + j] += born - died
@@ -148,7 +147,7 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
     for j in range(n):
         housing = y[h0 + j]
         stages = y[c0 + 3 * j] + y[c0 + 3 * j + 1] + y[c0 + 3 * j + 2]
-        rate = build[j] if build[j] == build[j] else rg[3, j]  # NaN: the parameter
+        rate = build[j] if build[j] == build[j] else rg[4, j]  # NaN: the parameter
         starts = min(max((min(total[j], cap[j]) / occ - housing - stages) / t_h, 0.0), rate * housing)
         d0 = y[c0 + 3 * j] * (3.0 / t_c)
         d1 = y[c0 + 3 * j + 1] * (3.0 / t_c)
@@ -158,7 +157,7 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
         dy[c0 + 3 * j + 2] = d1 - d2
         removed = removal[j] * housing + max(housing - cap[j] / occ, 0.0) / captime[j]
         dy[h0 + j] = d2 - removed
-        dy[l0 + j] = (rg[4, j] * total[j] - y[l0 + j]) / t_s
+        dy[l0 + j] = (rg[5, j] * total[j] - y[l0 + j]) / t_s
 
 
 @njit(cache=True)
@@ -186,7 +185,7 @@ def _integrate(y0, n, rk4, sc, rg, logit_base, same, follow, jobs, services, con
     runs, size = y0.shape
     months = jobs.shape[0]
     dy, k2, k3, k4, mid = np.empty(size), np.empty(size), np.empty(size), np.empty(size), np.empty(size)
-    inflow, friction, penalty = np.empty((n, n)), np.zeros((n, n)), np.empty(n)
+    inflow, friction, penalty = np.empty((n, n)), np.zeros((2, n, n)), np.empty(n)
     for r in range(runs):
         y = y0[r].copy()
         ri = r if jobs.shape[1] > 1 else 0
@@ -209,8 +208,10 @@ def _integrate(y0, n, rk4, sc, rg, logit_base, same, follow, jobs, services, con
                     penalty[j] = np.exp(-control[m, ri, j])
                     for i in range(n):
                         if i != j:
-                            cost = sc[r, 3] * tt[m, ri, i, j] + control[m, ri, j] * (1.0 - same[i, j])
-                            friction[i, j] = np.exp(-cost)
+                            cross = 1.0 - same[i, j]
+                            cost = sc[r, 3] * tt[m, ri, i, j] + control[m, ri, j] * cross
+                            friction[0, i, j] = np.exp(-(cost + sc[r, 13] * cross))  # registered: the tie
+                            friction[1, i, j] = np.exp(-cost)
             _rate(y, dy, n, r, ri, m, sc, rg, logit_base, same, follow, jobs, services, friction, penalty, removal,
                   build, cap, captime, inflow, births, deaths, years)  # fmt: skip
             if rk4:
@@ -274,6 +275,8 @@ def replay_stocks(
         raise ValueError(f"unknown integration method {scenario.method!r}")
     scalars = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs,)) for k in SCALARS], axis=1)
     regional = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs, n)) for k in REGIONAL], axis=1)
+    gaps = np.broadcast_to(p.move_gap_2014, (runs, 2, n))  # rows: alpha, gap (registered, migrant), the rest
+    regional = np.concatenate([regional[:, :1], gaps, regional[:, 1:]], axis=1)
     follow = np.stack(
         [model.follow["household_follow_share"] * model.follow["household_size"], model.follow["follow_time"]], axis=1
     )

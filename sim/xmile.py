@@ -45,6 +45,7 @@ SCALAR_PARAMETERS = {
     "housing_weight": "population.housing_weight",
     "services_weight": "population.services_weight",
     "travel_time_weight": "population.travel_time_weight",
+    "registration_tie": "population.registration_tie",
     "target_occupancy": "housing.target_occupancy",
     "housing_adjustment_time": "housing.adjustment_time",
     "construction_time": "housing.construction_time",
@@ -212,12 +213,13 @@ def xmile_text(scenario: Scenario, effects: AgentEffects, seed: int) -> str:
             "utility",
             "alpha, fitted at the start so that 2014 net migration equals the observed trend (docs/model.md 9)",
         )
-        b.constant(
-            f"move_gap_2014_{code}",
-            p.move_gap_2014[0, r],
-            "utility",
-            "inclusive value of leaving minus own attraction at the start (fitted, docs/model.md 4)",
-        )
+        for g, group in enumerate(GROUPS):
+            b.constant(
+                f"move_gap_2014_{group}_{code}",
+                p.move_gap_2014[0, g, r],
+                "utility",
+                "inclusive value of leaving minus own attraction at the start (fitted, docs/model.md 4)",
+            )
     b.constant(
         "elsewhere_utility", p.elsewhere_utility[0], "utility", "E: the rest of China's own pull (fitted at the start)"
     )
@@ -347,26 +349,54 @@ def xmile_text(scenario: Scenario, effects: AgentEffects, seed: int) -> str:
             "how good the region is to live in (docs/model.md 4)",
         )
     for i, origin in enumerate(codes):
-        for j, dest in enumerate(codes):
-            if i == j:
-                continue
-            control_term = "" if same[i, j] else f" - admission_control_{dest}"
+        for group in GROUPS:
+            # registered residents who leave their province give up the registration's access: the tie
+            for j, dest in enumerate(codes):
+                if i == j:
+                    continue
+                cross = "" if same[i, j] else f" - admission_control_{dest}"
+                if group == "registered" and not same[i, j]:
+                    cross += " - registration_tie"
+                b.add(
+                    "aux",
+                    f"utility_{group}_{origin}_to_{dest}",
+                    f"attraction_{dest} - travel_time_weight * travel_time_{origin}_to_{dest}{cross}",
+                    "utility",
+                    "utility of moving from origin to destination",
+                )
+            outside = "-registration_tie" if group == "registered" else "0"
+            b.add("aux", f"outside_utility_{group}_{origin}", outside, "utility", "utility of the rest of China")
+            terms = " + ".join(f"EXP(utility_{group}_{origin}_to_{dest})" for dest in codes if dest != origin)
             b.add(
                 "aux",
-                f"utility_{origin}_to_{dest}",
-                f"attraction_{dest} - travel_time_weight * travel_time_{origin}_to_{dest}{control_term}",
+                f"inclusive_value_{group}_{origin}",
+                f"LN({terms} + EXP(outside_utility_{group}_{origin}))",
                 "utility",
-                "utility of moving from origin to destination",
+                "inclusive value of leaving",
             )
-        terms = " + ".join(f"EXP(utility_{origin}_to_{dest})" for dest in codes if dest != origin)
-        b.add("aux", f"inclusive_value_{origin}", f"LN({terms} + 1)", "utility", "inclusive value of leaving")
-        b.add(
-            "aux",
-            f"move_gap_{origin}",
-            f"inclusive_value_{origin} - attraction_{origin} - move_gap_2014_{origin}",
-            "utility",
-            "how much better leaving looks than staying, relative to the start",
-        )
+            b.add(
+                "aux",
+                f"move_gap_{group}_{origin}",
+                f"inclusive_value_{group}_{origin} - attraction_{origin} - move_gap_2014_{group}_{origin}",
+                "utility",
+                "how much better leaving looks than staying, relative to the start",
+            )
+            for dest in codes:
+                if dest != origin:
+                    b.add(
+                        "aux",
+                        f"share_{group}_{origin}_to_{dest}",
+                        f"EXP(utility_{group}_{origin}_to_{dest} - inclusive_value_{group}_{origin})",
+                        "dmnl",
+                        "logit share of movers choosing the destination",
+                    )
+            b.add(
+                "aux",
+                f"share_{group}_{origin}_to_outside",
+                f"EXP(outside_utility_{group}_{origin} - inclusive_value_{group}_{origin})",
+                "dmnl",
+                "logit share of movers leaving for the rest of China",
+            )
         ratio = f"(1 - migrant_share_2014_{origin} + migrant_share_2014_{origin} * migrant_mobility)"
         b.add(
             "aux",
@@ -387,7 +417,7 @@ def xmile_text(scenario: Scenario, effects: AgentEffects, seed: int) -> str:
             b.add(
                 "aux",
                 f"move_probability_{group}_{origin}",
-                f"1 / (1 + EXP(-(LN({base} / (1 - {base})) + move_sensitivity * move_gap_{origin})))",
+                f"1 / (1 + EXP(-(LN({base} / (1 - {base})) + move_sensitivity * move_gap_{group}_{origin})))",
                 "1/year",
                 "probability per year of moving out: expit(logit(base rate) + sensitivity * gap)",
             )
@@ -398,22 +428,6 @@ def xmile_text(scenario: Scenario, effects: AgentEffects, seed: int) -> str:
                 "persons/year",
                 "residents moving out",
             )
-        for dest in codes:
-            if dest != origin:
-                b.add(
-                    "aux",
-                    f"share_{origin}_to_{dest}",
-                    f"EXP(utility_{origin}_to_{dest} - inclusive_value_{origin})",
-                    "dmnl",
-                    "logit share of movers choosing the destination",
-                )
-        b.add(
-            "aux",
-            f"share_{origin}_to_outside",
-            f"EXP(-inclusive_value_{origin})",
-            "dmnl",
-            "logit share of movers leaving for the rest of China",
-        )
     b.add(
         "aux",
         "outside_pool",
@@ -449,7 +463,7 @@ def xmile_text(scenario: Scenario, effects: AgentEffects, seed: int) -> str:
                 into = g if (g == MIGRANT or same[i, j]) else MIGRANT
                 b.flow(
                     f"move_{group}_{origin}_to_{dest}",
-                    f"movers_{group}_{origin} * share_{origin}_to_{dest}",
+                    f"movers_{group}_{origin} * share_{group}_{origin}_to_{dest}",
                     "persons/year",
                     "migration; registered residents arrive in another province as migrants",
                     group_stock[g, origin],
@@ -457,7 +471,7 @@ def xmile_text(scenario: Scenario, effects: AgentEffects, seed: int) -> str:
                 )
             b.flow(
                 f"leave_{group}_{origin}",
-                f"movers_{group}_{origin} * share_{origin}_to_outside",
+                f"movers_{group}_{origin} * share_{group}_{origin}_to_outside",
                 "persons/year",
                 "migration to the rest of China",
                 group_stock[g, origin],

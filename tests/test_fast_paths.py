@@ -40,9 +40,10 @@ def random_case(seed: int, runs: int = 5, n: int = 4):
         housing_weight=runs_of(0, 8),
         services_weight=runs_of(0, 2),
         travel_time_weight=runs_of(0, 2),
+        registration_tie=runs_of(0, 2),
         same_province=province[:, None] == province[None, :],
         region_constant=runs_of(-2, 2, n),
-        move_gap_2014=runs_of(-1, 1, n),
+        move_gap_2014=runs_of(-1, 1, 2, n),
         elsewhere_utility=runs_of(-1, 3),
         target_occupancy=runs_of(0.8, 1),
         housing_adjustment_time=runs_of(1, 5),
@@ -96,7 +97,7 @@ def test_migration_balance_equals_the_reference_equations(seed):
     np.testing.assert_allclose(fast.change, regrouped(flows, p.same_province), rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(fast.to_outside, flows.to_outside, rtol=1e-12)
     np.testing.assert_allclose(fast.from_outside, flows.from_outside, rtol=1e-12)
-    between = fast.movers[..., None] * fast.shares[:, None]
+    between = fast.movers[..., None] * fast.shares
     np.testing.assert_allclose(between, flows.between, rtol=1e-12, atol=1e-300)
 
 
