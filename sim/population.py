@@ -302,10 +302,11 @@ def fit_region_constants(
             f"(expected less than {(all_movers + surplus).min():.0f} persons/year)",
         )
     total = population.sum(axis=1)
+    unfitted = attraction(replace(p, region_constant=np.zeros_like(total)), total, housing, jobs, services)
 
     def residual(alpha: np.ndarray) -> np.ndarray:
         # the start's flows (moves at the observed rates, arrivals at the 2014 level) summed per region
-        attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
+        attract = alpha + unfitted  # the attraction is linear in alpha; the rest is fixed at the start
         pull = np.exp(attract - control - _max_last(attract - control)[:, None])
         arrivals = _col(p.outside_in_migration) * pull / np.einsum("rj->r", pull)[:, None]
         utility = move_utilities(p, attract, control, travel_time)
@@ -328,7 +329,7 @@ def fit_region_constants(
             )
         return np.log(arriving / wanted)
 
-    alpha = -attraction(replace(p, region_constant=np.zeros_like(total)), total, housing, jobs, services)
+    alpha = -unfitted
     for _ in range(30):
         alpha = alpha - residual(alpha)
     alpha = _newton(residual, alpha, source)

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     pysd = None
 
 NS = {"x": NAMESPACE}
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # PySD's own use of pandas
 # policies that make every input of the file move within 2014-2016: demolition, land release, a cap,
 # construction delivering housing and services, a rail line, besides the historical record's own
 STORY = """
