@@ -267,6 +267,7 @@ def fit_region_constants(
     net_migration_target: np.ndarray,
     codes: Sequence[str],
     source: str = "regions.csv",
+    compiled: bool = False,
 ) -> PopulationParams:
     """Region constants (alpha) that make the start's net migration equal the observed trend.
 
@@ -304,15 +305,28 @@ def fit_region_constants(
     total = population.sum(axis=1)
     unfitted = attraction(replace(p, region_constant=np.zeros_like(total)), total, housing, jobs, services)
 
-    def residual(alpha: np.ndarray) -> np.ndarray:
-        # the start's flows (moves at the observed rates, arrivals at the 2014 level) summed per region
+    def start_flows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Leavers and arrivals per region: moves at the observed rates, arrivals at the 2014 level."""
         attract = alpha + unfitted  # the attraction is linear in alpha; the rest is fixed at the start
         pull = np.exp(attract - control - _max_last(attract - control)[:, None])
         arrivals = _col(p.outside_in_migration) * pull / np.einsum("rj->r", pull)[:, None]
         utility = move_utilities(p, attract, control, travel_time)
         shares = np.exp(utility - _logsumexp(utility)[..., None])  # destinations and the rest of China
         leaving = np.einsum("rgi,rgij->ri", movers, shares)
-        arriving = np.einsum("rgi,rgij->rj", movers, shares[..., :-1]) + arrivals
+        return leaving, np.einsum("rgi,rgij->rj", movers, shares[..., :-1]) + arrivals
+
+    flows = start_flows
+    if compiled:  # the same flows from the numba kernel (sim.stockflow_kernel; tests/test_stockflow_kernel.py)
+        from sim.stockflow_kernel import start_flows as kernel
+
+        fixed = [unfitted, control, travel_time, p.travel_time_weight, p.registration_tie, p.same_province]
+        fixed = [np.ascontiguousarray(a, dtype=float) for a in (*fixed, movers, p.outside_in_migration)]
+
+        def flows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return kernel(np.ascontiguousarray(alpha), *fixed)
+
+    def residual(alpha: np.ndarray) -> np.ndarray:
+        leaving, arriving = flows(alpha)
         wanted = leaving + net_migration_target
         could_arrive = leaving.sum(axis=1, keepdims=True) - leaving + _col(p.outside_in_migration)
         if (wanted >= could_arrive).any():

@@ -76,7 +76,12 @@ class StockFlow:
     """The population stocks of a batch of runs, advanced one month at a time (docs/model.md sections 4-5)."""
 
     def __init__(
-        self, scenario: Scenario, values: Mapping[str, np.ndarray], start: MonthInputs, source: str | None = None
+        self,
+        scenario: Scenario,
+        values: Mapping[str, np.ndarray],
+        start: MonthInputs,
+        source: str | None = None,
+        compiled: bool = False,
     ) -> None:
         self.scenario, self.regions = scenario, scenario.regions
         regions, source = scenario.regions, source or str(scenario.path)
@@ -138,6 +143,7 @@ class StockFlow:
             np.tile(regions.net_migration_2014, (runs, 1)),
             codes=regions.codes,
             source=source,
+            compiled=compiled,
         )
 
     @property
@@ -313,7 +319,7 @@ def replay(
     extra): stock outputs only, equal to these equations to rounding, tens of times faster.
     """
     values = stack_parameters(scenario, overrides)
-    model = StockFlow(scenario, values, effects.start, source=f"overrides of {scenario.path}")
+    model = StockFlow(scenario, values, effects.start, source=f"overrides of {scenario.path}", compiled=compiled)
     if compiled:
         from sim.stockflow_kernel import replay_stocks  # numba: an optional dependency
 

@@ -327,3 +327,52 @@ def replay_stocks(
         "out_to_outside_cum": cum[:, :, 3],
     }
     return times, {k: np.ascontiguousarray(everything[k]) for k in outputs}
+
+
+@njit(cache=True)
+def start_flows(alpha, unfitted, control, travel, weight, tie, same, movers, outside_in):  # fmt: skip
+    """Leavers and arrivals per region at the start for region constants ``alpha`` (run, region) each.
+
+    The flows of ``fit_region_constants``' residual (moves at the observed rates, arrivals
+    from the rest of China at their 2014 level), compiled: the fit evaluates them some fifty
+    times per batch. Inputs of the start have the run axis first (length 1 or the batch's).
+    """
+    runs, n = alpha.shape
+    leaving, arriving = np.zeros((runs, n)), np.zeros((runs, n))
+    attract, utility = np.empty(n), np.empty(n)
+    for r in range(runs):
+        rc, rt = min(r, control.shape[0] - 1), min(r, travel.shape[0] - 1)
+        top = -np.inf
+        for j in range(n):
+            attract[j] = alpha[r, j] + unfitted[r, j]
+            top = max(top, attract[j] - control[rc, j])
+        pulls = 0.0
+        for j in range(n):
+            pulls += np.exp(attract[j] - control[rc, j] - top)
+        for j in range(n):
+            arriving[r, j] += outside_in[r] * np.exp(attract[j] - control[rc, j] - top) / pulls
+        for i in range(n):
+            for g in range(2):
+                out = -tie[r] if g == 0 else 0.0
+                top = out
+                for j in range(n):
+                    if j != i:
+                        cross = 1.0 - same[i, j]
+                        u = attract[j] - weight[r] * travel[rt, i, j] - control[rc, j] * cross
+                        if g == 0:
+                            u -= tie[r] * cross
+                        utility[j] = u
+                        top = max(top, u)
+                total = np.exp(out - top)
+                for j in range(n):
+                    if j != i:
+                        total += np.exp(utility[j] - top)
+                inclusive = top + np.log(total)
+                share_out = np.exp(out - inclusive)
+                leaving[r, i] += movers[r, g, i] * share_out
+                for j in range(n):
+                    if j != i:
+                        share = np.exp(utility[j] - inclusive)
+                        leaving[r, i] += movers[r, g, i] * share
+                        arriving[r, j] += movers[r, g, i] * share
+    return leaving, arriving

@@ -105,3 +105,16 @@ def test_the_kernel_gives_stocks_only(recorded):
     scenario, effects = recorded
     with pytest.raises(ValueError, match="stocks only"):
         replay(scenario, effects, [{}], ["net_migration"], compiled=True)
+
+
+def test_the_compiled_region_constant_fit_equals_the_numpy_fit(recorded):
+    from sim.parameters import stack_parameters
+    from sim.stockflow import StockFlow
+
+    scenario, effects = recorded
+    values = stack_parameters(scenario, OVERRIDES)
+    compiled = StockFlow(scenario, values, effects.start, compiled=True).params
+    ours = StockFlow(scenario, values, effects.start).params
+    for name in ("region_constant", "move_gap_2014", "elsewhere_utility"):
+        np.testing.assert_allclose(getattr(compiled, name), getattr(ours, name), rtol=1e-9, atol=1e-10, err_msg=name)
+    assert not np.allclose(ours.region_constant[0], ours.region_constant[1])  # the overrides move the constants
