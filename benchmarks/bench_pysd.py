@@ -1,6 +1,6 @@
 """The stock-and-flow part against PySD on the same model (the XMILE export): one run and a 200-run sweep.
 
-    python -m pip install pysd          # the `xmile` extra
+    python -m pip install pysd numba    # the `xmile` and `fast` extras
     python benchmarks/bench_pysd.py     # prints a Markdown table for docs/performance.md
 
 Both sides integrate the historical scenario's stock-and-flow part, 2014-2035, with Euler at
@@ -8,12 +8,13 @@ dt = 1/12 year, driven by the same agent effects recorded in one coupled run; Py
 file ``sim.xmile`` exports. The sweep varies ``population.move_sensitivity`` (which leaves the
 fitted region constants unchanged, so both sides compute the same 200 trajectories; the script
 checks that they agree). The project integrates the sweep as one batch with
-``sim.stockflow.replay``, with numpy and compiled (numba, ``compiled=True``; the first call,
-which compiles or loads the cache, is not timed); its time includes stacking the parameters
-and fitting the region constants of every run. PySD runs it as 200 ``model.run`` calls
-(translation excluded, timed once). Timings are medians of ``--repeat`` interleaved rounds;
-the PySD sweep is timed once per round over ``--pysd-runs`` runs and scaled to 200 if fewer.
-Wall-clock and CPU time are both reported: on a shared machine CPU time is the steadier.
+``sim.stockflow.replay``, with numpy and compiled (numba, ``compiled=True``); its time includes
+stacking the parameters and fitting the region constants of every run. PySD runs it as 200
+``model.run`` calls. One-time preparation is not timed: PySD's translation (timed once and
+printed) and the compiled path's first call (compilation or cache load, inputs stacked over
+months). Timings are medians of ``--repeat`` interleaved rounds; the PySD sweep is timed once
+per round over ``--pysd-runs`` runs and scaled to 200 if fewer. Wall-clock and CPU time are
+both reported: on a shared machine CPU time is the steadier.
 A benchmark, not a test: numbers depend on the machine and its load.
 """
 
