@@ -333,6 +333,16 @@ def test_export_wide_csv_and_excel(stories: list[Path], tmp_path: Path) -> None:
         assert ("population", "persons", ds.population.attrs["long_name"]) in list(book["about"].values)
 
 
+def test_export_xmile_from_a_run_folder_uses_its_scenario_and_seed(stories: list[Path], tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    run = tmp_path / "run"
+    assert main(["run", str(stories[0]), "--out", str(run), "--no-plots", "--seed", "11"]) == 0
+    assert main(["export", str(run), "--xmile", "--out", str(tmp_path / "x")]) == 0
+    root = ET.parse(tmp_path / "x" / "base.xmile").getroot()
+    assert root.tag.endswith("xmile") and "(seed 11)" in ET.tostring(root, encoding="unicode")
+
+
 def _has_openpyxl() -> bool:
     try:
         import openpyxl  # noqa: F401
