@@ -1,25 +1,40 @@
-"""Firms as agents: a struct of arrays with the run axis first, (run, slot).
+"""Firms as agents (a struct of arrays with the run axis first, (run, slot)) and commercial space.
 
 One slot is one agent; an agent stands for ``weight`` real firms (1 for Beijing's
 manufacturing firms and wholesale markets, which the report counts in thousands;
 super-individuals elsewhere, see ``sim/data/firms_2014.csv``). Dead slots are
 reused by entrants. Every count this module reports is in real firms.
 
+The module also owns each region's commercial floor space V_r [workplaces: the space one
+job occupies] and its rent. Occupancy u_r = jobs_r / V_r; the rent index relative to the
+region's own 2014 level is rho_r = (u_r / u0)^rent_elasticity (capped at RENT_INDEX_MAX),
+and the cost of space in the destination logit is rent_level_2014_r * rho_r.
+
 One month, in order (``step``):
-1. ageing, then exit with hazard exit_rate_s * (1 + young_exit_boost * exp(-age / 3));
-2. dispersal programmes: targeted Beijing units leave with hazard rate * cost_sensitivity;
+0. space: dated policies add or remove floor space (``floor_space_change``); rents from
+   the start-of-month occupancy;
+1. ageing, then exit with hazard
+   exit_rate_s * (1 + young_exit_boost * exp(-age / 3)) * exp(rent_exit_response * c_i * (rho_r - 1));
+2. dispersal programmes: targeted Beijing units leave with hazard rate * c_i;
    a share closes, the rest relocate to a destination chosen by logit;
-3. spontaneous relocation: hazard relocation_rate * exp(cost_push * cost_sensitivity * (rent - 1));
-4. entry: would-be entrants arrive as entry_rate_s * firms_rs; Beijing's catalogue covers a
-   share of them, of whom ``apply_despite_ban`` apply and are refused (counted, F1) and some
-   register outside Beijing instead; the admitted become agents;
-5. branches: Beijing high-end firms open branches in Tianjin and Hebei (N2).
+3. spontaneous relocation: hazard relocation_rate * exp(cost_push * c_i * (rho_r - 1));
+   movers turned away by Beijing's catalogue are counted as refused changes (F1);
+4. entry bounded by demand: would-be entrants
+   W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * exp(-rent_entry_response * (rho_r - 1)) * dt
+   with demand D_rs = P_r^(1 - reach_s) * A_r^reach_s (local residents and market access
+   A_r = sum_d P_d exp(-market_decay * tau_rd)); Beijing's catalogue covers a share of them,
+   of whom ``apply_despite_ban`` apply and are refused (F1) and some register outside Beijing;
+5. branches of Zhongguancun firms (N2) in Tianjin and Hebei;
+6. construction: space starts toward occupancy u0, at most space_max_build_rate_r * V_r a
+   year, delivered by a third-order delay.
 
 Destination utility for a unit of sector s moving from o to d (a move is a change of
 registration, so Beijing's catalogue turns away the covered share of movers into Beijing):
-    U_d = - rent_weight * rent_level_d * rent_d - distance_weight * travel_time_od
+    U_d = - rent_weight * rent_level_d * rho_d - distance_weight * travel_time_od
           - access_weight * travel_time_d,core + agglomeration_weight * ln(1 + firms_ds)
           + incentive_ds + ln(1 - coverage_ds)
+A mover into a region resolved more finely than itself splits into agents of the
+destination's weight (real firms are conserved), so every firm can choose every region.
 """
 
 from __future__ import annotations
@@ -30,18 +45,25 @@ from importlib import resources
 
 import numpy as np
 
+from sim.errors import InputError
 from sim.random import Streams
 from sim.regions import Regions
 from sim.sectors import FIRM_SECTORS
 
 N_SECTORS = len(FIRM_SECTORS)
 MANUFACTURING, WHOLESALE, HIGH_END, OTHER = range(N_SECTORS)
+INDUSTRIAL = (MANUFACTURING, WHOLESALE, HIGH_END)  # sectors whose transfers count as K2 projects (assumed)
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
+RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
+MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
+MAX_AGENTS_PER_RUN = 1_000_000  # firm agents a run may hold (about 40 MB of columns); 20x the 2014 stock
+SPACE_DELAY_ORDER = 3
+FIT_ITERATIONS, FIT_TOLERANCE = 500, 1e-9  # destination-constant balancing (log inflow / stock)
 
 
 @dataclass(frozen=True)
 class FirmParams:
-    """Firm parameters with the run axis first: (run,) or (run, sector)."""
+    """Firm parameters with the run axis first: (run,), (run, sector) or (run, region)."""
 
     entry_rate: np.ndarray
     exit_rate: np.ndarray
@@ -59,6 +81,17 @@ class FirmParams:
     branch_rate: np.ndarray
     pharma_share: np.ndarray
     cost_sensitivity_spread: np.ndarray
+    market_reach: np.ndarray
+    market_decay: np.ndarray
+    rent_elasticity: np.ndarray
+    rent_entry_response: np.ndarray
+    rent_exit_response: np.ndarray
+    space_occupancy_2014: np.ndarray
+    space_adjustment_time: np.ndarray
+    space_construction_time: np.ndarray
+    space_max_build_rate: np.ndarray
+    zhongguancun_share: np.ndarray
+    firms_per_project: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -85,17 +118,30 @@ def load_firm_table(regions: Regions) -> FirmTable:
 
 
 @dataclass(frozen=True)
+class Dispersal:
+    """An active dispersal programme: who is dispersed, how fast, and where units may go."""
+
+    name: str
+    sector: int
+    rate: np.ndarray  # 1/year (run,); 0 where the programme is not active in that run
+    targeted: np.ndarray  # regions whose units are dispersed (region,) bool
+    close_share: np.ndarray  # share of dispersed units that close (run,)
+    allowed: np.ndarray  # destinations open to relocating units (region,) bool
+
+
+@dataclass(frozen=True)
 class FirmContext:
-    """What the rest of the model tells the firms this month (policy levers are scenario-wide)."""
+    """What the rest of the model tells the firms this month (all arrays run-first)."""
 
     time: float  # decimal year
     dt: float  # years
-    rent: np.ndarray  # rent relative to the region's own 2014 level (run, region)
-    travel_time: np.ndarray  # hours (region, region)
-    coverage: np.ndarray  # catalogue share refused (region, sector)
-    incentive: np.ndarray  # utility (region, sector)
-    pharma_incentive: np.ndarray  # utility (region,)
-    dispersals: tuple  # active programmes: (name, sector, rate, region mask, close share, destination mask)
+    travel_time: np.ndarray  # hours (run, region, region)
+    coverage: np.ndarray  # catalogue share refused (run, region, sector)
+    incentive: np.ndarray  # utility (run, region, sector)
+    pharma_incentive: np.ndarray  # utility (run, region)
+    dispersals: tuple[Dispersal, ...]  # active programmes
+    population: np.ndarray  # residents (run, region), for demand
+    floor_space_change: np.ndarray  # workplaces added (+) or removed (-) by policies this month (run, region)
 
 
 @dataclass
@@ -104,12 +150,15 @@ class FirmCounters:
 
     runs: int
     regions: int
-    refused: np.ndarray = field(init=False)  # (run,)
+    refused: np.ndarray = field(init=False)  # new registrations refused (run,)
+    refused_changes: np.ndarray = field(init=False)  # changes of registration into Beijing refused (run,)
     dispersed: np.ndarray = field(init=False)  # (run, sector)
     dispersed_closed: np.ndarray = field(init=False)  # (run, sector)
     relocated: np.ndarray = field(init=False)  # dispersed and relocated, by destination (run, sector, region)
     relocated_pharma: np.ndarray = field(init=False)  # (run, region)
     spontaneous_moves: np.ndarray = field(init=False)  # (run, sector)
+    moves_from_beijing: np.ndarray = field(init=False)  # any move out of a Beijing region (run, sector, region)
+    transfers: np.ndarray = field(init=False)  # industrial firms moved into Tongzhou or north3 from Beijing (run,)
     entries: np.ndarray = field(init=False)  # (run, sector)
     exits: np.ndarray = field(init=False)  # (run, sector), dispersal closures included
     branches: np.ndarray = field(init=False)  # (run, region)
@@ -118,9 +167,10 @@ class FirmCounters:
 
     def __post_init__(self) -> None:
         b, r, s = self.runs, self.regions, N_SECTORS
-        self.refused = np.zeros(b)
+        self.refused, self.refused_changes, self.transfers = np.zeros(b), np.zeros(b), np.zeros(b)
         self.dispersed, self.dispersed_closed = np.zeros((b, s)), np.zeros((b, s))
         self.relocated, self.relocated_pharma = np.zeros((b, s, r)), np.zeros((b, r))
+        self.moves_from_beijing = np.zeros((b, s, r))
         self.spontaneous_moves, self.entries, self.exits = np.zeros((b, s)), np.zeros((b, s)), np.zeros((b, s))
         self.branches, self.diverted = np.zeros((b, r)), np.zeros((b, r))
         self.beijing_entrants = np.zeros((b, 12, s))
@@ -138,12 +188,46 @@ def _rank_within_run(run: np.ndarray, per_run: np.ndarray) -> np.ndarray:
     return np.arange(len(run)) - np.repeat(np.cumsum(per_run) - per_run, per_run)
 
 
-class Firms:
-    """The firm population of a batch of runs, as columns of shape (run, slot)."""
+def market_access(population: np.ndarray, travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region)."""
+    return np.einsum("bd,brd->br", population, np.exp(-decay[:, None, None] * travel_time))
 
-    def __init__(self, regions: Regions, table: FirmTable, params: FirmParams, streams: Streams) -> None:
-        self.regions, self.table, self.params, self.streams = regions, table, params, streams
+
+def demand(population: np.ndarray, access: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Demand D_rs = P_r^(1 - reach_s) * A_r^reach_s [persons] (run, region, sector)."""
+    return np.exp(
+        (1 - reach[:, None, :]) * np.log(population)[..., None] + reach[:, None, :] * np.log(access)[..., None]
+    )
+
+
+def rent_index(jobs: np.ndarray, space: np.ndarray, occupancy_2014: np.ndarray, elasticity: np.ndarray) -> np.ndarray:
+    """Rent relative to the 2014 level: (occupancy / occupancy in 2014)^elasticity, capped [1] (run, region)."""
+    occupancy = jobs / np.maximum(space, 1e-9)
+    ratio = np.maximum(occupancy / occupancy_2014[:, None], 1e-12)
+    return np.minimum(np.exp(np.minimum(elasticity[:, None] * np.log(ratio), MAX_EXPONENT)), RENT_INDEX_MAX)
+
+
+def space_starts(
+    jobs: np.ndarray, space: np.ndarray, pipeline: np.ndarray, target_occupancy, adjustment_time, max_build_rate
+) -> np.ndarray:
+    """Floor space put into construction [workplaces/year] (run, region): the gap to the target
+    occupancy net of what is being built, closed over the adjustment time, capped by land."""
+    gap = jobs / target_occupancy[:, None] - space - pipeline
+    return np.clip(gap / adjustment_time[:, None], 0.0, max_build_rate * space)
+
+
+class Firms:
+    """The firm population of a batch of runs, as columns of shape (run, slot), and its floor space."""
+
+    def __init__(
+        self, regions: Regions, table: FirmTable, params: FirmParams, streams: Streams, source: str = "parameters"
+    ) -> None:
+        self.regions, self.table, self.params, self.streams, self.source = regions, table, params, streams, source
         self.core = regions.index("bj_core") if "bj_core" in regions.codes else 0
+        self.central = regions.index("bj_central") if "bj_central" in regions.codes else 0
+        # K2: industrial firms moving from Beijing (outside Tongzhou) into Tongzhou or the northern counties
+        self.transfer_origins = regions.beijing & ~np.isin(regions.codes, ("bj_tongzhou",))
+        self.transfer_destinations = np.isin(regions.codes, ("bj_tongzhou", "north3"))
         runs = len(streams.seeds)
         agents = np.round(table.firms / table.agent_weight).astype(int)  # (region, sector)
         region, sector = np.nonzero(agents)
@@ -165,6 +249,18 @@ class Firms:
         ages = streams.random("firm ages", n) * 20.0  # assumed: initial ages uniform over 0-20 years
         self._add(run, np.tile(region, runs), np.tile(sector, runs), ages.ravel(), "initial firms")
 
+        # 2014 references: the firms each region's demand supported, and the space they occupied
+        p = params
+        self.firms_2014 = np.round(table.firms / table.agent_weight) * table.agent_weight  # (region, sector)
+        population = np.tile(regions.population_2014, (runs, 1))
+        travel = np.broadcast_to(regions.travel_time, (runs, len(regions), len(regions)))
+        self.demand_2014 = demand(population, market_access(population, travel, p.market_decay), p.market_reach)
+        jobs = self.jobs().sum(axis=2)
+        self.space = jobs / p.space_occupancy_2014[:, None]  # workplaces (run, region)
+        self.space_2014 = self.space.copy()
+        self.space_pipeline = np.zeros((runs, len(regions), SPACE_DELAY_ORDER))
+        self.destination_constant = self._fit_destination_constants()
+
     # -- bookkeeping -------------------------------------------------------------------------
     def _grow(self, needed: int) -> None:
         capacity = self.alive.shape[1]
@@ -173,28 +269,42 @@ class Firms:
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
 
-    def _add(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray, age: np.ndarray, stream: str) -> None:
-        """Put new agents (given run by run, in order) into free slots, drawing their traits."""
+    def _slots(self, run: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Free slots for new agents of ``run`` (sorted by run): the slots, rank within run, agents per run."""
         runs = self.alive.shape[0]
         per_run = np.bincount(run, minlength=runs)
+        alive = self.alive.sum(axis=1)
+        if (alive + per_run > MAX_AGENTS_PER_RUN).any():
+            b = int(np.argmax(alive + per_run))
+            raise InputError(
+                self.source,
+                "firms",
+                f"run {b} would hold {int(alive[b] + per_run[b]):,} firm agents, over the limit of "
+                f"{MAX_AGENTS_PER_RUN:,}: the firm parameters (entry_rate, exit_rate, rent responses) "
+                "make the firm population explode; expected values that keep it bounded",
+            )
+        if (per_run > self.alive.shape[1] - alive).any():
+            self._grow(int((per_run + alive).max()))
         free = ~self.alive
-        if (per_run > free.sum(axis=1)).any():
-            self._grow(int((per_run + self.alive.sum(axis=1)).max()))
-            free = ~self.alive
-        order = np.argsort(run, kind="stable")
-        run, region, sector, age = run[order], region[order], sector[order], age[order]
+        free_per_run = free.sum(axis=1)
         within = _rank_within_run(run, per_run)
         _, free_slot = np.nonzero(free)  # run-major order: each run's free slots, lowest first
-        first_free = np.cumsum(free.sum(axis=1)) - free.sum(axis=1)
-        slot = free_slot[first_free[run] + within]
+        slot = free_slot[(np.cumsum(free_per_run) - free_per_run)[run] + within]
+        np.maximum.at(self.extent, run, slot + 1)
+        self.alive[run, slot] = True
         self._tallies = None
+        return slot, within, per_run
+
+    def _add(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray, age: np.ndarray, stream: str) -> None:
+        """Put new agents (given run by run, in order) into free slots, drawing their traits."""
+        order = np.argsort(run, kind="stable")
+        run, region, sector, age = run[order], region[order], sector[order], age[order]
+        slot, within, per_run = self._slots(run)
         p = self.params
         sensitivity = self.streams.lognormal_unit_mean(
             f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run
         )
         pharma_draw = self.streams.random(f"{stream}: pharma", per_run)
-        np.maximum.at(self.extent, run, slot + 1)
-        self.alive[run, slot] = True
         self.region[run, slot], self.sector[run, slot] = region, sector
         self.weight[run, slot] = self.table.agent_weight[region, sector]
         self.employees[run, slot] = self.table.employees_per_firm[region, sector]
@@ -222,43 +332,91 @@ class Firms:
         """Jobs by (run, region, sector)."""
         return self._tally()[1]
 
+    def rent_index(self) -> np.ndarray:
+        """Commercial rent relative to each region's own 2014 level [1] (run, region)."""
+        p = self.params
+        return rent_index(self.jobs().sum(axis=2), self.space, p.space_occupancy_2014, p.rent_elasticity)
+
+    def rent(self) -> np.ndarray:
+        """Commercial rent relative to the core's 2014 rent, rent_level_2014 * rho [1] (run, region)."""
+        return self.regions.rent_level_2014 * self.rent_index()
+
+    def projects(self) -> np.ndarray:
+        """Industrial cooperation and transfer projects into Tongzhou and the northern counties (K2) (run,)."""
+        return self.counters.transfers / self.params.firms_per_project
+
     # -- behaviour ---------------------------------------------------------------------------
     def destination_probabilities(
-        self, ctx: FirmContext, counts: np.ndarray, allowed: np.ndarray | None = None, pharma: bool = False
+        self,
+        ctx: FirmContext,
+        counts: np.ndarray,
+        rent: np.ndarray,
+        allowed: np.ndarray | None = None,
+        pharma: bool = False,
+        catalogue: bool = True,
     ) -> np.ndarray:
-        """Logit destination shares (run, sector, origin, destination); staying is excluded."""
+        """Logit destination shares (run, sector, origin, destination).
+
+        Without ``allowed`` (a firm moving of its own accord) the origin is one of the
+        choices: a move within the region. With ``allowed`` (dispersed units, diverted
+        entrants, branches) the origin is excluded and only allowed regions are open.
+        ``rent`` is the rent index (run, region); ``catalogue=False`` gives the shares
+        movers would choose if Beijing's catalogue turned nobody away (to count refusals).
+        """
         p, tt = self.params, ctx.travel_time
-        incentive = ctx.incentive + (ctx.pharma_incentive[:, None] if pharma else 0.0)  # (region, sector)
-        cost_of_space = self.regions.rent_level_2014 * ctx.rent
-        with np.errstate(divide="ignore"):  # a fully covered industry cannot register there: log(0) = -inf
-            admitted = np.log1p(-ctx.coverage).T[None]  # (1, sector, destination)
-        by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, self.core]
-        by_sector = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1) + incentive.T + admitted
+        incentive = ctx.incentive + (ctx.pharma_incentive[..., None] if pharma else 0.0)  # (run, region, sector)
+        cost_of_space = self.regions.rent_level_2014 * rent
+        by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, :, self.core]
+        agglomeration = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1)
+        by_sector = agglomeration + incentive.transpose(0, 2, 1) + self.destination_constant  # (run, sector, dest)
+        if catalogue:
+            with np.errstate(divide="ignore"):  # a fully covered industry cannot register there: log(0) = -inf
+                by_sector = by_sector + np.log1p(-ctx.coverage).transpose(0, 2, 1)
         by_origin = -p.distance_weight[:, None, None] * tt
         utility = by_destination[:, None, None, :] + by_sector[:, :, None, :] + by_origin[:, None, :, :]
-        n = tt.shape[0]
-        blocked = np.eye(n, dtype=bool) if allowed is None else np.eye(n, dtype=bool) | ~allowed[None, :]
-        utility = np.where(blocked, -np.inf, utility)
+        if allowed is not None:
+            n = tt.shape[-1]
+            utility = np.where(np.eye(n, dtype=bool) | ~allowed[None, :], -np.inf, utility)
         top = utility.max(axis=-1, keepdims=True)
         weights = np.exp(utility - np.where(np.isfinite(top), top, 0.0))
         total = weights.sum(axis=-1, keepdims=True)
         return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)  # no destination: all zero
 
+    def _fit_destination_constants(self) -> np.ndarray:
+        """Destination constants kappa (run, sector, region) that put the 2014 stock at rest under moves.
+
+        At 2014 conditions (rent index 1, no policy) the expected movers into each
+        (region, sector), sum_o N0_os Q_s,o,d, equal those leaving it, N0_ds (all firms move
+        at the same base hazard), so moves alone do not drift the stock; policies, rents
+        and travel times then drive net moves. Balanced by the fixed point
+        kappa_ds += ln(N0_ds / inflow_ds) (the origin is a choice, so a balance exists).
+        """
+        runs, n = len(self.streams.seeds), len(self.regions)
+        zeros = np.zeros((runs, n, N_SECTORS))
+        travel = np.broadcast_to(self.regions.travel_time, (runs, n, n))
+        ctx = FirmContext(2014.0, 0.0, travel, zeros, zeros, zeros[..., 0], (), zeros[..., 0], zeros[..., 0])
+        stock = np.broadcast_to(self.firms_2014, (runs, n, N_SECTORS))
+        rent = np.ones((runs, n))
+        self.destination_constant = np.zeros((runs, N_SECTORS, n))
+        target = np.log(np.maximum(stock, 1e-300)).transpose(0, 2, 1)
+        for _ in range(FIT_ITERATIONS):
+            probs = self.destination_probabilities(ctx, stock, rent)
+            inflow = np.einsum("bos,bsod->bsd", stock, probs)
+            gap = target - np.log(np.maximum(inflow, 1e-300))
+            self.destination_constant = self.destination_constant + gap
+            if np.abs(gap).max() < FIT_TOLERANCE:
+                break
+        return self.destination_constant
+
     def _choose(
         self, run: np.ndarray, slot: np.ndarray, probs: np.ndarray, pharma_probs: np.ndarray | None, uniform: np.ndarray
     ) -> np.ndarray:
-        """Draw a destination per mover; -1 where none is open to it.
-
-        A super-individual cannot move into a region whose own agents are finer than it
-        (a weight-200 Hebei agent does not become 200 Beijing firms at once); such a
-        destination is closed to it, and firms reach finely resolved regions by entry.
-        """
+        """Draw a destination per mover against its cumulative shares; -1 where none is open to it."""
         sector = self.sector[run, slot]
         rows = probs[run, sector, self.region[run, slot]]
         if pharma_probs is not None:
             is_pharma = self.pharma[run, slot]
             rows[is_pharma] = pharma_probs[run[is_pharma], MANUFACTURING, self.region[run[is_pharma], slot[is_pharma]]]
-        rows = rows * (self.table.agent_weight[:, sector].T >= self.weight[run, slot][:, None])
         total = rows.sum(axis=1)
         cumulative = np.cumsum(rows, axis=1)
         chosen = (cumulative < (uniform * total)[:, None]).sum(axis=1)
@@ -268,30 +426,41 @@ class Firms:
         """One month of firm life, in the order of the module docstring."""
         p, c = self.params, self.counters
         runs = np.arange(self.alive.shape[0])[:, None]
-        counts = self.counts()  # the stock at the start of the month drives this month's choices
+        counts, jobs = self.counts(), self.jobs().sum(axis=2)  # start-of-month stock drives this month's choices
+
+        # 0. space changed by policy, rents from the start-of-month occupancy
+        self.space = np.maximum(self.space + ctx.floor_space_change, 0.0)
+        rent = rent_index(jobs, self.space, p.space_occupancy_2014, p.rent_elasticity)  # (run, region)
+        rent_excess = rent[runs, self.region] - 1.0  # (run, slot)
         self._tallies = None
 
         # 1. ageing and exit
         self.age += ctx.dt  # dead slots age too; entry resets them
-        hazard = p.exit_rate[runs, self.sector] * (1 + p.young_exit_boost[:, None] * np.exp(-self.age / YOUNG_FIRM_AGE))
+        push = np.minimum(p.rent_exit_response[:, None] * self.cost_sensitivity * rent_excess, MAX_EXPONENT)
+        hazard = (
+            p.exit_rate[runs, self.sector]
+            * (1 + p.young_exit_boost[:, None] * np.exp(-self.age / YOUNG_FIRM_AGE))
+            * np.exp(push)
+        )
         exiting = self.alive & (self._uniform("exit") < -np.expm1(-hazard * ctx.dt))
         self._count_by_sector(c.exits, exiting)
         self.alive &= ~exiting
 
         # 2. dispersal programmes
         moved = np.zeros_like(self.alive)
-        for name, sector, rate, targeted, close_share, allowed in ctx.dispersals:
-            eligible = self.alive & ~moved & (self.sector == sector) & targeted[self.region]
+        for programme in ctx.dispersals:
+            name, rate = programme.name, programme.rate[:, None]
+            eligible = self.alive & ~moved & (self.sector == programme.sector) & programme.targeted[self.region]
             run, slot = np.nonzero(
                 eligible & (self._uniform(f"dispersal: {name}") < -np.expm1(-rate * self.cost_sensitivity * ctx.dt))
             )
             np.add.at(c.dispersed, (run, self.sector[run, slot]), self.weight[run, slot])
-            closing = self._draws(f"dispersal close: {name}", run) < close_share
+            closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
             destination = np.full(len(run), -1, np.int8)
             relocating = ~closing
             if relocating.any():
-                probs = self.destination_probabilities(ctx, counts, allowed)
-                pharma_probs = self.destination_probabilities(ctx, counts, allowed, pharma=True)
+                probs = self.destination_probabilities(ctx, counts, rent, programme.allowed)
+                pharma_probs = self.destination_probabilities(ctx, counts, rent, programme.allowed, pharma=True)
                 uniform = self._draws(f"dispersal destination: {name}", run[relocating])
                 destination[relocating] = self._choose(run[relocating], slot[relocating], probs, pharma_probs, uniform)
             closing |= destination < 0  # nowhere open to it: the unit closes instead
@@ -307,23 +476,60 @@ class Firms:
             np.add.at(c.relocated, (run, self.sector[run, slot], destination), weight)
             is_pharma = self.pharma[run, slot]
             np.add.at(c.relocated_pharma, (run[is_pharma], destination[is_pharma]), weight[is_pharma])
-            self._move(run, slot, destination)
-            moved[run, slot] = True
+            moved = self._move(run, slot, destination, moved)
 
-        # 3. spontaneous relocation
-        rent = np.take_along_axis(ctx.rent, self.region.astype(np.intp), axis=1)
-        hazard = p.relocation_rate[:, None] * np.exp(p.cost_push[:, None] * self.cost_sensitivity * (rent - 1))
+        # 3. spontaneous relocation (columns may have grown by splits)
+        rent_excess = rent[runs, self.region] - 1.0
+        push = np.minimum(p.cost_push[:, None] * self.cost_sensitivity * rent_excess, MAX_EXPONENT)
+        hazard = p.relocation_rate[:, None] * np.exp(push)
         run, slot = np.nonzero(self.alive & ~moved & (self._uniform("relocation") < -np.expm1(-hazard * ctx.dt)))
         if len(run):
-            probs = self.destination_probabilities(ctx, counts)
-            pharma_probs = self.destination_probabilities(ctx, counts, pharma=True)
+            probs = self.destination_probabilities(ctx, counts, rent)
+            pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
+            self._count_refused_changes(ctx, counts, rent, run, slot)
             destination = self._choose(run, slot, probs, pharma_probs, self._draws("relocation destination", run))
-            run, slot, destination = run[destination >= 0], slot[destination >= 0], destination[destination >= 0]
+            between = (destination >= 0) & (destination != self.region[run, slot])  # else a move within the region
+            run, slot, destination = run[between], slot[between], destination[between]
             np.add.at(c.spontaneous_moves, (run, self.sector[run, slot]), self.weight[run, slot])
-            self._move(run, slot, destination)
+            self._move(run, slot, destination, moved)  # moved is not read again this month
 
         # 4. entry under the catalogue, 5. branches
-        self._enter(ctx, counts)
+        self._enter(ctx, counts, rent)
+
+        # 6. construction of floor space (Euler over the month; completions count from next month)
+        starts = space_starts(
+            jobs,
+            self.space,
+            self.space_pipeline.sum(axis=2),
+            p.space_occupancy_2014,
+            p.space_adjustment_time,
+            p.space_max_build_rate,
+        )
+        outflow = self.space_pipeline * (SPACE_DELAY_ORDER / p.space_construction_time)[:, None, None]
+        inflow = np.concatenate([starts[..., None], outflow[..., :-1]], axis=2)
+        self.space_pipeline = self.space_pipeline + (inflow - outflow) * ctx.dt
+        self.space = self.space + outflow[..., -1] * ctx.dt
+
+    def _count_refused_changes(
+        self, ctx: FirmContext, counts: np.ndarray, rent: np.ndarray, run: np.ndarray, slot: np.ndarray
+    ) -> None:
+        """Movers whose first choice was a destination the catalogue covers, and who applied there (F1).
+
+        Each mover would pick d with the catalogue-free shares Q_d; a share coverage_d of
+        those choices is turned away, and a share ``apply_despite_ban`` of the turned-away
+        applied anyway and were refused before choosing again (as for new registrations).
+        """
+        if not ctx.coverage.any():
+            return
+        free = self.destination_probabilities(ctx, counts, rent, catalogue=False)  # (run, sector, origin, dest)
+        turned_away = np.einsum("bsod,bds->bso", free, ctx.coverage)
+        expected = np.zeros(self.alive.shape[0])
+        np.add.at(
+            expected, run, self.weight[run, slot] * turned_away[run, self.sector[run, slot], self.region[run, slot]]
+        )
+        self.counters.refused_changes += self.streams.poisson(
+            "refused changes", expected * self.params.apply_despite_ban
+        )
 
     def _uniform(self, stream: str) -> np.ndarray:
         """One uniform draw per used slot of each run: (run, slot)."""
@@ -338,41 +544,100 @@ class Firms:
         run, slot = np.nonzero(mask)
         np.add.at(total, (run, self.sector[run, slot]), self.weight[run, slot])
 
-    def _move(self, run: np.ndarray, slot: np.ndarray, destination: np.ndarray) -> None:
-        """Relocate agents; a super-individual keeps its weight (it is the same firms, moved)."""
-        self.region[run, slot] = destination
+    def _move(self, run: np.ndarray, slot: np.ndarray, destination: np.ndarray, moved: np.ndarray) -> np.ndarray:
+        """Relocate agents (``run`` ascending); returns ``moved`` with the movers and any new slots marked.
 
-    def would_be_entrants(self, ctx: FirmContext, counts: np.ndarray) -> np.ndarray:
-        """Would-be entrants this month by (run, region, sector) [firms]."""
+        An agent of weight w moving into a region whose agents of its sector have weight
+        w_d < w splits there into floor(w / w_d) agents of weight w_d plus one of the
+        remainder, each with the mover's traits: the same real firms, resolved as the
+        destination resolves them. Finer agents keep their weight.
+        """
+        c, regions = self.counters, self.regions
+        origin, sector, weight = self.region[run, slot], self.sector[run, slot], self.weight[run, slot]
+        from_beijing = regions.beijing[origin]
+        np.add.at(
+            c.moves_from_beijing,
+            (run[from_beijing], sector[from_beijing], destination[from_beijing]),
+            weight[from_beijing],
+        )
+        transfer = self.transfer_origins[origin] & self.transfer_destinations[destination] & np.isin(sector, INDUSTRIAL)
+        np.add.at(c.transfers, run[transfer], weight[transfer])
+        self.region[run, slot] = destination
+        moved[run, slot] = True
+        self._tallies = None
+        target = self.table.agent_weight[destination, sector]
+        splitting = weight > target * (1 + 1e-9)
+        if not splitting.any():
+            return moved
+        run, slot, target = run[splitting], slot[splitting], target[splitting]
+        pieces = np.floor(self.weight[run, slot] / target * (1 + 1e-12)).astype(int)  # whole agents of weight w_d
+        remainder = self.weight[run, slot] - pieces * target
+        extra = pieces - 1 + (remainder > 1e-9 * target)  # new agents beside the mover's own slot
+        self.weight[run, slot] = target
+        parent = np.repeat(np.arange(len(run)), extra)
+        new_weight = np.repeat(target, extra)
+        last = np.cumsum(extra) - 1  # each parent's last new agent carries the remainder
+        has_remainder = remainder > 1e-9 * target
+        new_weight[last[has_remainder]] = remainder[has_remainder]
+        parent_run, parent_slot = run[parent], slot[parent]
+        new_slot, _, _ = self._slots(parent_run)
+        if moved.shape != self.alive.shape:  # the columns grew
+            moved = np.concatenate([moved, np.zeros((moved.shape[0], self.alive.shape[1] - moved.shape[1]), bool)], 1)
+        for name in ("region", "sector", "employees", "age", "cost_sensitivity", "pharma"):
+            column = getattr(self, name)
+            column[parent_run, new_slot] = column[parent_run, parent_slot]
+        self.weight[parent_run, new_slot] = new_weight
+        moved[parent_run, new_slot] = True
+        return moved
+
+    def would_be_entrants(self, ctx: FirmContext, rent: np.ndarray) -> np.ndarray:
+        """Would-be entrants this month by (run, region, sector) [firms], bounded by demand and rent.
+
+        W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * exp(-rent_entry_response * (rho_r - 1)) * dt:
+        the firms the region's 2014 demand supported, scaled by demand now, not the current
+        stock, so entry does not compound and the stock approaches entry / exit.
+        """
+        p = self.params
         growth = np.ones((len(self.streams.seeds), N_SECTORS))
-        years = np.minimum(ctx.time - 2014.0, self.params.high_end_growth_years)
-        growth[:, HIGH_END] = np.exp(self.params.high_end_entry_growth * years)
-        return self.params.entry_rate[:, None, :] * growth[:, None, :] * counts * ctx.dt
+        years = np.minimum(ctx.time - 2014.0, p.high_end_growth_years)
+        growth[:, HIGH_END] = np.exp(p.high_end_entry_growth * years)
+        access = market_access(ctx.population, ctx.travel_time, p.market_decay)
+        relative_demand = demand(ctx.population, access, p.market_reach) / self.demand_2014
+        deterrence = np.exp(-np.minimum(p.rent_entry_response[:, None] * (rent - 1.0), MAX_EXPONENT))
+        return (
+            p.entry_rate[:, None, :]
+            * growth[:, None, :]
+            * self.firms_2014
+            * relative_demand
+            * deterrence[..., None]
+            * ctx.dt
+        )
 
     def seed_entrant_history(self, ctx: FirmContext) -> None:
         """Fill the 12-month entrant window with 2013 conditions (no catalogue), so F5 has a 2013 value."""
-        wanted = self.would_be_entrants(ctx, self.counts())
+        wanted = self.would_be_entrants(ctx, self.rent_index())
         beijing = self.regions.beijing
         self.counters.beijing_entrants[:] = wanted[:, beijing].sum(axis=1)[:, None, :]
 
-    def _enter(self, ctx: FirmContext, counts: np.ndarray) -> None:
+    def _enter(self, ctx: FirmContext, counts: np.ndarray, rent: np.ndarray) -> None:
         p, c, s, regions = self.params, self.counters, self.streams, self.regions
-        wanted = self.would_be_entrants(ctx, counts)
+        wanted = self.would_be_entrants(ctx, rent)
         covered = wanted * ctx.coverage
         c.refused += s.poisson("refused", covered * p.apply_despite_ban[:, None, None]).sum(axis=(1, 2))
         weight = self.table.agent_weight
         admitted = s.poisson("entry", (wanted - covered) / weight)  # agents (run, region, sector)
         outside = ~regions.beijing
         # refused would-be entrants who register outside Beijing, by logit from their origin
-        probs = self.destination_probabilities(ctx, counts, outside)  # (run, sector, origin, dest)
+        probs = self.destination_probabilities(ctx, counts, rent, outside)  # (run, sector, origin, dest)
         diverting = covered * (p.apply_despite_ban * p.refused_register_elsewhere)[:, None, None]
         diverted = s.poisson("diverted", np.einsum("bos,bsod->bds", diverting, probs) / weight)
-        # branches of Beijing high-end firms in Tianjin and Hebei, sent as from the central city
-        origin = regions.index("bj_central") if "bj_central" in regions.codes else 0
-        branching = p.branch_rate * counts[:, regions.beijing, HIGH_END].sum(axis=1) * ctx.dt
+        # branches of Zhongguancun firms (a share of Beijing's high-end firms) in Tianjin and Hebei,
+        # sent as from the central city (Haidian)
+        zhongguancun = p.zhongguancun_share * counts[:, regions.beijing, HIGH_END].sum(axis=1)
+        branching = p.branch_rate * zhongguancun * ctx.dt
         branches = np.zeros_like(admitted)
         branches[..., HIGH_END] = s.poisson(
-            "branches", branching[:, None] * probs[:, HIGH_END, origin] / weight[:, HIGH_END]
+            "branches", branching[:, None] * probs[:, HIGH_END, self.central] / weight[:, HIGH_END]
         )
 
         c.beijing_entrants = np.roll(c.beijing_entrants, -1, axis=1)

@@ -24,7 +24,7 @@ import numpy as np
 
 from sim.engine import material_delay, smooth, step
 from sim.errors import InputError
-from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
+from sim.firms import Dispersal, FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.parameters import pick, stack_parameters
 from sim.population import PopulationParams, fit_region_constants, housing_starts, migration
@@ -56,13 +56,34 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     "relocated_firms_cum": ("firms", ("sector", "region"), "dispersed firms that relocated, by destination"),
     "relocated_pharma_cum": ("firms", ("region",), "dispersed pharmaceutical firms that relocated, by destination"),
     "spontaneous_moves_cum": ("firms", ("sector",), "firms that moved region of their own accord since the start"),
-    "refused_registrations_cum": ("applications", (), "registrations refused by Beijing's catalogue since the start"),
+    "moves_from_beijing_cum": (
+        "firms",
+        ("sector", "region"),
+        "firms that moved from a Beijing region to another region (dispersed or of their own accord), by destination",
+    ),
+    "cooperation_projects_cum": (
+        "projects",
+        (),
+        "industrial cooperation and transfer projects into Tongzhou and the northern three counties (K2)",
+    ),
+    "refused_registrations_cum": (
+        "applications",
+        (),
+        "new registrations and changes of registration refused by Beijing's catalogue since the start (F1)",
+    ),
+    "refused_changes_cum": (
+        "applications",
+        (),
+        "changes of registration (moves into a Beijing region) refused by the catalogue, part of F1",
+    ),
+    "floor_space": ("workplaces", ("region",), "commercial floor space, in the space one job occupies"),
+    "commercial_rent": ("1", ("region",), "commercial rent relative to the core's 2014 rent"),
     "diverted_registrations_cum": (
         "firms",
         ("region",),
         "refused would-be entrants registered outside Beijing instead",
     ),
-    "branches_opened_cum": ("firms", ("region",), "branches of Beijing high-end firms opened outside Beijing"),
+    "branches_opened_cum": ("firms", ("region",), "branches of Zhongguancun firms opened outside Beijing (N2)"),
     "high_end_share_new_entrants": (
         "1",
         (),
@@ -120,7 +141,11 @@ class Model:
             )
         self.timeline = Timeline(scenario.policies, regions, scenario.start, float(workforce[0]), str(scenario.path))
         self.firms = Firms(
-            regions, load_firm_table(regions), FirmParams(**pick(FirmParams, values, "firms")), self.streams
+            regions,
+            load_firm_table(regions),
+            FirmParams(**pick(FirmParams, values, "firms")),
+            self.streams,
+            f"overrides of {scenario.path}",
         )
         self.institutions = Institutions(regions, self.streams)
         self.follow = {
@@ -193,11 +218,26 @@ class Model:
         }
 
     def _firm_context(self, time: float, levers) -> FirmContext:
-        occupancy = self.state["population"] / self.state["housing"]
-        rent = occupancy / self.regions.occupancy_2014
-        dispersals = tuple((name, *programme) for name, programme in levers.dispersals.items())
+        # adapter until the timeline's levers carry the run axis: broadcast scenario-wide levers
+        runs, n = self.runs, len(self.regions)
+
+        def per_run(value) -> np.ndarray:
+            return np.broadcast_to(value, (runs, *np.shape(value)))
+
+        dispersals = tuple(
+            Dispersal(name, sector, np.full(runs, float(rate)), targeted, np.full(runs, float(close)), allowed)
+            for name, (sector, rate, targeted, close, allowed) in levers.dispersals.items()
+        )
         return FirmContext(
-            time, DT, rent, levers.travel_time, levers.coverage, levers.incentive, levers.pharma_incentive, dispersals
+            time,
+            DT,
+            per_run(levers.travel_time),
+            per_run(levers.coverage),
+            per_run(levers.incentive),
+            per_run(levers.pharma_incentive),
+            dispersals,
+            self.state["population"],
+            np.zeros((runs, n)),
         )
 
     def rates(self, inputs: dict[str, np.ndarray]):
@@ -276,7 +316,12 @@ class Model:
             "relocated_firms_cum": np.concatenate([c.relocated, np.zeros((self.runs, 1, n))], axis=1),
             "relocated_pharma_cum": c.relocated_pharma,
             "spontaneous_moves_cum": sector_pad(c.spontaneous_moves),
-            "refused_registrations_cum": c.refused,
+            "moves_from_beijing_cum": np.concatenate([c.moves_from_beijing, np.zeros((self.runs, 1, n))], axis=1),
+            "cooperation_projects_cum": f.projects(),
+            "refused_registrations_cum": c.refused + c.refused_changes,
+            "refused_changes_cum": c.refused_changes,
+            "floor_space": f.space,
+            "commercial_rent": f.rent(),
             "diverted_registrations_cum": c.diverted,
             "branches_opened_cum": c.branches,
             "high_end_share_new_entrants": c.high_end_share(),
