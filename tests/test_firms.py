@@ -291,10 +291,14 @@ def test_moves_neither_create_nor_lose_real_firms(weight, target, movers):
     assert firms.weight[arrived].max() <= max(target, 1) and firms.weight[arrived].min() > 0
 
 
-def test_the_agent_limit_is_a_clear_error(short_historical, monkeypatch):
-    monkeypatch.setattr(sim.firms, "MAX_AGENTS_PER_RUN", 55_000)
+def test_the_agent_limit_is_a_clear_error_before_it_is_crossed(short_historical, monkeypatch):
+    limit = 55_000
+    monkeypatch.setattr(sim.firms, "MAX_AGENTS_PER_RUN", limit)
+    model = Model(short_historical, seeds=[1], overrides=[{"firms.entry_rate": 2.0}])
     with pytest.raises(sim.InputError, match="firm agents, over the limit"):
-        sim.run_batch(short_historical, seeds=[1], overrides=[{"firms.entry_rate": 2.0}])
+        for month in range(24):
+            model.step(month)
+    assert model.firms.alive.sum() <= limit
 
 
 def test_entry_at_its_maximum_stays_bounded(tmp_path):
@@ -364,9 +368,14 @@ def test_the_catalogue_closes_beijing_to_covered_movers(short_historical):
 
 
 def test_refused_registrations_include_refused_moves_into_beijing(short_historical, tmp_path):
-    ds = sim.run(short_historical).isel(time=-1)
-    assert float(ds.refused_changes_cum) > 0
-    assert float(ds.refused_registrations_cum) > float(ds.refused_changes_cum)
+    model = Model(short_historical, seeds=[1])
+    for month in range(24):
+        model.step(month)
+    c = model.firms.counters
+    assert c.refused[0] > 0 and c.refused_changes[0] > 0
+    observed = model.observe()
+    assert observed["refused_registrations_cum"][0] == c.refused[0] + c.refused_changes[0]
+    assert observed["refused_changes_cum"][0] == c.refused_changes[0]
     text = "[run]\nend = 2016\n[policies.catalogue_2014]\nenabled = false\n[policies.catalogue_2015]\nenabled = false\n"
     off = sim.run(sim.load_scenario(write_scenario(tmp_path, text))).isel(time=-1)
     assert float(off.refused_registrations_cum) == 0 and float(off.diverted_registrations_cum.max()) == 0
