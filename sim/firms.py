@@ -49,6 +49,7 @@ from sim.errors import InputError
 from sim.random import Streams
 from sim.regions import Regions
 from sim.sectors import FIRM_SECTORS
+from sim.timeline import Dispersal
 
 N_SECTORS = len(FIRM_SECTORS)
 MANUFACTURING, WHOLESALE, HIGH_END, OTHER = range(N_SECTORS)
@@ -118,18 +119,6 @@ def load_firm_table(regions: Regions) -> FirmTable:
 
 
 @dataclass(frozen=True)
-class Dispersal:
-    """An active dispersal programme: who is dispersed, how fast, and where units may go."""
-
-    name: str
-    sector: int
-    rate: np.ndarray  # 1/year (run,); 0 where the programme is not active in that run
-    targeted: np.ndarray  # regions whose units are dispersed (region,) bool
-    close_share: np.ndarray  # share of dispersed units that close (run,)
-    allowed: np.ndarray  # destinations open to relocating units (region,) bool
-
-
-@dataclass(frozen=True)
 class FirmContext:
     """What the rest of the model tells the firms this month (all arrays run-first)."""
 
@@ -139,7 +128,7 @@ class FirmContext:
     coverage: np.ndarray  # catalogue share refused (run, region, sector)
     incentive: np.ndarray  # utility (run, region, sector)
     pharma_incentive: np.ndarray  # utility (run, region)
-    dispersals: tuple[Dispersal, ...]  # active programmes
+    dispersals: tuple[Dispersal, ...]  # programmes, rate 0 in runs where one is not active
     population: np.ndarray  # residents (run, region), for demand
     floor_space_change: np.ndarray  # workplaces added (+) or removed (-) by policies this month (run, region)
 
@@ -449,11 +438,13 @@ class Firms:
         # 2. dispersal programmes
         moved = np.zeros_like(self.alive)
         for programme in ctx.dispersals:
+            active = programme.rate > 0  # a run draws from a programme's streams only while it is active there
+            if not active.any():
+                continue
             name, rate = programme.name, programme.rate[:, None]
             eligible = self.alive & ~moved & (self.sector == programme.sector) & programme.targeted[self.region]
-            run, slot = np.nonzero(
-                eligible & (self._uniform(f"dispersal: {name}") < -np.expm1(-rate * self.cost_sensitivity * ctx.dt))
-            )
+            uniform = self.streams.random(f"dispersal: {name}", np.where(active, self.extent, 0), self.alive.shape[1])
+            run, slot = np.nonzero(eligible & (uniform < -np.expm1(-rate * self.cost_sensitivity * ctx.dt)))
             np.add.at(c.dispersed, (run, self.sector[run, slot]), self.weight[run, slot])
             closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
             destination = np.full(len(run), -1, np.int8)

@@ -17,21 +17,31 @@ Everything carries a leading run axis: a batch of parameter sets and seeds is on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sim.engine import material_delay, smooth, step
 from sim.errors import InputError
-from sim.firms import Dispersal, FirmContext, FirmParams, Firms, load_firm_table
+from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.parameters import pick, stack_parameters
-from sim.population import PopulationParams, fit_region_constants, housing_starts, migration
+from sim.population import (
+    MIGRANT,
+    REGISTERED,
+    PopulationParams,
+    base_move_rates,
+    fit_region_constants,
+    housing_removed,
+    housing_starts,
+    migration,
+    regrouped,
+)
 from sim.random import Streams
 from sim.scenario import Scenario
 from sim.sectors import FIRM_SECTORS, JOB_SECTORS
-from sim.timeline import Timeline
+from sim.timeline import BatchLevers, BatchTimeline
 
 DT = 1 / 12  # years: one month
 DELAY_ORDER = 3
@@ -39,6 +49,7 @@ DELAY_ORDER = 3
 RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     # name: (units, dims after (time, run), meaning)
     "population": ("persons", ("region",), "resident population"),
+    "migrant_population": ("persons", ("region",), "residents without the local registration (hukou)"),
     "jobs": ("jobs", ("region", "sector"), "jobs in firms (by sector) and public institutions (sector 'public')"),
     "firms": ("firms", ("region", "sector"), "firms; for wholesale_logistics, markets and logistics centres"),
     "housing_capacity": ("persons", ("region",), "housing capacity in residents it can house"),
@@ -108,16 +119,24 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("region",),
         "net migration rate into the region: internal, outside and households following relocated staff",
     ),
+    "migration": (
+        "persons/year",
+        ("region", "destination"),
+        "migration rate between regions, from region to destination (households following staff excluded)",
+    ),
+    "in_from_outside": ("persons/year", ("region",), "migration rate from the rest of China"),
+    "out_to_outside": ("persons/year", ("region",), "migration rate to the rest of China"),
+    "admission_control": ("utility", ("region",), "admission-control penalty on arrivals from other provinces"),
 }
 
 
 @dataclass
 class History:
-    """Recorded variables: time axis (decimal years) and arrays (time, run, ...)."""
+    """Recorded variables: time axis (decimal years), arrays (time, run, ...) and each run's event log."""
 
     time: np.ndarray
     values: dict[str, np.ndarray]
-    events: list[tuple[float, str, str]]
+    events: list[list[tuple[float, str, str]]]
 
 
 class Model:
@@ -132,14 +151,13 @@ class Model:
         self.streams = Streams(seeds)
         self.runs, n = len(seeds), len(self.regions)
         regions = self.regions
-        workforce = values["construction.workforce_capacity"]
-        if (workforce != workforce[0]).any():
-            raise InputError(
-                f"overrides of {scenario.path}",
-                "construction.workforce_capacity",
-                "is scenario-wide (the simpy timeline is shared by the batch): give every run the same value",
-            )
-        self.timeline = Timeline(scenario.policies, regions, scenario.start, float(workforce[0]), str(scenario.path))
+        self.timeline = BatchTimeline(
+            [scenario.policies] * self.runs,
+            values["construction.workforce_capacity"],
+            regions,
+            scenario.start,
+            str(scenario.path),
+        )
         self.firms = Firms(
             regions,
             load_firm_table(regions),
@@ -153,9 +171,12 @@ class Model:
         }
 
         self.built_services = np.zeros((self.runs, n))  # service capacity delivered by construction projects
-        population = np.tile(regions.population_2014, (self.runs, 1))
-        housing = population / regions.occupancy_2014
-        service_total = population * regions.services_per_resident_2014
+        self.max_build_rate = values["housing.max_build_rate"]  # (run, region), unless land release overrides it
+        total = np.tile(regions.population_2014, (self.runs, 1))
+        migrants = total * regions.migrant_share_2014
+        population = np.stack([total - migrants, migrants], axis=1)  # (run, group, region)
+        housing = total / regions.occupancy_2014
+        service_total = total * regions.services_per_resident_2014
         local_services = service_total - self.institutions.service_capacity()
         if (local_services <= 0).any():
             raise InputError(
@@ -163,19 +184,17 @@ class Model:
                 "capacity_each",
                 "institutions exceed a region's 2014 service capacity",
             )
-        rates = {
-            "birth_rate": np.tile(regions.birth_rate, (self.runs, 1)),
-            "death_rate": np.tile(regions.death_rate, (self.runs, 1)),
-        }
-        self.population_params = PopulationParams(
-            **rates,
+        params = PopulationParams(
             **pick(PopulationParams, values, "population"),
             **pick(PopulationParams, values, "housing", {"adjustment_time": "housing_adjustment_time"}),
             service_adjustment_time=values["services.adjustment_time"],
-            occupancy_2014=regions.occupancy_2014,
-            local_service_norm=local_services / population,
+            same_province=regions.same_province,
+            local_service_norm=local_services / total,
             region_constant=np.zeros((self.runs, n)),
+            move_gap_2014=np.zeros((self.runs, n)),
+            elsewhere_utility=np.zeros(self.runs),
         )
+        self.base_rates = base_move_rates(params, regions.migrant_share_2014)
         self.state: dict[str, np.ndarray] = {
             "population": population,
             "housing": housing,
@@ -187,9 +206,11 @@ class Model:
                 for k in ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum")
             },
         }
-        start_inputs = self._inputs(self.timeline.levers)
-        alpha = fit_region_constants(
-            self.population_params,
+        levers = self.timeline.levers()
+        start_inputs = self._inputs(scenario.start, levers)
+        self.population_params = fit_region_constants(
+            params,
+            self.base_rates,
             population,
             housing,
             start_inputs["jobs"],
@@ -200,77 +221,93 @@ class Model:
             codes=regions.codes,
             source=str(scenario.path),
         )
-        self.population_params = replace(self.population_params, region_constant=alpha)
-        self.firms.seed_entrant_history(self._firm_context(scenario.start, self.timeline.levers))
+        self.firms.seed_entrant_history(self._firm_context(scenario.start, levers))
 
     # -- coupling helpers --------------------------------------------------------------------
-    def _inputs(self, levers, follow_inflow: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """What the agents and the timeline hand the population model for this month."""
+    def _inputs(
+        self, time: float, levers: BatchLevers, follow_inflow: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """What the agents, the data and the timeline hand the population model for this month."""
         jobs = self.firms.jobs().sum(axis=2) + self.institutions.jobs()
         n = len(self.regions)
+        births, deaths = self.regions.vital_rates(time)
         return {
+            "years": np.array(time - self.scenario.start),
+            "birth_rate": births,
+            "death_rate": deaths,
             "jobs": jobs,
             # capacity that does not follow local population: institutions and finished projects
             "services": self.institutions.service_capacity() + self.built_services,
-            "control": np.broadcast_to(levers.control, (self.runs, n)),
+            "control": levers.control,
             "travel_time": levers.travel_time,
+            "housing_removal": levers.housing_removal,
+            "build_rate": np.where(np.isnan(levers.build_rate), self.max_build_rate, levers.build_rate),
+            "housing_cap": levers.housing_cap,
+            "cap_time": levers.cap_time,
             "follow_inflow": np.zeros((self.runs, n, n)) if follow_inflow is None else follow_inflow,
         }
 
-    def _firm_context(self, time: float, levers) -> FirmContext:
-        # adapter until the timeline's levers carry the run axis: broadcast scenario-wide levers
-        runs, n = self.runs, len(self.regions)
-
-        def per_run(value) -> np.ndarray:
-            return np.broadcast_to(value, (runs, *np.shape(value)))
-
-        dispersals = tuple(
-            Dispersal(name, sector, np.full(runs, float(rate)), targeted, np.full(runs, float(close)), allowed)
-            for name, (sector, rate, targeted, close, allowed) in levers.dispersals.items()
-        )
+    def _firm_context(self, time: float, levers: BatchLevers) -> FirmContext:
+        space_removed = -levers.commercial_removal * self.firms.space * DT  # demolition campaigns this month
         return FirmContext(
             time,
             DT,
-            per_run(levers.travel_time),
-            per_run(levers.coverage),
-            per_run(levers.incentive),
-            per_run(levers.pharma_incentive),
-            dispersals,
-            self.state["population"],
-            np.zeros((runs, n)),
+            levers.travel_time,
+            levers.coverage,
+            levers.incentive,
+            levers.pharma_incentive,
+            levers.dispersals,
+            self.state["population"].sum(axis=1),
+            space_removed,
         )
 
     def rates(self, inputs: dict[str, np.ndarray]):
         """The population model's derivative for this month's inputs (pure: RK4 calls it four times)."""
-        p = self.population_params
+        p, same = self.population_params, self.regions.same_province
 
         def derivative(t: float, s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             population, housing = s["population"], s["housing"]
+            total = population.sum(axis=1)
             services = s["local_services"] + inputs["services"]
             flows = migration(
-                p, population, housing, inputs["jobs"], services, inputs["control"], inputs["travel_time"]
+                p,
+                self.base_rates,
+                population,
+                housing,
+                inputs["jobs"],
+                services,
+                inputs["control"],
+                inputs["travel_time"],
+                inputs["years"],
             )
             d_following, arriving = material_delay(
                 inputs["follow_inflow"], s["households_following"], self.follow["follow_time"][:, None, None]
             )
-            births, deaths = p.birth_rate * population, p.death_rate * population
-            households = arriving.sum(axis=1) - arriving.sum(axis=2)
-            starts = housing_starts(p, population, housing, s["housing_in_construction"].sum(axis=-1))
+            births = inputs["birth_rate"] * population
+            deaths = inputs["death_rate"] * population
+            registering = p.registration_rate * population[:, MIGRANT]
+            change = births - deaths + regrouped(flows, same)
+            change[:, REGISTERED] += registering - arriving.sum(axis=2) + (arriving * same).sum(axis=1)
+            change[:, MIGRANT] += -registering + (arriving * ~same).sum(axis=1)
+            in_construction = s["housing_in_construction"].sum(axis=-1)
+            starts = housing_starts(p, total, housing, in_construction, inputs["build_rate"], inputs["housing_cap"])
             d_construction, completions = material_delay(
                 starts, s["housing_in_construction"], p.construction_time[:, None]
             )
+            removed = housing_removed(p, housing, inputs["housing_removal"], inputs["housing_cap"], inputs["cap_time"])
             return {
-                "population": births - deaths + flows.net() + households,
-                "housing": completions,
+                "population": change,
+                "housing": completions - removed,
                 "housing_in_construction": d_construction,
                 "local_services": smooth(
-                    p.local_service_norm * population, s["local_services"], p.service_adjustment_time[:, None]
+                    p.local_service_norm * total, s["local_services"], p.service_adjustment_time[:, None]
                 ),
                 "households_following": d_following,
-                "births_cum": births,
-                "deaths_cum": deaths,
+                "births_cum": births.sum(axis=1),
+                "deaths_cum": deaths.sum(axis=1),
                 "in_from_outside_cum": flows.from_outside,
-                "out_to_outside_cum": flows.to_outside,
+                "out_to_outside_cum": flows.to_outside.sum(axis=1),
+                "_flows": flows,
             }
 
         return derivative
@@ -280,33 +317,36 @@ class Model:
         """Advance one month (order in the module docstring)."""
         time = self.scenario.start + month * DT
         self.timeline.advance(month)
-        levers = self.timeline.levers
+        levers = self.timeline.levers()
         done = self.timeline.take_completed()
         self.state["housing"] = self.state["housing"] + done.housing
         self.built_services = self.built_services + done.services
 
         staff_flows = np.zeros((self.runs, len(self.regions), len(self.regions)))
-        for order in self.timeline.take_orders():
-            staff_flows += self.institutions.move(order)
+        for order, runs in self.timeline.take_orders():
+            staff_flows += self.institutions.move(order, runs)
         follow_share, size = self.follow["household_follow_share"], self.follow["household_size"]
         follow_inflow = staff_flows * (follow_share * size)[:, None, None] / DT  # persons/year over this month
 
         self.firms.step(self._firm_context(time, levers))
-        inputs = self._inputs(levers, follow_inflow)
-        self.state = step(self.rates(inputs), time, self.state, DT, self.scenario.method)
+        inputs = self._inputs(time, levers, follow_inflow)
+        self.state = step(_stocks_only(self.rates(inputs)), time, self.state, DT, self.scenario.method)
 
-    def observe(self) -> dict[str, np.ndarray]:
+    def observe(self, time: float) -> dict[str, np.ndarray]:
         """The recorded variables now, each (run, ...)."""
         s, f, c = self.state, self.firms, self.firms.counters
-        inputs = self._inputs(self.timeline.levers)
+        levers = self.timeline.levers()
+        inputs = self._inputs(time, levers)
         n = len(self.regions)
         pad = np.zeros((self.runs, 1))
         jobs = np.concatenate([f.jobs(), self.institutions.jobs()[..., None]], axis=2)
         sector_pad = lambda a: np.concatenate([a, pad], axis=1)  # noqa: E731 - firm sectors -> job sectors
         rates = self.rates(inputs)(0.0, s)  # the population equation itself, so nothing is left out
-        net_migration = rates["population"] - rates["births_cum"] + rates["deaths_cum"]
+        flows = rates["_flows"]
+        net_migration = rates["population"].sum(axis=1) - rates["births_cum"] + rates["deaths_cum"]
         return {
-            "population": s["population"],
+            "population": s["population"].sum(axis=1),
+            "migrant_population": s["population"][:, MIGRANT],
             "jobs": jobs,
             "firms": np.concatenate([f.counts(), np.zeros((self.runs, n, 1))], axis=2),
             "housing_capacity": s["housing"],
@@ -330,26 +370,39 @@ class Model:
             "institutions": self.institutions.counts(),
             "institutions_moved_cum": self.institutions.moved_count,
             "staff_moved_cum": self.institutions.staff_moved,
-            "construction_workforce": np.full(self.runs, self.timeline.on_site),
+            "construction_workforce": self.timeline.on_site(),
             "births_cum": s["births_cum"],
             "deaths_cum": s["deaths_cum"],
             "in_from_outside_cum": s["in_from_outside_cum"],
             "out_to_outside_cum": s["out_to_outside_cum"],
             "net_migration": net_migration,
+            "migration": flows.between.sum(axis=1),
+            "in_from_outside": flows.from_outside,
+            "out_to_outside": flows.to_outside.sum(axis=1),
+            "admission_control": levers.control,
         }
 
     def run(self, progress=None) -> History:
         months = (self.scenario.end - self.scenario.start) * 12
         frames: dict[str, list[np.ndarray]] = {k: [] for k in RECORDED}
         for month in range(months + 1):
-            for key, value in self.observe().items():
+            for key, value in self.observe(self.scenario.start + month * DT).items():
                 frames[key].append(np.array(value, float, copy=True))
             if month < months:
                 self.step(month)
             if progress is not None:
                 progress(month, months)
         time = self.scenario.start + np.arange(months + 1) * DT
-        return History(time, {k: np.stack(v) for k, v in frames.items()}, list(self.timeline.log))
+        return History(time, {k: np.stack(v) for k, v in frames.items()}, self.timeline.logs())
+
+
+def _stocks_only(derivative):
+    """The derivative without its diagnostic entries (names starting with '_'), for the integrator."""
+
+    def stocks(t: float, s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: v for k, v in derivative(t, s).items() if not k.startswith("_")}
+
+    return stocks
 
 
 __all__ = ["DT", "FIRM_SECTORS", "JOB_SECTORS", "RECORDED", "History", "Model"]

@@ -37,21 +37,18 @@ BEIJING = ["bj_core", "bj_central", "bj_tongzhou", "bj_other"]
 
 def two_regions(travel_hours: float = 1.0, rent_level=(1.0, 0.5), population=(100.0, 300.0)) -> Regions:
     travel = np.array([[0.0, travel_hours], [travel_hours, 0.0]])
-    return Regions(
+    values: dict = {f.name: np.zeros(2) for f in dataclasses.fields(Regions)}  # what the firms do not read
+    values.update(
         codes=("bj_core", "hebei_other"),
         names=("core", "rest"),
+        provinces=("beijing", "hebei"),
         beijing=np.array([True, False]),
         central_six=np.array([True, False]),
         population_2014=np.array(population),
-        birth_rate=np.zeros(2),
-        death_rate=np.zeros(2),
-        net_migration_2014=np.zeros(2),
-        jobs_per_resident_2014=np.ones(2),
-        occupancy_2014=np.ones(2),
-        services_per_resident_2014=np.ones(2),
         rent_level_2014=np.array(rent_level),
         travel_time=travel,
     )
+    return Regions(**values)
 
 
 def params(**changes) -> FirmParams:
@@ -323,7 +320,7 @@ def test_rents_rise_when_space_is_removed_while_population_is_held_down(short_hi
     removal = np.zeros((1, len(model.regions)))
     removal[0, core] = -0.1 * firms.space[0, core]
     for month in range(12):
-        ctx = model._firm_context(2014.0 + month * DT, model.timeline.levers)
+        ctx = model._firm_context(2014.0 + month * DT, model.timeline.levers())
         ctx = dataclasses.replace(ctx, population=ctx.population * 0.9, floor_space_change=removal * (month == 0))
         firms.step(ctx)
     assert firms.rent_index()[0, core] > 1.1
@@ -358,7 +355,7 @@ def test_the_catalogue_closes_beijing_to_covered_movers(short_historical):
     core, central = model.regions.index("bj_core"), model.regions.index("bj_central")
     coverage[:, core, MANUFACTURING] = 1.0
     coverage[:, central, MANUFACTURING] = 0.5
-    ctx = model._firm_context(2015.0, model.timeline.levers)
+    ctx = model._firm_context(2015.0, model.timeline.levers())
     rent = np.ones((2, n))
     open_ = firms.destination_probabilities(ctx, firms.counts(), rent)
     shut = firms.destination_probabilities(dataclasses.replace(ctx, coverage=coverage), firms.counts(), rent)
@@ -373,7 +370,7 @@ def test_refused_registrations_include_refused_moves_into_beijing(short_historic
         model.step(month)
     c = model.firms.counters
     assert c.refused[0] > 0 and c.refused_changes[0] > 0
-    observed = model.observe()
+    observed = model.observe(2016.0)
     assert observed["refused_registrations_cum"][0] == c.refused[0] + c.refused_changes[0]
     assert observed["refused_changes_cum"][0] == c.refused_changes[0]
     text = "[run]\nend = 2016\n[policies.catalogue_2014]\nenabled = false\n[policies.catalogue_2015]\nenabled = false\n"
