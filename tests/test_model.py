@@ -208,21 +208,21 @@ def test_net_migration_includes_households_following_relocated_staff():
     model = Model(sim.load_scenario(SCENARIOS / "historical.toml"), seeds=[1])
     for month in range(62):  # to March 2019
         model.step(month)
-    time = 2014 + 62 / 12
-    state, inputs = model.state, model._inputs(time, model.timeline.levers())
-    services = state["local_services"] + inputs["services"]
+    time, stocks = 2014 + 62 / 12, model.stockflow
+    inputs = model._month_inputs(model.timeline.levers())
+    state = stocks.state
     flows = migration(
-        model.population_params,
-        model.base_rates,
+        stocks.params,
+        stocks.base_rates,
         state["population"],
         state["housing"],
-        inputs["jobs"],
-        services,
-        inputs["control"],
-        inputs["travel_time"],
-        inputs["years"],
+        inputs.jobs,
+        state["local_services"] + inputs.services,
+        inputs.control,
+        inputs.travel_time,
+        time - 2014,
     )
-    arriving = state["households_following"][..., -1] * 3 / model.follow["follow_time"][:, None, None]
+    arriving = state["households_following"][..., -1] * 3 / stocks.follow["follow_time"][:, None, None]
     expected = flows.net() + arriving.sum(axis=1) - arriving.sum(axis=2)
     assert float(arriving.sum()) > 0
     np.testing.assert_allclose(model.observe(time)["net_migration"], expected, rtol=1e-12)
