@@ -177,6 +177,12 @@ def _rank_within_run(run: np.ndarray, per_run: np.ndarray) -> np.ndarray:
     return np.arange(len(run)) - np.repeat(np.cumsum(per_run) - per_run, per_run)
 
 
+def _selected(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(run, slot) of the True entries of a (run, width) mask, run by run (as np.nonzero), from flat indices."""
+    flat = np.flatnonzero(mask)
+    return flat // mask.shape[1], flat % mask.shape[1]
+
+
 def market_access(population: np.ndarray, travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
     """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region)."""
     return np.einsum("bd,brd->br", population, np.exp(-decay[:, None, None] * travel_time))
@@ -231,8 +237,11 @@ class Firms:
         self.age = np.zeros((runs, n))
         self.cost_sensitivity = np.ones((runs, n))
         self.pharma = np.zeros((runs, n), bool)
+        self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
-        self._tallies: tuple[np.ndarray, np.ndarray] | None = None
+        self._uniforms = np.ones((runs, n))  # reused buffer for one draw per used slot
+        size = runs * len(regions) * N_SECTORS
+        self._firm_tally, self._job_tally = np.zeros(size), np.zeros(size)  # kept up to date event by event
         self.counters = FirmCounters(runs, len(regions))
         run = np.repeat(np.arange(runs), n)
         ages = streams.random("firm ages", n) * 20.0  # assumed: initial ages uniform over 0-20 years
@@ -251,18 +260,32 @@ class Firms:
         self.destination_constant = self._fit_destination_constants()
 
     # -- bookkeeping -------------------------------------------------------------------------
+    COLUMNS = ("alive", "region", "sector", "weight", "employees", "age", "cost_sensitivity", "pharma", "cell")
+
     def _grow(self, needed: int) -> None:
         capacity = self.alive.shape[1]
         extra = max(needed - capacity, capacity // 2)
-        for name in ("alive", "region", "sector", "weight", "employees", "age", "cost_sensitivity", "pharma"):
+        for name in (*self.COLUMNS, "_uniforms"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
 
+    def _cells(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray) -> np.ndarray:
+        return ((run * len(self.regions) + region) * N_SECTORS + sector).astype(np.int32)
+
+    def _book(self, cell: np.ndarray, weight: np.ndarray, employees: np.ndarray, sign: float) -> None:
+        """Add (sign +1) or remove (-1) real firms and jobs in the tallies (integer-valued: exact)."""
+        size = len(self._firm_tally)
+        self._firm_tally += sign * np.bincount(cell, weights=weight, minlength=size)
+        self._job_tally += sign * np.bincount(cell, weights=weight * employees, minlength=size)
+
     def _slots(self, run: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Free slots for new agents of ``run`` (sorted by run): the slots, rank within run, agents per run."""
+        """Free slots for new agents of ``run`` (sorted by run), each run's lowest free slots first.
+
+        Returns the slots, the rank of each new agent within its run, and agents per run.
+        """
         runs = self.alive.shape[0]
         per_run = np.bincount(run, minlength=runs)
-        alive = self.alive.sum(axis=1)
+        alive = np.count_nonzero(self.alive, axis=1)
         if (alive + per_run > MAX_AGENTS_PER_RUN).any():
             b = int(np.argmax(alive + per_run))
             raise InputError(
@@ -274,14 +297,15 @@ class Firms:
             )
         if (per_run > self.alive.shape[1] - alive).any():
             self._grow(int((per_run + alive).max()))
-        free = ~self.alive
-        free_per_run = free.sum(axis=1)
+        slots = []
+        for b in np.flatnonzero(per_run):
+            end, wanted = self.extent[b], per_run[b]
+            free = np.flatnonzero(~self.alive[b, :end])[:wanted]  # free slots among those used, then fresh ones
+            slots.append(np.concatenate([free, np.arange(end, end + wanted - len(free))]))
+        slot = np.concatenate(slots) if slots else np.zeros(0, int)
         within = _rank_within_run(run, per_run)
-        _, free_slot = np.nonzero(free)  # run-major order: each run's free slots, lowest first
-        slot = free_slot[(np.cumsum(free_per_run) - free_per_run)[run] + within]
         np.maximum.at(self.extent, run, slot + 1)
         self.alive[run, slot] = True
-        self._tallies = None
         return slot, within, per_run
 
     def _add(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray, age: np.ndarray, stream: str) -> None:
@@ -295,31 +319,36 @@ class Firms:
         )
         pharma_draw = self.streams.random(f"{stream}: pharma", per_run)
         self.region[run, slot], self.sector[run, slot] = region, sector
-        self.weight[run, slot] = self.table.agent_weight[region, sector]
-        self.employees[run, slot] = self.table.employees_per_firm[region, sector]
+        self.cell[run, slot] = cell = self._cells(run, region, sector)
+        self.weight[run, slot] = weight = self.table.agent_weight[region, sector]
+        self.employees[run, slot] = employees = self.table.employees_per_firm[region, sector]
         self.age[run, slot] = age
         self.cost_sensitivity[run, slot] = sensitivity[run, within]
         self.pharma[run, slot] = (sector == MANUFACTURING) & (pharma_draw[run, within] < p.pharma_share[run])
+        self._book(cell, weight, employees, +1.0)
 
-    def _tally(self) -> tuple[np.ndarray, np.ndarray]:
-        """Real firms and jobs of live agents by (run, region, sector); cached until agents change."""
-        if self._tallies is None:
-            runs, n_regions = self.alive.shape[0], len(self.regions)
-            cell = ((np.arange(runs)[:, None] * n_regions + self.region) * N_SECTORS + self.sector)[self.alive]
-            weight = self.weight[self.alive]
-            size, shape = runs * n_regions * N_SECTORS, (runs, n_regions, N_SECTORS)
-            firms = np.bincount(cell, weights=weight, minlength=size).reshape(shape)
-            jobs = np.bincount(cell, weights=weight * self.employees[self.alive], minlength=size).reshape(shape)
-            self._tallies = firms, jobs
-        return self._tallies
+    def _remove(self, run: np.ndarray, slot: np.ndarray) -> None:
+        """End agents (closures)."""
+        self.alive[run, slot] = False
+        self._book(self.cell[run, slot], self.weight[run, slot], self.employees[run, slot], -1.0)
+
+    def recount(self) -> tuple[np.ndarray, np.ndarray]:
+        """Real firms and jobs by (run, region, sector) counted afresh from the agents (checks the tallies)."""
+        runs, n_regions = self.alive.shape[0], len(self.regions)
+        cell = ((np.arange(runs)[:, None] * n_regions + self.region) * N_SECTORS + self.sector)[self.alive]
+        weight = self.weight[self.alive]
+        size, shape = runs * n_regions * N_SECTORS, (runs, n_regions, N_SECTORS)
+        firms = np.bincount(cell, weights=weight, minlength=size).reshape(shape)
+        jobs = np.bincount(cell, weights=weight * self.employees[self.alive], minlength=size).reshape(shape)
+        return firms, jobs
 
     def counts(self) -> np.ndarray:
-        """Real firms by (run, region, sector)."""
-        return self._tally()[0]
+        """Real firms by (run, region, sector) (a copy)."""
+        return self._firm_tally.reshape(self.alive.shape[0], len(self.regions), N_SECTORS).copy()
 
     def jobs(self) -> np.ndarray:
-        """Jobs by (run, region, sector)."""
-        return self._tally()[1]
+        """Jobs by (run, region, sector) (a copy)."""
+        return self._job_tally.reshape(self.alive.shape[0], len(self.regions), N_SECTORS).copy()
 
     def rent_index(self) -> np.ndarray:
         """Commercial rent relative to each region's own 2014 level [1] (run, region)."""
@@ -412,28 +441,36 @@ class Firms:
         return np.where(total > 0, np.minimum(chosen, rows.shape[1] - 1), -1).astype(np.int8)
 
     def step(self, ctx: FirmContext) -> None:
-        """One month of firm life, in the order of the module docstring."""
+        """One month of firm life, in the order of the module docstring.
+
+        Per-slot work runs over the used width only (slots some run has used), on flat
+        indices into (run, region, sector) tables, with the random draws written into a
+        reused buffer; counts and jobs are kept by events, not recounted.
+        """
         p, c = self.params, self.counters
-        runs = np.arange(self.alive.shape[0])[:, None]
+        runs, n = self.alive.shape[0], len(self.regions)
         counts, jobs = self.counts(), self.jobs().sum(axis=2)  # start-of-month stock drives this month's choices
 
         # 0. space changed by policy, rents from the start-of-month occupancy
         self.space = np.maximum(self.space + ctx.floor_space_change, 0.0)
         rent = rent_index(jobs, self.space, p.space_occupancy_2014, p.rent_elasticity)  # (run, region)
-        rent_excess = rent[runs, self.region] - 1.0  # (run, slot)
-        self._tallies = None
+        rent_by_cell = np.repeat(rent - 1.0, N_SECTORS, axis=1).ravel()  # rent index - 1 by flat cell
+        width = int(self.extent.max())
+        rent_excess = np.take(rent_by_cell, self.cell[:, :width])  # (run, width)
 
         # 1. ageing and exit
-        self.age += ctx.dt  # dead slots age too; entry resets them
-        push = np.minimum(p.rent_exit_response[:, None] * self.cost_sensitivity * rent_excess, MAX_EXPONENT)
+        alive, sensitivity, age = self.alive[:, :width], self.cost_sensitivity[:, :width], self.age[:, :width]
+        age += ctx.dt  # dead slots age too; entry resets them
+        push = np.minimum(p.rent_exit_response[:, None] * sensitivity * rent_excess, MAX_EXPONENT)
+        exit_by_cell = np.broadcast_to(p.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
         hazard = (
-            p.exit_rate[runs, self.sector]
-            * (1 + p.young_exit_boost[:, None] * np.exp(-self.age / YOUNG_FIRM_AGE))
+            np.take(exit_by_cell, self.cell[:, :width])
+            * (1 + p.young_exit_boost[:, None] * np.exp(-age / YOUNG_FIRM_AGE))
             * np.exp(push)
         )
-        exiting = self.alive & (self._uniform("exit") < -np.expm1(-hazard * ctx.dt))
-        self._count_by_sector(c.exits, exiting)
-        self.alive &= ~exiting
+        run, slot = _selected(alive & (self._uniform("exit", width) < -np.expm1(-hazard * ctx.dt)))
+        c.exits += self._by_sector(run, slot)
+        self._remove(run, slot)
 
         # 2. dispersal programmes
         moved = np.zeros_like(self.alive)
@@ -441,11 +478,19 @@ class Firms:
             active = programme.rate > 0  # a run draws from a programme's streams only while it is active there
             if not active.any():
                 continue
-            name, rate = programme.name, programme.rate[:, None]
-            eligible = self.alive & ~moved & (self.sector == programme.sector) & programme.targeted[self.region]
-            uniform = self.streams.random(f"dispersal: {name}", np.where(active, self.extent, 0), self.alive.shape[1])
-            run, slot = np.nonzero(eligible & (uniform < -np.expm1(-rate * self.cost_sensitivity * ctx.dt)))
-            np.add.at(c.dispersed, (run, self.sector[run, slot]), self.weight[run, slot])
+            name, rate, width = programme.name, programme.rate[:, None], int(self.extent.max())
+            eligible = (
+                self.alive[:, :width]
+                & ~moved[:, :width]
+                & (self.sector[:, :width] == programme.sector)
+                & np.take(programme.targeted, self.region[:, :width])
+            )
+            uniform = self.streams.random_into(
+                f"dispersal: {name}", np.where(active, self.extent, 0), self._uniforms[:, :width]
+            )
+            hit = uniform < -np.expm1(-rate * self.cost_sensitivity[:, :width] * ctx.dt)
+            run, slot = _selected(eligible & hit)
+            c.dispersed += self._by_sector(run, slot)
             closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
             destination = np.full(len(run), -1, np.int8)
             relocating = ~closing
@@ -455,13 +500,10 @@ class Firms:
                 uniform = self._draws(f"dispersal destination: {name}", run[relocating])
                 destination[relocating] = self._choose(run[relocating], slot[relocating], probs, pharma_probs, uniform)
             closing |= destination < 0  # nowhere open to it: the unit closes instead
-            for total in (c.dispersed_closed, c.exits):
-                np.add.at(
-                    total,
-                    (run[closing], self.sector[run[closing], slot[closing]]),
-                    self.weight[run[closing], slot[closing]],
-                )
-            self.alive[run[closing], slot[closing]] = False
+            closed = self._by_sector(run[closing], slot[closing])
+            c.dispersed_closed += closed
+            c.exits += closed
+            self._remove(run[closing], slot[closing])
             run, slot, destination = run[~closing], slot[~closing], destination[~closing]
             weight = self.weight[run, slot]
             np.add.at(c.relocated, (run, self.sector[run, slot], destination), weight)
@@ -469,11 +511,14 @@ class Firms:
             np.add.at(c.relocated_pharma, (run[is_pharma], destination[is_pharma]), weight[is_pharma])
             moved = self._move(run, slot, destination, moved)
 
-        # 3. spontaneous relocation (columns may have grown by splits)
-        rent_excess = rent[runs, self.region] - 1.0
-        push = np.minimum(p.cost_push[:, None] * self.cost_sensitivity * rent_excess, MAX_EXPONENT)
+        # 3. spontaneous relocation (splits may have used new slots; movers of step 2 do not move again)
+        if int(self.extent.max()) != width:
+            width = int(self.extent.max())
+            rent_excess = np.take(rent_by_cell, self.cell[:, :width])
+        push = np.minimum(p.cost_push[:, None] * self.cost_sensitivity[:, :width] * rent_excess, MAX_EXPONENT)
         hazard = p.relocation_rate[:, None] * np.exp(push)
-        run, slot = np.nonzero(self.alive & ~moved & (self._uniform("relocation") < -np.expm1(-hazard * ctx.dt)))
+        moving = self.alive[:, :width] & ~moved[:, :width]
+        run, slot = _selected(moving & (self._uniform("relocation", width) < -np.expm1(-hazard * ctx.dt)))
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
             pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
@@ -481,7 +526,7 @@ class Firms:
             destination = self._choose(run, slot, probs, pharma_probs, self._draws("relocation destination", run))
             between = (destination >= 0) & (destination != self.region[run, slot])  # else a move within the region
             run, slot, destination = run[between], slot[between], destination[between]
-            np.add.at(c.spontaneous_moves, (run, self.sector[run, slot]), self.weight[run, slot])
+            c.spontaneous_moves += self._by_sector(run, slot)
             self._move(run, slot, destination, moved)  # moved is not read again this month
 
         # 4. entry under the catalogue, 5. branches
@@ -522,18 +567,20 @@ class Firms:
             "refused changes", expected * self.params.apply_despite_ban
         )
 
-    def _uniform(self, stream: str) -> np.ndarray:
-        """One uniform draw per used slot of each run: (run, slot)."""
-        return self.streams.random(stream, self.extent, self.alive.shape[1])
+    def _uniform(self, stream: str, width: int) -> np.ndarray:
+        """One uniform draw per used slot of each run, (run, width), in the reused buffer (padded with 1.0)."""
+        return self.streams.random_into(stream, self.extent, self._uniforms[:, :width])
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""
         per_run = np.bincount(run, minlength=self.alive.shape[0])
         return self.streams.random(stream, per_run)[run, _rank_within_run(run, per_run)]
 
-    def _count_by_sector(self, total: np.ndarray, mask: np.ndarray) -> None:
-        run, slot = np.nonzero(mask)
-        np.add.at(total, (run, self.sector[run, slot]), self.weight[run, slot])
+    def _by_sector(self, run: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Real firms of the given agents by (run, sector)."""
+        runs = self.alive.shape[0]
+        cell = run * N_SECTORS + self.sector[run, slot]
+        return np.bincount(cell, weights=self.weight[run, slot], minlength=runs * N_SECTORS).reshape(runs, N_SECTORS)
 
     def _move(self, run: np.ndarray, slot: np.ndarray, destination: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """Relocate agents (``run`` ascending); returns ``moved`` with the movers and any new slots marked.
@@ -553,9 +600,12 @@ class Firms:
         )
         transfer = self.transfer_origins[origin] & self.transfer_destinations[destination] & np.isin(sector, INDUSTRIAL)
         np.add.at(c.transfers, run[transfer], weight[transfer])
+        employees, old_cell = self.employees[run, slot], self.cell[run, slot]
         self.region[run, slot] = destination
+        self.cell[run, slot] = new_cell = self._cells(run, destination, sector)
+        self._book(old_cell, weight, employees, -1.0)
+        self._book(new_cell, weight, employees, +1.0)
         moved[run, slot] = True
-        self._tallies = None
         target = self.table.agent_weight[destination, sector]
         splitting = weight > target * (1 + 1e-9)
         if not splitting.any():
@@ -574,7 +624,7 @@ class Firms:
         new_slot, _, _ = self._slots(parent_run)
         if moved.shape != self.alive.shape:  # the columns grew
             moved = np.concatenate([moved, np.zeros((moved.shape[0], self.alive.shape[1] - moved.shape[1]), bool)], 1)
-        for name in ("region", "sector", "employees", "age", "cost_sensitivity", "pharma"):
+        for name in ("region", "sector", "employees", "age", "cost_sensitivity", "pharma", "cell"):
             column = getattr(self, name)
             column[parent_run, new_slot] = column[parent_run, parent_slot]
         self.weight[parent_run, new_slot] = new_weight

@@ -456,3 +456,14 @@ def test_high_end_firms_relocate_to_xiongan_when_an_incentive_there_is_on(tmp_pa
     assert moved[1] >= 500 and moved[1] > 3 * moved[0]
     firms = [float(ds.firms.sel(sector="high_end", region="xiongan").isel(time=-1).sum()) for ds in runs]
     assert firms[1] > firms[0] + 0.5 * (moved[1] - moved[0])
+
+
+def test_tallies_kept_by_events_equal_a_recount(short_historical):
+    """Counts and jobs are updated event by event (exits, closures, moves, splits, entries), never recounted."""
+    model = Model(short_historical, seeds=[4, 5], overrides=[{}, {"firms.relocation_rate": 0.2}])
+    for month in range(18):
+        model.step(month)
+    firms, jobs = model.firms.recount()
+    np.testing.assert_array_equal(model.firms.counts(), firms)
+    np.testing.assert_array_equal(model.firms.jobs(), jobs)
+    assert model.firms.counters.moves_from_beijing.sum() > 0 and model.firms.counters.exits.sum() > 0
