@@ -281,6 +281,9 @@ def test_moves_neither_create_nor_lose_real_firms(weight, target, movers):
     total, jobs = firms.counts().sum(), firms.jobs().sum()
     run, slot = np.nonzero(firms.alive & (firms.region == 0))
     firms._move(run[:movers], slot[:movers], np.ones(movers, np.int8), np.zeros_like(firms.alive))
+    counted, counted_jobs = firms.recount()  # from the agents themselves
+    np.testing.assert_array_equal(counted, firms.counts())
+    np.testing.assert_array_equal(counted_jobs, firms.jobs())
     assert firms.counts().sum() == pytest.approx(total, abs=1e-9)
     assert firms.jobs().sum() == pytest.approx(jobs, abs=1e-9)
     assert firms.counts()[0, 1, MANUFACTURING] == pytest.approx(target + movers * weight, abs=1e-9)
