@@ -53,7 +53,9 @@ from sim.timeline import Dispersal
 
 N_SECTORS = len(FIRM_SECTORS)
 MANUFACTURING, WHOLESALE, HIGH_END, OTHER = range(N_SECTORS)
-INDUSTRIAL = (MANUFACTURING, WHOLESALE, HIGH_END)  # sectors whose transfers count as K2 projects (assumed)
+# sectors whose transfers count as K2 projects (assumed): industrial transfer proper, resolved one to one
+# in Beijing; high-end moves are 100-firm super-individuals, each of which would add a lump of projects
+INDUSTRIAL = (MANUFACTURING, WHOLESALE)
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
 RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
 MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)

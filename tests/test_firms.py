@@ -71,7 +71,9 @@ def params(**changes) -> FirmParams:
     return FirmParams(**{k: np.asarray(v, float)[None] for k, v in values.items()})
 
 
-def tiny(firms=((1000, 0), (0, 0)), weights=((1, 1), (1, 1)), regions: Regions | None = None, **changes) -> Firms:
+def tiny(
+    firms=((1000, 0), (0, 0)), weights=((1, 1), (1, 1)), regions: Regions | None = None, seeds=(3,), **changes
+) -> Firms:
     """Firms in two regions; ``firms[r][k]`` real firms of sector k (manufacturing, high_end)."""
     regions = regions or two_regions()
     table = FirmTable(np.zeros((2, N_SECTORS)), np.full((2, N_SECTORS), 10.0), np.ones((2, N_SECTORS)))
@@ -79,7 +81,9 @@ def tiny(firms=((1000, 0), (0, 0)), weights=((1, 1), (1, 1)), regions: Regions |
         for k, sector in enumerate((MANUFACTURING, HIGH_END)):
             table.firms[region, sector] = firms[region][k]
             table.agent_weight[region, sector] = weights[region][k]
-    return Firms(regions, table, params(**changes), Streams([3]))
+    one = params(**changes)
+    batch = FirmParams(**{k: np.repeat(v, len(seeds), axis=0) for k, v in one.__dict__.items()})
+    return Firms(regions, table, batch, Streams(list(seeds)))
 
 
 def calm(firms: Firms, **changes) -> FirmContext:
@@ -470,3 +474,42 @@ def test_tallies_kept_by_events_equal_a_recount(short_historical):
     np.testing.assert_array_equal(model.firms.counts(), firms)
     np.testing.assert_array_equal(model.firms.jobs(), jobs)
     assert model.firms.counters.moves_from_beijing.sum() > 0 and model.firms.counters.exits.sum() > 0
+
+
+def test_a_programme_active_in_one_run_of_a_batch_leaves_the_other_as_if_alone():
+    """Per-run levers: a dispersal on in run 0 and off in run 1 gives each run what it gives alone."""
+
+    def month(firms: Firms, rate: list[float]) -> Firms:
+        programme = Dispersal(
+            "test",
+            MANUFACTURING,
+            np.array(rate),
+            np.array([True, False]),
+            np.full(len(rate), 0.5),
+            np.array([False, True]),
+        )
+        n = len(rate)
+        ctx = calm(firms)
+        ctx = dataclasses.replace(
+            ctx,
+            travel_time=np.repeat(ctx.travel_time, n, axis=0),
+            coverage=np.repeat(ctx.coverage, n, axis=0),
+            incentive=np.repeat(ctx.incentive, n, axis=0),
+            pharma_incentive=np.repeat(ctx.pharma_incentive, n, axis=0),
+            population=np.repeat(ctx.population, n, axis=0),
+            floor_space_change=np.repeat(ctx.floor_space_change, n, axis=0),
+            dispersals=(programme,),
+        )
+        for _ in range(3):
+            firms.step(ctx)
+        return firms
+
+    setup = dict(firms=((3000, 0), (1000, 0)), weights=((1, 1), (10, 1)), exit_rate=[0.2, 0, 0, 0], relocation_rate=0.2)
+    batch = month(tiny(seeds=(3, 4), **setup), [2.0, 0.0])
+    alone = [month(tiny(seeds=(3,), **setup), [2.0]), month(tiny(seeds=(4,), **setup), [0.0])]
+    assert batch.counters.dispersed[0, MANUFACTURING] > 0 and batch.counters.dispersed[1].sum() == 0
+    for run, single in enumerate(alone):
+        np.testing.assert_array_equal(batch.counts()[run], single.counts()[0])
+        width = single.extent[0]
+        for column in ("alive", "region", "weight", "age"):
+            np.testing.assert_array_equal(getattr(batch, column)[run, :width], getattr(single, column)[0, :width])
