@@ -242,6 +242,8 @@ class Firms:
         self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
         self._uniforms = np.ones((runs, n))  # reused buffer for one draw per used slot
+        self._work = np.zeros((3, runs, n))  # reused buffers for the per-slot hazards
+        self._flags = np.zeros((runs, n), bool)  # reused buffer for per-slot events
         size = runs * len(regions) * N_SECTORS
         self._firm_tally, self._job_tally = np.zeros(size), np.zeros(size)  # kept up to date event by event
         self.counters = FirmCounters(runs, len(regions))
@@ -267,9 +269,10 @@ class Firms:
     def _grow(self, needed: int) -> None:
         capacity = self.alive.shape[1]
         extra = max(needed - capacity, capacity // 2)
-        for name in (*self.COLUMNS, "_uniforms"):
+        for name in (*self.COLUMNS, "_uniforms", "_flags"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
+        self._work = np.zeros((3, *self.alive.shape))
 
     def _cells(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray) -> np.ndarray:
         return ((run * len(self.regions) + region) * N_SECTORS + sector).astype(np.int32)
@@ -460,17 +463,26 @@ class Firms:
         width = int(self.extent.max())
         rent_excess = np.take(rent_by_cell, self.cell[:, :width])  # (run, width)
 
-        # 1. ageing and exit
+        # 1. ageing and exit: exit_rate_s * (1 + boost * exp(-age / 3)) * exp(min(response * c * (rho - 1), 50)),
+        # computed in place in reused buffers (the same operations in the same order as the formula)
         alive, sensitivity, age = self.alive[:, :width], self.cost_sensitivity[:, :width], self.age[:, :width]
         age += ctx.dt  # dead slots age too; entry resets them
-        push = np.minimum(p.rent_exit_response[:, None] * sensitivity * rent_excess, MAX_EXPONENT)
+        push, youth, hazard = (buffer[:, :width] for buffer in self._work)
+        np.multiply(p.rent_exit_response[:, None], sensitivity, out=push)
+        np.multiply(push, rent_excess, out=push)
+        np.minimum(push, MAX_EXPONENT, out=push)
+        np.exp(push, out=push)
+        np.negative(age, out=youth)
+        np.divide(youth, YOUNG_FIRM_AGE, out=youth)
+        np.exp(youth, out=youth)
+        np.multiply(p.young_exit_boost[:, None], youth, out=youth)
+        np.add(1, youth, out=youth)
         exit_by_cell = np.broadcast_to(p.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
-        hazard = (
-            np.take(exit_by_cell, self.cell[:, :width])
-            * (1 + p.young_exit_boost[:, None] * np.exp(-age / YOUNG_FIRM_AGE))
-            * np.exp(push)
-        )
-        run, slot = _selected(alive & (self._uniform("exit", width) < -np.expm1(-hazard * ctx.dt)))
+        np.take(exit_by_cell, self.cell[:, :width], out=hazard)
+        np.multiply(hazard, youth, out=hazard)
+        np.multiply(hazard, push, out=hazard)
+        exiting = np.logical_and(alive, self._events(hazard, ctx.dt, "exit", width), out=self._flags[:, :width])
+        run, slot = _selected(exiting)
         c.exits += self._by_sector(run, slot)
         self._remove(run, slot)
 
@@ -517,10 +529,14 @@ class Firms:
         if int(self.extent.max()) != width:
             width = int(self.extent.max())
             rent_excess = np.take(rent_by_cell, self.cell[:, :width])
-        push = np.minimum(p.cost_push[:, None] * self.cost_sensitivity[:, :width] * rent_excess, MAX_EXPONENT)
-        hazard = p.relocation_rate[:, None] * np.exp(push)
-        moving = self.alive[:, :width] & ~moved[:, :width]
-        run, slot = _selected(moving & (self._uniform("relocation", width) < -np.expm1(-hazard * ctx.dt)))
+        push, hazard = self._work[0, :, :width], self._work[2, :, :width]
+        np.multiply(p.cost_push[:, None], self.cost_sensitivity[:, :width], out=push)
+        np.multiply(push, rent_excess, out=push)
+        np.minimum(push, MAX_EXPONENT, out=push)
+        np.exp(push, out=push)
+        np.multiply(p.relocation_rate[:, None], push, out=hazard)
+        moving = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
+        run, slot = _selected(np.logical_and(moving, self._events(hazard, ctx.dt, "relocation", width), out=moving))
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
             pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
@@ -568,6 +584,14 @@ class Firms:
         self.counters.refused_changes += self.streams.poisson(
             "refused changes", expected * self.params.apply_despite_ban
         )
+
+    def _events(self, hazard: np.ndarray, dt: float, stream: str, width: int) -> np.ndarray:
+        """Per-slot events of a hazard over the month, u < 1 - exp(-hazard dt); ``hazard`` is overwritten."""
+        np.negative(hazard, out=hazard)
+        np.multiply(hazard, dt, out=hazard)
+        np.expm1(hazard, out=hazard)
+        np.negative(hazard, out=hazard)
+        return np.less(self._uniform(stream, width), hazard)
 
     def _uniform(self, stream: str, width: int) -> np.ndarray:
         """One uniform draw per used slot of each run, (run, width), in the reused buffer (padded with 1.0)."""
