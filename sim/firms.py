@@ -20,7 +20,7 @@ One month, in order (``step``):
 3. spontaneous relocation: hazard relocation_rate * exp(cost_push * c_i * (rho_r - 1));
    movers turned away by Beijing's catalogue are counted as refused changes (F1);
 4. entry bounded by demand: would-be entrants
-   W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * exp(-rent_entry_response * (rho_r - 1)) * dt
+   W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * min(exp(-rent_entry_response * (rho_r - 1)), 2) * dt
    with demand D_rs = P_r^(1 - reach_s) * A_r^reach_s (local residents and market access
    A_r = sum_d P_d exp(-market_decay * tau_rd)); Beijing's catalogue covers a share of them,
    of whom ``apply_despite_ban`` apply and are refused (F1) and some register outside Beijing;
@@ -59,6 +59,7 @@ INDUSTRIAL = (MANUFACTURING, WHOLESALE)
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
 RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
 MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
+ENTRY_BOOST_MAX = 2.0  # cheap space at most doubles would-be entrants (assumed; demand bounds entry, not rent)
 MAX_AGENTS_PER_RUN = 1_000_000  # firm agents a run may hold (about 40 MB of columns); 20x the 2014 stock
 SPACE_DELAY_ORDER = 3
 FIT_ITERATIONS, FIT_TOLERANCE = 500, 1e-9  # destination-constant balancing (log inflow / stock)
@@ -660,7 +661,7 @@ class Firms:
     def would_be_entrants(self, ctx: FirmContext, rent: np.ndarray) -> np.ndarray:
         """Would-be entrants this month by (run, region, sector) [firms], bounded by demand and rent.
 
-        W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * exp(-rent_entry_response * (rho_r - 1)) * dt:
+        W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * min(exp(-rent_entry_response * (rho_r - 1)), 2) * dt:
         the firms the region's 2014 demand supported, scaled by demand now, not the current
         stock, so entry does not compound and the stock approaches entry / exit.
         """
@@ -670,7 +671,9 @@ class Firms:
         growth[:, HIGH_END] = np.exp(p.high_end_entry_growth * years)
         access = market_access(ctx.population, ctx.travel_time, p.market_decay)
         relative_demand = demand(ctx.population, access, p.market_reach) / self.demand_2014
-        deterrence = np.exp(-np.minimum(p.rent_entry_response[:, None] * (rent - 1.0), MAX_EXPONENT))
+        deterrence = np.minimum(
+            np.exp(-np.minimum(p.rent_entry_response[:, None] * (rent - 1.0), MAX_EXPONENT)), ENTRY_BOOST_MAX
+        )
         return (
             p.entry_rate[:, None, :]
             * growth[:, None, :]

@@ -149,6 +149,12 @@ def test_entry_scales_with_demand_and_falls_with_rent_not_with_the_stock():
     np.testing.assert_allclose(firms.would_be_entrants(ctx, np.array([[1.0, 1.21]]))[0, :, HIGH_END], wanted)
 
 
+def test_cheap_space_at_most_doubles_entry():
+    firms = tiny(firms=((0, 1000), (0, 500)), entry_rate=[0, 0, 0.12, 0], rent_entry_response=20.0)
+    wanted = firms.would_be_entrants(calm(firms), np.array([[0.99, 0.05]]))[0, :, HIGH_END]
+    np.testing.assert_allclose(wanted, [0.12 * 1000 * np.exp(0.2) / 12, 0.12 * 500 * 2 / 12])
+
+
 def test_destination_shares_for_two_regions_by_hand():
     firms = tiny(firms=((1000, 0), (1000, 0)), rent_weight=1.0, distance_weight=1.0)
     firms.destination_constant[:] = 0.0
