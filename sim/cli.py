@@ -81,6 +81,14 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_params(args: argparse.Namespace) -> int:
+    from sim.scenario import load_scenario
+    from sim.space import listing
+
+    print(listing(load_scenario(args.scenario)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="sim", description="Simulator of Beijing's non-capital-function relocation.")
     top.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
@@ -96,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate scenario files without running them")
     check.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
     check.set_defaults(handler=command_check)
+
+    params = commands.add_parser("params", help="list every settable value of a scenario (its parameter space)")
+    params.add_argument("scenario", metavar="SCENARIO.toml")
+    params.set_defaults(handler=command_params)
     return top
 
 

@@ -6,15 +6,18 @@ units and provenance as attributes, and it writes NetCDF and tidy tables directl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from sim.errors import InputError
 from sim.model import RECORDED, History, Model
-from sim.scenario import Scenario
+from sim.scenario import Scenario, suggest
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
+from sim.space import plain, run_coordinates, with_values
 
 
 def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr.Dataset:
@@ -43,16 +46,41 @@ def run_batch(
     overrides: Sequence[Mapping[str, Any]] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> xr.Dataset:
-    """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension)."""
+    """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension).
+
+    ``overrides`` holds one mapping per run, address -> value (``sim.space``); the ``run``
+    dimension carries each set address as a coordinate beside ``seed``.
+    """
     history = Model(scenario, seeds, overrides).run(progress)
     dataset = to_dataset(history, scenario, seeds)
+    dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
     dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events)
     return dataset
 
 
-def run(scenario: Scenario, seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
-    """Run one scenario (its own seed unless given): results without a ``run`` dimension."""
-    return run_batch(scenario, [scenario.seed if seed is None else seed], progress=progress).isel(run=0)
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Run one scenario (its own seed unless given): results without a ``run`` dimension.
+
+    ``params`` (address -> value, ``python -m sim params`` lists them) are checked like a
+    scenario file; the dataset's attributes record them and the changed scenario's config hash.
+    ``outputs`` keeps only the named variables.
+    """
+    if outputs is not None:
+        unknown = [name for name in outputs if name not in RECORDED]
+        if unknown:
+            raise InputError("outputs", unknown[0], f"unknown output; {suggest(unknown[0], tuple(RECORDED))}")
+    scenario = with_values(scenario, params or {}, "params")
+    dataset = run_batch(scenario, [scenario.seed if seed is None else seed], progress=progress).isel(run=0)
+    if params:
+        dataset.attrs["params"] = json.dumps({k: plain(v) for k, v in params.items()}, default=str)
+    return dataset if outputs is None else dataset[list(outputs)]
 
 
 def tidy(dataset: xr.Dataset) -> Any:
