@@ -1,0 +1,207 @@
+"""Executors: chunks of runs as batches, in this process, in a pool of worker processes, or on a Dask cluster.
+
+A chunk (a fixed set of run ids, set by the sweep file's ``execution.chunk``, never by the
+number of workers) is one task: ``run_task`` resolves each run's scenario with
+``sim.space.with_values``, runs the chunk as batches on the model's run axis, and returns the
+kept outputs. Tasks carry everything they need (scenario, values, seeds, outputs) and
+``run_task`` touches no global state, so it is spawn-safe and gives the same numbers in any
+process; with every run seeded by its own seed (``sim.random``), results do not depend on
+the backend or the number of workers.
+
+A run that fails is recorded with its error and the rest of the chunk completes: the chunk
+is retried one run at a time to tell the failing runs from the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from sim.errors import InputError
+from sim.experiments.spec import Outputs
+from sim.results import run_batch
+from sim.scenario import Scenario
+from sim.space import with_values
+
+MAX_ATTEMPTS = 3
+"""A chunk in flight when a worker process dies is redone; after this many deaths its runs are failures."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One chunk of runs: what a worker needs and nothing else (picklable, no globals)."""
+
+    chunk: int
+    scenario: Scenario
+    runs: tuple[int, ...]
+    seeds: tuple[int, ...]
+    values: tuple[dict[str, Any], ...]
+    outputs: Outputs
+
+
+@dataclass
+class ChunkResult:
+    chunk: int
+    runs: tuple[int, ...]
+    dataset: xr.Dataset | None
+    """Kept outputs of the runs that finished (dims run x ...), None if every run failed."""
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    """{"run": id, "error": text} per failed run."""
+    seconds: float = 0.0
+    worker: str = ""
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+    return text.replace("\n", " ")
+
+
+def _batches(resolved: dict[int, Scenario]) -> list[list[int]]:
+    """Runs (positions in the chunk) that can share one Model: same policies and scenario-wide settings.
+
+    The model's run axis carries parameter values; until ``Model`` takes per-run policies
+    (issue 6), runs whose policies differ are separate batches of the chunk.
+    """
+    groups: dict[str, list[int]] = {}
+    for position, scenario in resolved.items():
+        shared = {k: v for k, v in scenario.document.items() if k in ("run", "policies")}
+        shared["workforce"] = float(scenario.parameters["construction.workforce_capacity"])
+        groups.setdefault(json.dumps(shared, sort_keys=True, default=str), []).append(position)
+    return list(groups.values())
+
+
+def _run(task: Task, resolved: dict[int, Scenario], positions: Sequence[int]) -> xr.Dataset:
+    first = resolved[positions[0]]
+    overrides = [
+        {k: v for k, v in resolved[p].parameters.items() if not np.array_equal(v, first.parameters[k])}
+        for p in positions
+    ]
+    dataset = run_batch(first, [task.seeds[p] for p in positions], overrides)
+    kept = task.outputs.select(dataset, task.scenario.start)
+    kept = kept.drop_vars([c for c in kept.coords if "run" in kept[c].dims and c != "seed"])
+    return kept.assign_coords(run=[task.runs[p] for p in positions]).assign_attrs({})
+
+
+def run_task(task: Task) -> ChunkResult:
+    """Run one chunk; failures are caught per run and returned, never raised."""
+    started = time.perf_counter()
+    failures: list[dict[str, Any]] = []
+    resolved: dict[int, Scenario] = {}
+    for position, (run, values) in enumerate(zip(task.runs, task.values)):
+        try:
+            resolved[position] = with_values(task.scenario, values, f"run {run}")
+        except Exception as error:  # noqa: BLE001 - a bad design point is that run's failure, not the sweep's
+            failures.append({"run": run, "error": _describe(error)})
+    datasets = []
+    for positions in _batches(resolved):
+        try:
+            datasets.append(_run(task, resolved, positions))
+        except Exception:  # noqa: BLE001 - find which runs of the batch fail, keep the others
+            for position in positions:
+                try:
+                    datasets.append(_run(task, resolved, [position]))
+                except Exception as error:  # noqa: BLE001
+                    failures.append({"run": task.runs[position], "error": _describe(error)})
+    dataset = xr.concat(datasets, "run").sortby("run") if datasets else None
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    failures.sort(key=lambda failure: failure["run"])
+    return ChunkResult(task.chunk, task.runs, dataset, failures, time.perf_counter() - started, worker)
+
+
+def _lost(task: Task, why: str) -> ChunkResult:
+    return ChunkResult(task.chunk, task.runs, None, [{"run": run, "error": why} for run in task.runs])
+
+
+def run_serial(tasks: Iterable[Task], on_result: Callable[[ChunkResult], None]) -> None:
+    for task in tasks:
+        on_result(run_task(task))
+
+
+def run_processes(tasks: Iterable[Task], workers: int, on_result: Callable[[ChunkResult], None]) -> None:
+    """A pool of spawned worker processes; a pool broken by a dying worker is replaced and its chunks redone."""
+    import multiprocessing
+
+    pending = deque(tasks)
+    attempts: Counter[int] = Counter()
+    context = multiprocessing.get_context("spawn")  # no fork: workers start clean, as on a cluster
+    while pending:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        in_flight: dict[Any, Task] = {}
+        broken: list[Task] = []
+        try:
+            while (pending or in_flight) and not broken:
+                while pending and len(in_flight) < 2 * workers:  # bounded: memory stays flat
+                    task = pending.popleft()
+                    in_flight[pool.submit(run_task, task)] = task
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken.append(task)
+                        continue
+                    on_result(result)
+            broken += list(in_flight.values())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
+        for task in sorted(broken, key=lambda t: t.chunk, reverse=True):
+            attempts[task.chunk] += 1
+            if attempts[task.chunk] >= MAX_ATTEMPTS:
+                on_result(_lost(task, f"worker process died {MAX_ATTEMPTS} times while running this chunk"))
+            else:
+                pending.appendleft(task)
+
+
+def run_dask(
+    tasks: Iterable[Task], workers: int, scheduler: str | None, on_result: Callable[[ChunkResult], None]
+) -> None:
+    """Chunks as tasks on a Dask cluster: ``scheduler`` is its address, or None / 'local' for a LocalCluster."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler in (None, "local"):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        queue = deque(tasks)
+        limit = 2 * max(workers, len(client.scheduler_info().get("workers", {})))
+        futures = as_completed()
+        index: dict[str, Task] = {}
+        for _ in range(min(limit, len(queue))):
+            task = queue.popleft()
+            future = client.submit(run_task, task, pure=False)
+            index[future.key] = task
+            futures.add(future)
+        for future in futures:
+            task = index.pop(future.key)
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
+                result = _lost(task, f"dask: {_describe(error)}")
+            future.release()
+            on_result(result)
+            if queue:
+                task = queue.popleft()
+                future = client.submit(run_task, task, pure=False)
+                index[future.key] = task
+                futures.add(future)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
