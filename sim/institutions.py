@@ -73,8 +73,8 @@ class Institutions:
         """Institutions by (run, region, kind)."""
         return np.stack([self._by_region(self.kind == k) for k in range(len(INSTITUTION_KINDS))], axis=-1)
 
-    def move(self, order: MoveOrder) -> np.ndarray:
-        """Carry out a move in every run; return the staff moved by (run, origin, destination).
+    def move(self, order: MoveOrder, runs_ordered: np.ndarray) -> np.ndarray:
+        """Carry out a move in the runs ordered to (a mask); return the staff moved by (run, origin, destination).
 
         Which institutions go is drawn from the candidates (of the kind, in the origin
         regions, not yet moved) in a random order of the run's stream for this policy.
@@ -82,6 +82,7 @@ class Institutions:
         runs, n = self.region.shape
         origins = np.isin(np.arange(len(self.regions)), [self.regions.index(o) for o in order.origins])
         candidate = (self.kind == INSTITUTION_KINDS.index(order.kind)) & origins[self.region] & ~self.moved
+        candidate &= runs_ordered[:, None]
         priority = np.where(candidate, self.streams.random(f"institution move: {order.policy}", n), np.inf)
         rank = np.argsort(np.argsort(priority, axis=1, kind="stable"), axis=1)
         chosen = candidate & (rank < order.count)

@@ -17,28 +17,24 @@ Everything carries a leading run axis: a batch of parameter sets and seeds is on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sim.engine import material_delay, smooth, step
-from sim.errors import InputError
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.parameters import pick, stack_parameters
-from sim.population import PopulationParams, fit_region_constants, housing_starts, migration
 from sim.random import Streams
 from sim.scenario import Scenario
 from sim.sectors import FIRM_SECTORS, JOB_SECTORS
-from sim.timeline import Timeline
-
-DT = 1 / 12  # years: one month
-DELAY_ORDER = 3
+from sim.stockflow import DT, AgentEffects, MonthInputs, StockFlow
+from sim.timeline import BatchLevers, BatchTimeline
 
 RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     # name: (units, dims after (time, run), meaning)
     "population": ("persons", ("region",), "resident population"),
+    "migrant_population": ("persons", ("region",), "residents without the local registration (hukou)"),
     "jobs": ("jobs", ("region", "sector"), "jobs in firms (by sector) and public institutions (sector 'public')"),
     "firms": ("firms", ("region", "sector"), "firms; for wholesale_logistics, markets and logistics centres"),
     "housing_capacity": ("persons", ("region",), "housing capacity in residents it can house"),
@@ -87,22 +83,36 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("region",),
         "net migration rate into the region: internal, outside and households following relocated staff",
     ),
+    "migration": (
+        "persons/year",
+        ("region", "destination"),
+        "migration rate between regions, from region to destination (households following staff excluded)",
+    ),
+    "in_from_outside": ("persons/year", ("region",), "migration rate from the rest of China"),
+    "out_to_outside": ("persons/year", ("region",), "migration rate to the rest of China"),
+    "admission_control": ("utility", ("region",), "admission-control penalty on arrivals from other provinces"),
 }
 
 
 @dataclass
 class History:
-    """Recorded variables: time axis (decimal years) and arrays (time, run, ...)."""
+    """Recorded variables: time axis (decimal years), arrays (time, run, ...) and each run's event log."""
 
     time: np.ndarray
     values: dict[str, np.ndarray]
-    events: list[tuple[float, str, str]]
+    events: list[list[tuple[float, str, str]]]
 
 
 class Model:
     """A batch of runs of one scenario: the SD stocks, the agents and the timeline on one clock."""
 
-    def __init__(self, scenario: Scenario, seeds: Sequence[int], overrides: Sequence[Mapping[str, Any]] | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        seeds: Sequence[int],
+        overrides: Sequence[Mapping[str, Any]] | None = None,
+        record_effects: bool = False,
+    ):
         overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
@@ -110,167 +120,94 @@ class Model:
         values = stack_parameters(scenario, overrides)
         self.streams = Streams(seeds)
         self.runs, n = len(seeds), len(self.regions)
-        regions = self.regions
-        workforce = values["construction.workforce_capacity"]
-        if (workforce != workforce[0]).any():
-            raise InputError(
-                f"overrides of {scenario.path}",
-                "construction.workforce_capacity",
-                "is scenario-wide (the simpy timeline is shared by the batch): give every run the same value",
-            )
-        self.timeline = Timeline(scenario.policies, regions, scenario.start, float(workforce[0]), str(scenario.path))
+        self.timeline = BatchTimeline(
+            [scenario.policies] * self.runs,
+            values["construction.workforce_capacity"],
+            self.regions,
+            scenario.start,
+            str(scenario.path),
+        )
         self.firms = Firms(
-            regions, load_firm_table(regions), FirmParams(**pick(FirmParams, values, "firms")), self.streams
+            self.regions, load_firm_table(self.regions), FirmParams(**pick(FirmParams, values, "firms")), self.streams
         )
-        self.institutions = Institutions(regions, self.streams)
-        self.follow = {
-            k: values[f"institutions.{k}"] for k in ("household_follow_share", "household_size", "follow_time")
-        }
-
+        self.institutions = Institutions(self.regions, self.streams)
         self.built_services = np.zeros((self.runs, n))  # service capacity delivered by construction projects
-        population = np.tile(regions.population_2014, (self.runs, 1))
-        housing = population / regions.occupancy_2014
-        service_total = population * regions.services_per_resident_2014
-        local_services = service_total - self.institutions.service_capacity()
-        if (local_services <= 0).any():
-            raise InputError(
-                "sim/data/institutions_2014.csv",
-                "capacity_each",
-                "institutions exceed a region's 2014 service capacity",
-            )
-        rates = {
-            "birth_rate": np.tile(regions.birth_rate, (self.runs, 1)),
-            "death_rate": np.tile(regions.death_rate, (self.runs, 1)),
-        }
-        self.population_params = PopulationParams(
-            **rates,
-            **pick(PopulationParams, values, "population"),
-            **pick(PopulationParams, values, "housing", {"adjustment_time": "housing_adjustment_time"}),
-            service_adjustment_time=values["services.adjustment_time"],
-            occupancy_2014=regions.occupancy_2014,
-            local_service_norm=local_services / population,
-            region_constant=np.zeros((self.runs, n)),
-        )
-        self.state: dict[str, np.ndarray] = {
-            "population": population,
-            "housing": housing,
-            "housing_in_construction": np.zeros((self.runs, n, DELAY_ORDER)),
-            "local_services": local_services,
-            "households_following": np.zeros((self.runs, n, n, DELAY_ORDER)),
-            **{
-                k: np.zeros((self.runs, n))
-                for k in ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum")
-            },
-        }
-        start_inputs = self._inputs(self.timeline.levers)
-        alpha = fit_region_constants(
-            self.population_params,
-            population,
-            housing,
-            start_inputs["jobs"],
-            service_total,
-            start_inputs["control"],
-            start_inputs["travel_time"],
-            np.tile(regions.net_migration_2014, (self.runs, 1)),
-            codes=regions.codes,
-            source=str(scenario.path),
-        )
-        self.population_params = replace(self.population_params, region_constant=alpha)
-        self.firms.seed_entrant_history(self._firm_context(scenario.start, self.timeline.levers))
+        levers = self.timeline.levers()
+        self.start_inputs = self._month_inputs(levers)
+        self.stockflow = StockFlow(scenario, values, self.start_inputs)
+        self.recorded: list[MonthInputs] | None = [] if record_effects else None
+        self.firms.seed_entrant_history(self._firm_context(scenario.start, levers))
 
     # -- coupling helpers --------------------------------------------------------------------
-    def _inputs(self, levers, follow_inflow: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """What the agents and the timeline hand the population model for this month."""
-        jobs = self.firms.jobs().sum(axis=2) + self.institutions.jobs()
+    def _month_inputs(self, levers: BatchLevers, staff_moved=None, housing_added=None) -> MonthInputs:
+        """What the agents and the timeline hand the stocks this month."""
         n = len(self.regions)
-        return {
-            "jobs": jobs,
+        return MonthInputs(
+            jobs=self.firms.jobs().sum(axis=2) + self.institutions.jobs(),
             # capacity that does not follow local population: institutions and finished projects
-            "services": self.institutions.service_capacity() + self.built_services,
-            "control": np.broadcast_to(levers.control, (self.runs, n)),
-            "travel_time": levers.travel_time,
-            "follow_inflow": np.zeros((self.runs, n, n)) if follow_inflow is None else follow_inflow,
-        }
-
-    def _firm_context(self, time: float, levers) -> FirmContext:
-        occupancy = self.state["population"] / self.state["housing"]
-        rent = occupancy / self.regions.occupancy_2014
-        dispersals = tuple((name, *programme) for name, programme in levers.dispersals.items())
-        return FirmContext(
-            time, DT, rent, levers.travel_time, levers.coverage, levers.incentive, levers.pharma_incentive, dispersals
+            services=self.institutions.service_capacity() + self.built_services,
+            control=levers.control,
+            travel_time=levers.travel_time,
+            housing_removal=levers.housing_removal,
+            build_rate=levers.build_rate,
+            housing_cap=levers.housing_cap,
+            cap_time=levers.cap_time,
+            staff_moved=np.zeros((self.runs, n, n)) if staff_moved is None else staff_moved,
+            housing_added=np.zeros((self.runs, n)) if housing_added is None else housing_added,
         )
 
-    def rates(self, inputs: dict[str, np.ndarray]):
-        """The population model's derivative for this month's inputs (pure: RK4 calls it four times)."""
-        p = self.population_params
-
-        def derivative(t: float, s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            population, housing = s["population"], s["housing"]
-            services = s["local_services"] + inputs["services"]
-            flows = migration(
-                p, population, housing, inputs["jobs"], services, inputs["control"], inputs["travel_time"]
-            )
-            d_following, arriving = material_delay(
-                inputs["follow_inflow"], s["households_following"], self.follow["follow_time"][:, None, None]
-            )
-            births, deaths = p.birth_rate * population, p.death_rate * population
-            households = arriving.sum(axis=1) - arriving.sum(axis=2)
-            starts = housing_starts(p, population, housing, s["housing_in_construction"].sum(axis=-1))
-            d_construction, completions = material_delay(
-                starts, s["housing_in_construction"], p.construction_time[:, None]
-            )
-            return {
-                "population": births - deaths + flows.net() + households,
-                "housing": completions,
-                "housing_in_construction": d_construction,
-                "local_services": smooth(
-                    p.local_service_norm * population, s["local_services"], p.service_adjustment_time[:, None]
-                ),
-                "households_following": d_following,
-                "births_cum": births,
-                "deaths_cum": deaths,
-                "in_from_outside_cum": flows.from_outside,
-                "out_to_outside_cum": flows.to_outside,
-            }
-
-        return derivative
+    def _firm_context(self, time: float, levers: BatchLevers) -> FirmContext:
+        occupancy = self.stockflow.total / self.stockflow.state["housing"]
+        rent = occupancy / self.regions.occupancy_2014
+        # the firms still take scenario-wide levers: every run of the batch shares run 0's policies
+        dispersals = tuple(
+            (d.name, d.sector, float(d.rate[0]), d.targeted, float(d.close_share[0]), d.allowed)
+            for d in levers.dispersals
+            if d.rate[0] > 0
+        )
+        return FirmContext(
+            time,
+            DT,
+            rent,
+            levers.travel_time[0],
+            levers.coverage[0],
+            levers.incentive[0],
+            levers.pharma_incentive[0],
+            dispersals,
+        )
 
     # -- the month ---------------------------------------------------------------------------
     def step(self, month: int) -> None:
         """Advance one month (order in the module docstring)."""
         time = self.scenario.start + month * DT
         self.timeline.advance(month)
-        levers = self.timeline.levers
+        levers = self.timeline.levers()
         done = self.timeline.take_completed()
-        self.state["housing"] = self.state["housing"] + done.housing
         self.built_services = self.built_services + done.services
+        delivered = self._month_inputs(levers, housing_added=done.housing)
+        self.stockflow.receive(delivered)
 
-        staff_flows = np.zeros((self.runs, len(self.regions), len(self.regions)))
-        for order in self.timeline.take_orders():
-            staff_flows += self.institutions.move(order)
-        follow_share, size = self.follow["household_follow_share"], self.follow["household_size"]
-        follow_inflow = staff_flows * (follow_share * size)[:, None, None] / DT  # persons/year over this month
+        staff_moved = np.zeros((self.runs, len(self.regions), len(self.regions)))
+        for order, runs in self.timeline.take_orders():
+            staff_moved += self.institutions.move(order, runs)
 
         self.firms.step(self._firm_context(time, levers))
-        inputs = self._inputs(levers, follow_inflow)
-        self.state = step(self.rates(inputs), time, self.state, DT, self.scenario.method)
+        inputs = self._month_inputs(levers, staff_moved, done.housing)
+        if self.recorded is not None:
+            self.recorded.append(inputs)
+        self.stockflow.advance(time, inputs)
 
-    def observe(self) -> dict[str, np.ndarray]:
+    def observe(self, time: float) -> dict[str, np.ndarray]:
         """The recorded variables now, each (run, ...)."""
-        s, f, c = self.state, self.firms, self.firms.counters
-        inputs = self._inputs(self.timeline.levers)
+        f, c = self.firms, self.firms.counters
         n = len(self.regions)
         pad = np.zeros((self.runs, 1))
         jobs = np.concatenate([f.jobs(), self.institutions.jobs()[..., None]], axis=2)
         sector_pad = lambda a: np.concatenate([a, pad], axis=1)  # noqa: E731 - firm sectors -> job sectors
-        rates = self.rates(inputs)(0.0, s)  # the population equation itself, so nothing is left out
-        net_migration = rates["population"] - rates["births_cum"] + rates["deaths_cum"]
         return {
-            "population": s["population"],
+            **self.stockflow.observe(time, self._month_inputs(self.timeline.levers())),
             "jobs": jobs,
             "firms": np.concatenate([f.counts(), np.zeros((self.runs, n, 1))], axis=2),
-            "housing_capacity": s["housing"],
-            "service_capacity": s["local_services"] + inputs["services"],
             "dispersed_firms_cum": sector_pad(c.dispersed),
             "dispersed_closed_cum": sector_pad(c.dispersed_closed),
             "relocated_firms_cum": np.concatenate([c.relocated, np.zeros((self.runs, 1, n))], axis=1),
@@ -285,26 +222,27 @@ class Model:
             "institutions": self.institutions.counts(),
             "institutions_moved_cum": self.institutions.moved_count,
             "staff_moved_cum": self.institutions.staff_moved,
-            "construction_workforce": np.full(self.runs, self.timeline.on_site),
-            "births_cum": s["births_cum"],
-            "deaths_cum": s["deaths_cum"],
-            "in_from_outside_cum": s["in_from_outside_cum"],
-            "out_to_outside_cum": s["out_to_outside_cum"],
-            "net_migration": net_migration,
+            "construction_workforce": self.timeline.on_site(),
         }
 
     def run(self, progress=None) -> History:
         months = (self.scenario.end - self.scenario.start) * 12
         frames: dict[str, list[np.ndarray]] = {k: [] for k in RECORDED}
         for month in range(months + 1):
-            for key, value in self.observe().items():
+            for key, value in self.observe(self.scenario.start + month * DT).items():
                 frames[key].append(np.array(value, float, copy=True))
             if month < months:
                 self.step(month)
             if progress is not None:
                 progress(month, months)
         time = self.scenario.start + np.arange(months + 1) * DT
-        return History(time, {k: np.stack(v) for k, v in frames.items()}, list(self.timeline.log))
+        return History(time, {k: np.stack(v) for k, v in frames.items()}, self.timeline.logs())
+
+    def effects(self) -> AgentEffects:
+        """The agents' and the timeline's effects on the stocks so far (needs ``record_effects=True``)."""
+        if self.recorded is None:
+            raise ValueError("construct the Model with record_effects=True to record the agents' effects")
+        return AgentEffects(self.start_inputs, tuple(self.recorded))
 
 
 __all__ = ["DT", "FIRM_SECTORS", "JOB_SECTORS", "RECORDED", "History", "Model"]

@@ -47,9 +47,32 @@ POLICY_KINDS: dict[str, dict[str, Field]] = {
         "destinations": Field("regions", "regions a relocating unit may choose", default="outside_beijing"),
     },
     "admission_control": {
-        "date": _date("when the control strength changes"),
-        "strength": Field("number", "utility penalty on moving into the regions [utility]", 0, 50),
+        "date": _date("when the control strength starts to change"),
+        "strength": Field(
+            "number", "utility penalty on arrivals from other provinces and the rest of China [utility]", 0, 10
+        ),
+        "ramp_years": Field("number", "years over which the penalty moves to its new strength", 0, 20, default=0.0),
         "regions": Field("regions", "regions under control", default="beijing"),
+    },
+    "demolition": {
+        "start": _date("campaign start"),
+        "end": _date("campaign end"),
+        "housing_rate": Field("number", "share of the housing capacity demolished per year [1/year]", 0, 0.5),
+        "commercial_rate": Field(
+            "number", "share of the commercial floor space demolished per year [1/year]", 0, 0.5, default=0.0
+        ),
+        "regions": Field("regions", "regions of the campaign", default="beijing"),
+    },
+    "land_release": {
+        "date": _date("when the land is released"),
+        "housing_build_rate": Field("number", "largest housing start rate from then on [share of capacity/year]", 0, 1),
+        "regions": Field("regions", "regions where land is released"),
+    },
+    "housing_cap": {
+        "date": _date("when the cap takes effect"),
+        "region": Field("region", "region capped"),
+        "population": Field("number", "residents the region's housing may hold [persons]", 0, 1e9),
+        "years": Field("number", "years over which housing above the cap is removed", 0.25, 50, default=5.0),
     },
     "rail": {
         "date": _date("opening date"),

@@ -1,23 +1,24 @@
-"""The population model: residents, housing and public services per region (stock and flow).
+"""The population model: residents by registration, housing and public services per region (stock and flow).
 
-Every function here is a pure equation over arrays whose first axis is the run
-(batch) axis and whose next axis is the region; origin-destination arrays add a
-destination axis. Rates are per year; populations are persons.
+Every function here is a pure equation over arrays whose first axis is the run (batch)
+axis. Residents are split by registration (axis ``group``: 0 registered, holding the
+local hukou; 1 migrants) and region; origin-destination arrays add a destination axis.
+Rates are per year; populations are persons. docs/model.md section 4 has the equations
+with their sources; in short:
 
-    births_r          = birth_rate_r * P_r
-    deaths_r          = death_rate_r * P_r
-    attraction_j      = alpha_j + w_jobs ln(jobs_j / P_j) - w_housing P_j / H_j
-                        + w_services ln(services_j / P_j) - control_j
-    movers_i          = out_rate_i * P_i * exp(crowding_push * (P_i/H_i - occupancy_2014_i))
-    share_ij          = logit over j != i and the outside option of
-                        attraction_j - w_time * travel_time_ij   (outside: utility 0, which sets alpha's level)
-    migration_ij      = movers_i * share_ij
-    from_outside_j    = outside_in_migration * logit_j(attraction_j)
-    dP_r/dt           = births - deaths + sum_i migration_ir - sum_j migration_rj
-                        + from_outside_r - to_outside_r + household moves (a DELAY3 of staff moves)
-    housing starts_r  = clip((P_r / target_occupancy - H_r - in construction_r) / adjustment_time,
-                             0, max_build_rate_r * H_r);  completions = DELAY3(starts, construction_time)
-    dS_r/dt           = SMOOTH(local_service_norm_r * P_r, adjustment_time)
+    attraction_j     = alpha_j + w_jobs ln(jobs_j / P_j) - w_housing P_j / H_j + w_services ln(S_j / P_j)
+    U_ij             = attraction_j - w_time tt_ij - control_j [i in another province than j]    (j != i)
+    U_i,out          = 0                                   (the rest of China sets the utility scale)
+    inclusive_i      = ln(sum_j exp(U_ij) + 1)
+    move_prob_gi     = expit(logit(m_gi) + lambda ((inclusive_i - attraction_i) - gap_2014_i))
+    migration_gij    = move_prob_gi P_gi exp(U_ij) / exp(inclusive_i)
+    from_outside_j   = pool(t) exp(attraction_j - control_j) / (exp(E) + sum_k exp(attraction_k - control_k))
+
+Staying is an alternative: the move probability rises when the origin gets worse
+(fewer jobs, less housing) or the destinations better, and equals the observed rate
+m_gi at the 2014 state. Admission control limits arrivals from other provinces and the
+rest of China, not moves between Beijing's districts. Registered residents who move to
+another province arrive as migrants; migrants gain the local registration at a rate.
 """
 
 from __future__ import annotations
@@ -26,25 +27,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.special import expit, logit
 
 from sim.errors import InputError
+
+REGISTERED, MIGRANT = 0, 1
+GROUPS: tuple[str, ...] = ("registered", "migrant")
+FLOOR = 1e-9  # smallest ratio inside a logarithm: a region with no jobs is very unattractive, not -inf
 
 
 @dataclass(frozen=True)
 class PopulationParams:
     """Population parameters, each with the run axis first: (run,) or (run, region)."""
 
-    birth_rate: np.ndarray  # 1/year (run, region)
-    death_rate: np.ndarray  # 1/year (run, region)
-    out_migration_rate: np.ndarray  # 1/year (run, region)
-    outside_in_migration: np.ndarray  # persons/year (run,)
+    out_migration_rate: np.ndarray  # 1/year (run, region): 2014 probability of moving out, all residents
+    migrant_mobility: np.ndarray  # (run,): migrants' move probability over registered residents'
+    move_sensitivity: np.ndarray  # lambda (run,): response of moving to the utility gap
+    outside_in_migration: np.ndarray  # persons/year (run,): 2014 arrivals from the rest of China
+    outside_capture: np.ndarray  # (run,): share of the rest of China's movers who choose a modelled region in 2014
+    outside_trend: np.ndarray  # 1/year (run,): growth of the rest of China's movers
+    registration_rate: np.ndarray  # 1/year (run, region): migrants who gain the local registration
     jobs_weight: np.ndarray
     housing_weight: np.ndarray
     services_weight: np.ndarray
     travel_time_weight: np.ndarray  # utility/hour
-    crowding_push: np.ndarray
-    occupancy_2014: np.ndarray  # (region,)
+    same_province: np.ndarray  # bool (region, region)
     region_constant: np.ndarray  # alpha, utility (run, region): set by fit_region_constants
+    move_gap_2014: np.ndarray  # inclusive value minus own attraction at the start (run, region)
+    elsewhere_utility: np.ndarray  # E (run,): the rest of China's own pull on its movers
     target_occupancy: np.ndarray  # (run,)
     housing_adjustment_time: np.ndarray  # year (run,)
     construction_time: np.ndarray  # year (run,)
@@ -58,84 +68,125 @@ def _col(value: np.ndarray) -> np.ndarray:
     return value[:, None]
 
 
-def attraction(p: PopulationParams, population, housing, jobs, services, control) -> np.ndarray:
-    """Destination attractiveness of each region, before travel time [utility] (run, region)."""
+def base_move_rates(p: PopulationParams, migrant_share: np.ndarray) -> np.ndarray:
+    """2014 move probability per year by registration (run, group, region), averaging to out_migration_rate."""
+    ratio = _col(p.migrant_mobility)
+    registered = p.out_migration_rate / (1 - migrant_share + migrant_share * ratio)
+    return np.stack([registered, np.minimum(registered * ratio, 0.99)], axis=1)
+
+
+def attraction(p: PopulationParams, population, housing, jobs, services) -> np.ndarray:
+    """How good a region is to live in, before travel and control [utility] (run, region)."""
     return (
         p.region_constant
-        + _col(p.jobs_weight) * np.log(jobs / population)
-        - _col(p.housing_weight) * population / housing
-        + _col(p.services_weight) * np.log(services / population)
-        - control
+        + _col(p.jobs_weight) * np.log(np.maximum(jobs / population, FLOOR))
+        - _col(p.housing_weight) * np.minimum(population / housing, 1 / FLOOR)
+        + _col(p.services_weight) * np.log(np.maximum(services / population, FLOOR))
     )
 
 
-def movers(p: PopulationParams, population: np.ndarray, housing: np.ndarray) -> np.ndarray:
-    """Residents leaving their region per year, pushed up by crowding [persons/year] (run, region)."""
-    push = np.exp(_col(p.crowding_push) * (population / housing - p.occupancy_2014))
-    return p.out_migration_rate * population * push
-
-
-def destination_shares(p: PopulationParams, attract: np.ndarray, travel_time: np.ndarray) -> np.ndarray:
-    """Logit shares over destinations: (run, origin, destination + outside); staying is excluded."""
-    utility = attract[:, None, :] - _col(p.travel_time_weight)[..., None] * travel_time
+def move_utilities(p: PopulationParams, attract, control, travel_time) -> np.ndarray:
+    """Utility of each destination from each origin (run, origin, destination + outside); -inf on the diagonal."""
+    cross = ~p.same_province
+    utility = attract[:, None, :] - _col(p.travel_time_weight)[..., None] * travel_time - control[:, None, :] * cross
     n = attract.shape[1]
     utility[:, np.arange(n), np.arange(n)] = -np.inf
-    outside = np.zeros((*utility.shape[:2], 1))  # the rest of China: utility 0, the scale of the region constants
-    utility = np.concatenate([utility, outside], axis=-1)
-    utility -= utility.max(axis=-1, keepdims=True)
-    weights = np.exp(utility)
-    return weights / weights.sum(axis=-1, keepdims=True)
+    outside = np.zeros((*utility.shape[:2], 1))
+    return np.concatenate([utility, outside], axis=-1)
 
 
-def from_outside(p: PopulationParams, attract: np.ndarray) -> np.ndarray:
-    """In-migration from the rest of China by destination [persons/year] (run, region)."""
-    weights = np.exp(attract - attract.max(axis=-1, keepdims=True))
-    return _col(p.outside_in_migration) * weights / weights.sum(axis=-1, keepdims=True)
+def _logsumexp(utility: np.ndarray) -> np.ndarray:
+    top = utility.max(axis=-1, keepdims=True)
+    return (top + np.log(np.exp(utility - top).sum(axis=-1, keepdims=True)))[..., 0]
 
 
 @dataclass(frozen=True)
 class MigrationFlows:
-    between: np.ndarray  # persons/year (run, origin, destination)
-    to_outside: np.ndarray  # persons/year (run, region)
-    from_outside: np.ndarray  # persons/year (run, region)
+    between: np.ndarray  # persons/year (run, group, origin, destination)
+    to_outside: np.ndarray  # persons/year (run, group, region)
+    from_outside: np.ndarray  # persons/year (run, region), all migrants
 
     def net(self) -> np.ndarray:
-        """Net migration into each region [persons/year] (run, region)."""
-        return self.between.sum(axis=1) - self.between.sum(axis=2) + self.from_outside - self.to_outside
+        """Net migration into each region, both groups [persons/year] (run, region)."""
+        between = self.between.sum(axis=1)
+        return between.sum(axis=1) - between.sum(axis=2) + self.from_outside - self.to_outside.sum(axis=1)
 
 
-def migration(p: PopulationParams, population, housing, jobs, services, control, travel_time) -> MigrationFlows:
-    attract = attraction(p, population, housing, jobs, services, control)
-    shares = destination_shares(p, attract, travel_time)
-    leaving = movers(p, population, housing)[..., None] * shares
-    return MigrationFlows(leaving[..., :-1], leaving[..., -1], from_outside(p, attract))
+def _flows(utility: np.ndarray, movers: np.ndarray, arrivals: np.ndarray) -> MigrationFlows:
+    """Movers (run, group, origin) shared over destinations by the logit of ``utility``."""
+    shares = np.exp(utility - _logsumexp(utility)[..., None])
+    leaving = movers[..., None] * shares[:, None]
+    return MigrationFlows(leaving[..., :-1], leaving[..., -1], arrivals)
 
 
-def housing_starts(p: PopulationParams, population, housing, in_construction) -> np.ndarray:
-    """Housing put into construction [persons of capacity/year] (run, region)."""
-    gap = population / _col(p.target_occupancy) - housing - in_construction
-    return np.clip(gap / _col(p.housing_adjustment_time), 0.0, p.max_build_rate * housing)
+def outside_pool(p: PopulationParams, years_since_start: float) -> np.ndarray:
+    """Movers of the rest of China who consider the modelled regions [persons/year] (run,)."""
+    return p.outside_in_migration / p.outside_capture * np.exp(p.outside_trend * years_since_start)
+
+
+def migration(
+    p: PopulationParams, base_rates, population, housing, jobs, services, control, travel_time, years_since_start
+) -> MigrationFlows:
+    """This month's migration flows; ``population`` is (run, group, region)."""
+    total = population.sum(axis=1)
+    attract = attraction(p, total, housing, jobs, services)
+    utility = move_utilities(p, attract, control, travel_time)
+    gap = _logsumexp(utility) - attract - p.move_gap_2014
+    probability = expit(logit(base_rates) + _col(p.move_sensitivity)[:, None] * gap[:, None, :])
+    pull = attract - control
+    top = np.maximum(pull.max(axis=1), p.elsewhere_utility)[:, None]  # shift so no exp overflows
+    weights = np.exp(pull - top)
+    share = weights / (np.exp(_col(p.elsewhere_utility) - top) + weights.sum(axis=1, keepdims=True))
+    return _flows(utility, probability * population, _col(outside_pool(p, years_since_start)) * share)
+
+
+def regrouped(flows: MigrationFlows, same_province: np.ndarray) -> np.ndarray:
+    """Net change of each group by migration (run, group, region).
+
+    Registration is provincial: registered movers to another province arrive as migrants.
+    """
+    registered, migrant = flows.between[:, REGISTERED], flows.between[:, MIGRANT]
+    kept = registered * same_province
+    into_registered = kept.sum(axis=1)
+    into_migrant = migrant.sum(axis=1) + (registered - kept).sum(axis=1) + flows.from_outside
+    out = flows.between.sum(axis=3) + flows.to_outside
+    return np.stack([into_registered, into_migrant], axis=1) - out
+
+
+def housing_starts(p: PopulationParams, population, housing, in_construction, build_rate, cap) -> np.ndarray:
+    """Housing put into construction [persons of capacity/year] (run, region); none beyond a cap."""
+    wanted = np.minimum(population, cap) / _col(p.target_occupancy)
+    return np.clip((wanted - housing - in_construction) / _col(p.housing_adjustment_time), 0.0, build_rate * housing)
+
+
+def housing_removed(p: PopulationParams, housing, removal_rate, cap, cap_time) -> np.ndarray:
+    """Housing demolished [persons of capacity/year] (run, region): campaigns plus any excess over a cap."""
+    excess = np.maximum(housing - cap / _col(p.target_occupancy), 0.0)
+    return removal_rate * housing + excess / cap_time
 
 
 def fit_region_constants(
     p: PopulationParams,
-    population,
-    housing,
-    jobs,
-    services,
-    control,
-    travel_time,
-    net_migration_target,
+    base_rates: np.ndarray,
+    population: np.ndarray,
+    housing: np.ndarray,
+    jobs: np.ndarray,
+    services: np.ndarray,
+    control: np.ndarray,
+    travel_time: np.ndarray,
+    net_migration_target: np.ndarray,
     codes: Sequence[str],
     source: str = "regions.csv",
-) -> np.ndarray:
-    """Region constants (alpha) that make the initial net migration equal the observed trend.
+) -> PopulationParams:
+    """Region constants (alpha) that make the start's net migration equal the observed trend.
 
-    Solves ln(arrivals_j / (leavers_j + net target_j)) = 0 for alpha: from the alpha that
-    zeroes every region's attraction, a few rounds of the fixed point
-    alpha_j -= ln(arrivals / target arrivals) (arrivals scale with exp(alpha_j)), then Newton
-    with a finite-difference Jacobian and backtracking. Runs are solved independently
-    (per-run convergence and step length), so a run's constants do not depend on its batch.
+    At the start every move probability equals its observed rate, whatever alpha, so
+    alpha only shares movers and arrivals among destinations. Solves
+    ln(arrivals_j / (leavers_j + net target_j)) = 0: from the alpha that zeroes every
+    region's attraction, a few rounds of the fixed point alpha_j -= ln(arrivals / target)
+    (arrivals scale with exp(alpha_j)), then Newton with a finite-difference Jacobian and
+    backtracking, run by run (a run's constants do not depend on its batch). Returns the
+    parameters with alpha, the 2014 move gap and the rest of China's own utility set.
     """
     surplus = net_migration_target.sum(axis=1)
     if (surplus >= p.outside_in_migration).any():
@@ -145,8 +196,8 @@ def fit_region_constants(
             f"must exceed the regions' summed 2014 net migration ({surplus.max():.0f} persons/year), "
             f"the part that only the rest of China can supply",
         )
-
-    all_movers = movers(p, population, housing).sum(axis=1)
+    movers = base_rates * population
+    all_movers = movers.sum(axis=(1, 2))
     if (p.outside_in_migration >= all_movers + surplus).any():
         raise InputError(
             source,
@@ -154,11 +205,19 @@ def fit_region_constants(
             f"too high: even if every mover left for the rest of China, arrivals would exceed the 2014 trend "
             f"(expected less than {(all_movers + surplus).min():.0f} persons/year)",
         )
+    total = population.sum(axis=1)
+
+    def flows_for(alpha: np.ndarray) -> MigrationFlows:
+        attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
+        pull = np.exp(attract - control - (attract - control).max(axis=1, keepdims=True))
+        arrivals = _col(p.outside_in_migration) * pull / pull.sum(axis=1, keepdims=True)
+        return _flows(move_utilities(p, attract, control, travel_time), movers, arrivals)
 
     def residual(alpha: np.ndarray) -> np.ndarray:
-        flows = migration(_with_alpha(p, alpha), population, housing, jobs, services, control, travel_time)
-        leaving = flows.between.sum(axis=2) + flows.to_outside
-        arriving = flows.between.sum(axis=1) + flows.from_outside
+        flows = flows_for(alpha)
+        between = flows.between.sum(axis=1)
+        leaving = between.sum(axis=2) + flows.to_outside.sum(axis=1)
+        arriving = between.sum(axis=1) + flows.from_outside
         wanted = leaving + net_migration_target
         could_arrive = leaving.sum(axis=1, keepdims=True) - leaving + _col(p.outside_in_migration)
         if (wanted >= could_arrive).any():
@@ -175,22 +234,30 @@ def fit_region_constants(
             )
         return np.log(arriving / wanted)
 
-    # start where every region's attraction is 0, then fixed-point rounds, then Newton run by run
-    alpha = -attraction(p, population, housing, jobs, services, control)
+    alpha = -attraction(replace(p, region_constant=np.zeros_like(total)), total, housing, jobs, services)
     for _ in range(30):
         alpha = alpha - residual(alpha)
-    runs, n = population.shape
+    alpha = _newton(residual, alpha, source)
+    attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
+    gap = _logsumexp(move_utilities(p, attract, control, travel_time)) - attract
+    elsewhere = _logsumexp(attract - control) + np.log((1 - p.outside_capture) / p.outside_capture)
+    return replace(p, region_constant=alpha, move_gap_2014=gap, elsewhere_utility=elsewhere)
+
+
+def _newton(residual, alpha: np.ndarray, source: str) -> np.ndarray:
+    """Newton's method run by run with backtracking until arrivals are within 1e-11 relative of their targets."""
+    runs, n = alpha.shape
     eye = np.eye(n) * 1e-6
     for _ in range(100):
         now = residual(alpha)
         error = np.abs(now).max(axis=1)
-        active = error >= 1e-11  # arrivals within 1e-11 relative of their targets: done
+        active = error >= 1e-11
         if not active.any():
             return alpha
         jacobian = np.stack([(residual(alpha + e) - now) / 1e-6 for e in eye], axis=-1)
         step = np.where(active[:, None], np.linalg.solve(jacobian, now[..., None])[..., 0], 0.0)
         shrink = np.ones(runs)
-        for _ in range(40):  # backtrack, run by run, until the residual falls
+        for _ in range(40):
             worse = active & (np.abs(residual(alpha - shrink[:, None] * step)).max(axis=1) >= error)
             if not worse.any():
                 break
@@ -202,7 +269,3 @@ def fit_region_constants(
     raise InputError(
         source, "population", f"region constants did not converge (run {failed[0]}); check the migration parameters"
     )
-
-
-def _with_alpha(p: PopulationParams, alpha: np.ndarray) -> PopulationParams:
-    return replace(p, region_constant=alpha)

@@ -26,6 +26,7 @@ def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr
         "time": ("time", history.time, {"units": "year", "long_name": "decimal year (2014.0 = start of January 2014)"}),
         "run": ("run", np.arange(len(seeds))),
         "region": ("region", list(scenario.regions.codes)),
+        "destination": ("destination", list(scenario.regions.codes)),
         "sector": ("sector", list(JOB_SECTORS)),
         "institution": ("institution", list(INSTITUTION_KINDS)),
         "seed": ("run", np.asarray(seeds, dtype=np.int32)),
@@ -54,7 +55,8 @@ def run_batch(
     history = Model(scenario, seeds, overrides).run(progress)
     dataset = to_dataset(history, scenario, seeds)
     dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
-    dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events)
+    if all(events is history.events[0] for events in history.events):  # one timeline: one event log
+        dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events[0])
     return dataset
 
 

@@ -94,6 +94,8 @@ FIELD_UNITS = {
     "duration_years": "year",
     "count": "institutions",
     "projects": "projects",
+    "ramp_years": "year",
+    "years": "year",
     "close_share": "1 (share)",
     "coverage_central_six": "1 (share refused)",
     "coverage_elsewhere": "1 (share refused)",

@@ -10,11 +10,16 @@ duration, release them and hand back the housing and service capacity they built
 The model advances the timeline one month at a time (``advance``): an event dated
 within a month acts from the start of that month's step. Every action is written to
 ``log`` as (month, policy, action), which the run folder keeps as ``events.csv``.
+
+A ``Timeline`` holds one policy set. The runs of a batch may differ in their policies
+(a sweep over a lever or a date), so ``BatchTimeline`` keeps one ``Timeline`` per
+distinct policy set and hands the model every lever with the run axis first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import json
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,14 +34,48 @@ from sim.sectors import FIRM_SECTORS
 
 @dataclass
 class Levers:
-    """The policy levers in force now; scenario-wide (the same in every run of a batch)."""
+    """The policy levers of one policy set in force now (arrays along regions; no run axis)."""
 
     coverage: np.ndarray  # catalogue share of would-be entrants refused (region, sector)
-    control: np.ndarray  # admission-control utility penalty (region,)
+    control: np.ndarray  # admission control: utility penalty on arrivals from other provinces (region,)
     travel_time: np.ndarray  # hours (region, region)
     incentive: np.ndarray  # firms' destination utility bonus (region, sector)
     pharma_incentive: np.ndarray  # extra bonus for pharmaceutical firms (region,)
+    housing_removal: np.ndarray  # share of housing capacity demolished per year (region,)
+    commercial_removal: np.ndarray  # share of commercial floor space demolished per year (region,)
+    build_rate: np.ndarray  # largest housing start rate set by land release, NaN = the parameter (region,)
+    housing_cap: np.ndarray  # residents a cap policy allows the region's housing to hold, inf = none (region,)
+    cap_time: np.ndarray  # years over which housing above the cap is removed (region,)
     dispersals: dict[str, tuple] = field(default_factory=dict)  # name -> (sector, rate, targeted, close, allowed)
+
+
+@dataclass(frozen=True)
+class Dispersal:
+    """A dispersal programme across the runs of a batch: rate 0 in runs where it is not active."""
+
+    name: str
+    sector: int
+    rate: np.ndarray  # 1/year (run,)
+    targeted: np.ndarray  # bool (region,)
+    close_share: np.ndarray  # (run,)
+    allowed: np.ndarray  # destinations open to relocating units, bool (region,)
+
+
+@dataclass(frozen=True)
+class BatchLevers:
+    """Every lever with the run axis first, as the model and the agents use them."""
+
+    coverage: np.ndarray  # (run, region, sector)
+    control: np.ndarray  # (run, region)
+    travel_time: np.ndarray  # (run, region, region)
+    incentive: np.ndarray  # (run, region, sector)
+    pharma_incentive: np.ndarray  # (run, region)
+    housing_removal: np.ndarray  # (run, region)
+    commercial_removal: np.ndarray  # (run, region)
+    build_rate: np.ndarray  # (run, region)
+    housing_cap: np.ndarray  # (run, region)
+    cap_time: np.ndarray  # (run, region)
+    dispersals: tuple[Dispersal, ...]
 
 
 @dataclass
@@ -68,7 +107,18 @@ class Timeline:
                 )
         self.regions, self.start_year = regions, start_year
         n, s = len(regions), len(FIRM_SECTORS)
-        self.levers = Levers(np.zeros((n, s)), np.zeros(n), regions.travel_time.copy(), np.zeros((n, s)), np.zeros(n))
+        self.levers = Levers(
+            coverage=np.zeros((n, s)),
+            control=np.zeros(n),
+            travel_time=regions.travel_time.copy(),
+            incentive=np.zeros((n, s)),
+            pharma_incentive=np.zeros(n),
+            housing_removal=np.zeros(n),
+            commercial_removal=np.zeros(n),
+            build_rate=np.full(n, np.nan),
+            housing_cap=np.full(n, np.inf),
+            cap_time=np.ones(n),
+        )
         self.completed = Completed(np.zeros(n), np.zeros(n))
         self.orders: list[MoveOrder] = []
         self.log: list[tuple[float, str, str]] = []
@@ -127,9 +177,45 @@ class Timeline:
         self._note(name, f"dispersal of {p['sector']} ends")
 
     def _admission_control(self, name: str, p: dict) -> Generator:
+        """The penalty moves from its level at ``date`` to ``strength`` in equal monthly steps over the ramp."""
         yield self._wait_until(p["date"])
-        self.levers.control = np.where(self._mask(p["regions"]), p["strength"], self.levers.control)
+        mask = self._mask(p["regions"])
+        months = max(int(round(p["ramp_years"] * 12)), 1)
+        before = self.levers.control[mask].copy()
+        if months > 1:
+            self._note(name, f"admission control towards {p['strength']:g} over {months} months")
+        for month in range(1, months + 1):
+            control = self.levers.control.copy()
+            control[mask] = before + (p["strength"] - before) * month / months
+            self.levers.control = control
+            if month < months:
+                yield self.env.timeout(1)
         self._note(name, f"admission control {p['strength']:g}")
+
+    def _demolition(self, name: str, p: dict) -> Generator:
+        yield self._wait_until(p["start"])
+        mask = self._mask(p["regions"])
+        self.levers.housing_removal = self.levers.housing_removal + mask * p["housing_rate"]
+        self.levers.commercial_removal = self.levers.commercial_removal + mask * p["commercial_rate"]
+        self._note(name, "demolition starts")
+        yield self._wait_until(p["end"])
+        self.levers.housing_removal = self.levers.housing_removal - mask * p["housing_rate"]
+        self.levers.commercial_removal = self.levers.commercial_removal - mask * p["commercial_rate"]
+        self._note(name, "demolition ends")
+
+    def _land_release(self, name: str, p: dict) -> Generator:
+        yield self._wait_until(p["date"])
+        self.levers.build_rate = np.where(self._mask(p["regions"]), p["housing_build_rate"], self.levers.build_rate)
+        self._note(name, f"land released: housing starts up to {p['housing_build_rate']:g} a year")
+
+    def _housing_cap(self, name: str, p: dict) -> Generator:
+        yield self._wait_until(p["date"])
+        region = self.regions.index(p["region"])
+        self.levers.housing_cap = self.levers.housing_cap.copy()
+        self.levers.housing_cap[region] = p["population"]
+        self.levers.cap_time = self.levers.cap_time.copy()
+        self.levers.cap_time[region] = p["years"]
+        self._note(name, f"housing capped for {p['population']:.0f} residents within {p['years']:g} years")
 
     def _rail(self, name: str, p: dict) -> Generator:
         yield self._wait_until(p["date"])
@@ -185,3 +271,86 @@ class Timeline:
         self.completed.housing[region] += p["housing_per_project"]
         self.completed.services[region] += p["services_per_project"]
         self._note(name, "completed")
+
+
+class BatchTimeline:
+    """The timelines of a batch: one ``Timeline`` per distinct policy set, levers stacked by run.
+
+    Runs with the same policies and workforce share one simpy timeline, so a batch of seeds
+    or of model parameters costs one timeline, and a sweep over a lever costs one per level.
+    """
+
+    def __init__(
+        self,
+        run_policies: Sequence[dict[str, dict[str, Any]]],
+        workforce: np.ndarray,
+        regions: Regions,
+        start_year: int,
+        source: str = "scenario",
+    ) -> None:
+        keys = [
+            json.dumps([policies, float(w)], sort_keys=True, default=str)
+            for policies, w in zip(run_policies, workforce)
+        ]
+        first = {key: run for run, key in reversed(list(enumerate(keys)))}
+        unique = list(dict.fromkeys(keys))
+        self.group = np.array([unique.index(key) for key in keys])
+        self.timelines = [
+            Timeline(run_policies[first[key]], regions, start_year, float(workforce[first[key]]), source)
+            for key in unique
+        ]
+        self.regions = regions
+
+    @property
+    def runs(self) -> int:
+        return len(self.group)
+
+    def members(self, group: int) -> np.ndarray:
+        """Mask of the runs that follow timeline ``group``."""
+        return self.group == group
+
+    def advance(self, month: int) -> None:
+        for timeline in self.timelines:
+            timeline.advance(month)
+
+    def levers(self) -> BatchLevers:
+        """Every lever in force now, with the run axis first."""
+        groups = [t.levers for t in self.timelines]
+
+        def stack(name: str) -> np.ndarray:
+            return np.stack([getattr(levers, name) for levers in groups])[self.group]
+
+        programmes: dict[tuple, dict[int, tuple]] = {}
+        for g, levers in enumerate(groups):
+            for name, (sector, rate, targeted, close, allowed) in levers.dispersals.items():
+                key = (name, sector, targeted.tobytes(), allowed.tobytes())
+                programmes.setdefault(key, {})[g] = (rate, close, targeted, allowed)
+        dispersals = []
+        for (name, sector, _, _), by_group in programmes.items():
+            rate = np.array([by_group[g][0] if g in by_group else 0.0 for g in self.group])
+            close = np.array([by_group[g][1] if g in by_group else 0.0 for g in self.group])
+            _, _, targeted, allowed = next(iter(by_group.values()))
+            dispersals.append(Dispersal(name, sector, rate, targeted, close, allowed))
+        return BatchLevers(
+            **{name: stack(name) for name in BatchLevers.__dataclass_fields__ if name != "dispersals"},
+            dispersals=tuple(dispersals),
+        )
+
+    def take_orders(self) -> list[tuple[MoveOrder, np.ndarray]]:
+        """Institution move orders of this month, each with the mask of the runs it applies to."""
+        return [(order, self.members(g)) for g, t in enumerate(self.timelines) for order in t.take_orders()]
+
+    def take_completed(self) -> Completed:
+        """Capacity delivered this month by finished projects, (run, region)."""
+        done = [t.take_completed() for t in self.timelines]
+        return Completed(
+            np.stack([d.housing for d in done])[self.group], np.stack([d.services for d in done])[self.group]
+        )
+
+    def on_site(self) -> np.ndarray:
+        """Construction workers on site, (run,)."""
+        return np.array([t.on_site for t in self.timelines])[self.group]
+
+    def logs(self) -> list[list[tuple[float, str, str]]]:
+        """The event log of each run (runs of one timeline share one list)."""
+        return [self.timelines[g].log for g in self.group]

@@ -244,6 +244,13 @@ def test_resume_after_sigkill_equals_an_uninterrupted_sweep(reference, tmp_path)
     xr.testing.assert_identical(xr.load_dataset(out / "results.nc"), result.dataset())
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:  # exited meanwhile
+        return b""
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -261,8 +268,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_sweep_completes(reference, 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not journal.exists() or not journal.read_text()):
         time.sleep(0.05)
-    workers = [c for c in _children(process.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-    assert workers and len(journal.read_text().splitlines()) < 6
+    workers = [c for c in _children(process.pid) if b"spawn_main" in _cmdline(c)]
+    assert workers, "no worker process found"
+    assert len(journal.read_text().splitlines()) < 6, "the sweep finished before a worker could be killed"
     os.kill(workers[0], signal.SIGKILL)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
@@ -353,3 +361,50 @@ def test_on_the_model_an_output_that_does_not_depend_on_a_parameter_gets_no_inde
     assert mu["population.jobs_weight"] > 100  # while the jobs pull moves Beijing's population
     summary = (result.folder / "sensitivity" / "summary.md").read_text()
     assert "beijing_end" in summary and (result.folder / "sensitivity" / "indices_beijing_end.png").exists()
+
+
+STOCK_FLOW = """
+scenario = "short.toml"
+[uncertainties."population.jobs_weight"]
+levels = [2.0, 3.0]
+[uncertainties."population.out_migration_rate.bj_core"]
+levels = [0.05, 0.06]
+[design]
+method = "grid"
+[replications]
+count = 2
+seed = 4
+[outputs]
+variables = ["population"]
+[execution]
+backend = "serial"
+mode = "{mode}"
+chunk = 4
+"""
+
+
+def test_stock_flow_mode_replays_the_full_run_exactly_at_its_own_values(tmp_path):
+    """Run 0 and 1 hold the scenario's own values: the replay of their seeds' effects is the full run."""
+    write_sweep(tmp_path)
+    results = {}
+    for mode in ("stock-flow", "full"):
+        path = tmp_path / f"{mode}.toml"
+        path.write_text(STOCK_FLOW.format(mode=mode))
+        results[mode] = sweep(path, tmp_path / mode, analysis=False).dataset()
+    replayed, full = results["stock-flow"].population, results["full"].population
+    assert (replayed.sel(run=[0, 1]) == full.sel(run=[0, 1])).all()
+    assert not np.allclose(replayed.sel(run=[2, 3]), replayed.sel(run=[0, 1]))  # the parameters act
+
+
+def test_stock_flow_mode_refuses_what_it_cannot_vary_or_compute(tmp_path):
+    write_sweep(tmp_path)
+    path = tmp_path / "sd.toml"
+    path.write_text(
+        STOCK_FLOW.format(mode="stock-flow")
+        + '[levers."policies.admission_control_2017.strength"]\nlow = 1\nhigh = 2\n'
+    )
+    with pytest.raises(sim.InputError, match=r"levers.policies.admission_control_2017.strength: execution.mode"):
+        load_sweep(path)
+    path.write_text(STOCK_FLOW.format(mode="stock-flow").replace('["population"]', '["firms"]'))
+    with pytest.raises(sim.InputError, match=r"outputs: 'firms' is not an output of the stock-and-flow part"):
+        load_sweep(path)

@@ -17,7 +17,7 @@ def model(short_historical) -> Model:
 
 
 def context(model: Model, coverage: np.ndarray | None = None):
-    ctx = model._firm_context(2015.0, model.timeline.levers)
+    ctx = model._firm_context(2015.0, model.timeline.levers())
     if coverage is not None:
         ctx = type(ctx)(**{**ctx.__dict__, "coverage": coverage})
     return ctx

@@ -27,22 +27,22 @@ def test_world_population_changes_only_by_births_deaths_and_the_outside(short_hi
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    beijing_out_rate=st.floats(0.01, 0.08),
+    beijing_out_rate=st.floats(0.02, 0.08),  # below about 0.015 the core cannot lose its 2014 30,500 a year
     jobs_weight=st.floats(0.0, 5.0),
     housing_weight=st.floats(0.0, 10.0),
-    crowding_push=st.floats(0.0, 10.0),
+    move_sensitivity=st.floats(0.0, 3.0),
     travel=st.floats(0.0, 3.0),
     outside=st.floats(2e5, 1e6),
     method=st.sampled_from(["euler", "rk4"]),
 )
 def test_conservation_and_positivity_over_random_parameters(
-    tmp_path, beijing_out_rate, jobs_weight, housing_weight, crowding_push, travel, outside, method
+    tmp_path, beijing_out_rate, jobs_weight, housing_weight, move_sensitivity, travel, outside, method
 ):
     """Property: each month the world total changes by births - deaths + net outside flow; nobody goes negative."""
     text = (
         f'[run]\nend = 2015\nmethod = "{method}"\n[population]\n'
         f"out_migration_rate = {{ bj_core = {beijing_out_rate}, bj_central = {beijing_out_rate} }}\n"
-        f"jobs_weight = {jobs_weight}\nhousing_weight = {housing_weight}\ncrowding_push = {crowding_push}\n"
+        f"jobs_weight = {jobs_weight}\nhousing_weight = {housing_weight}\nmove_sensitivity = {move_sensitivity}\n"
         f"travel_time_weight = {travel}\noutside_in_migration = {outside}\n"
     )
     ds = sim.run(sim.load_scenario(write_scenario(tmp_path, text)))
@@ -194,7 +194,6 @@ def test_plans_after_2021_leave_the_record_before_2021_untouched():
         ({"population.jobs_wieght": 1.0}, "did you mean 'population.jobs_weight'"),
         ({"firms.pharma_share": 1.5}, "out of range"),
         ({"housing.max_build_rate": [0.1, 0.2]}, "one per region"),
-        ({"construction.workforce_capacity": 5.0}, "give every run the same value"),
     ],
 )
 def test_batch_overrides_are_validated_like_scenario_values(short_historical, override, message):
@@ -209,26 +208,29 @@ def test_net_migration_includes_households_following_relocated_staff():
     model = Model(sim.load_scenario(SCENARIOS / "historical.toml"), seeds=[1])
     for month in range(62):  # to March 2019
         model.step(month)
-    state, inputs = model.state, model._inputs(model.timeline.levers)
-    services = state["local_services"] + inputs["services"]
+    time, stocks = 2014 + 62 / 12, model.stockflow
+    inputs = model._month_inputs(model.timeline.levers())
+    state = stocks.state
     flows = migration(
-        model.population_params,
+        stocks.params,
+        stocks.base_rates,
         state["population"],
         state["housing"],
-        inputs["jobs"],
-        services,
-        inputs["control"],
-        inputs["travel_time"],
+        inputs.jobs,
+        state["local_services"] + inputs.services,
+        inputs.control,
+        inputs.travel_time,
+        time - 2014,
     )
-    arriving = state["households_following"][..., -1] * 3 / model.follow["follow_time"][:, None, None]
+    arriving = state["households_following"][..., -1] * 3 / stocks.follow["follow_time"][:, None, None]
     expected = flows.net() + arriving.sum(axis=1) - arriving.sum(axis=2)
     assert float(arriving.sum()) > 0
-    np.testing.assert_allclose(model.observe()["net_migration"], expected, rtol=1e-12)
+    np.testing.assert_allclose(model.observe(time)["net_migration"], expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
     "weights",
-    [{}, {"population.housing_weight": 25.0}, {"population.housing_weight": 50.0}, {"population.jobs_weight": 20.0}],
+    [{}, {"population.housing_weight": 10.0}, {"population.housing_weight": 20.0}, {"population.jobs_weight": 10.0}],
 )
 def test_region_constants_reproduce_the_2014_migration_trend(short_historical, weights):
     ds = sim.run_batch(short_historical, seeds=[1], overrides=[weights]).isel(run=0)

@@ -65,7 +65,13 @@ def test_policy_events_happen_in_date_order_at_the_start_of_their_month():
             "regions": ["bj_core"],
             "destinations": ["hebei_other"],
         },
-        "control": {"kind": "admission_control", "date": 2016.0, "strength": 2.0, "regions": ["bj_core"]},
+        "control": {
+            "kind": "admission_control",
+            "date": 2016.0,
+            "strength": 2.0,
+            "ramp_years": 0.0,
+            "regions": ["bj_core"],
+        },
     }
     timeline = run(policies, 30)
     assert timeline.log == [

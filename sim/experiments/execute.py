@@ -30,9 +30,11 @@ import xarray as xr
 
 from sim.errors import InputError
 from sim.experiments.spec import Outputs
+from sim.model import RECORDED, Model
 from sim.results import run_batch
 from sim.scenario import Scenario
 from sim.space import with_values
+from sim.stockflow import AgentEffects, replay
 
 MAX_ATTEMPTS = 3
 """A chunk in flight when a worker process dies is redone; after this many deaths its runs are failures."""
@@ -48,6 +50,8 @@ class Task:
     seeds: tuple[int, ...]
     values: tuple[dict[str, Any], ...]
     outputs: Outputs
+    effects: dict[int, AgentEffects] | None = None
+    """Stock-and-flow mode: the agents' effects recorded in a full run of the base scenario, by seed."""
 
 
 @dataclass
@@ -67,7 +71,7 @@ def _describe(error: BaseException) -> str:
     return text.replace("\n", " ")
 
 
-def _batches(resolved: dict[int, Scenario]) -> list[list[int]]:
+def _batches(resolved: dict[int, Scenario], seeds: Sequence[int] | None = None) -> list[list[int]]:
     """Runs (positions in the chunk) that can share one Model: same policies and scenario-wide settings.
 
     The model's run axis carries parameter values; until ``Model`` takes per-run policies
@@ -77,8 +81,33 @@ def _batches(resolved: dict[int, Scenario]) -> list[list[int]]:
     for position, scenario in resolved.items():
         shared = {k: v for k, v in scenario.document.items() if k in ("run", "policies")}
         shared["workforce"] = float(scenario.parameters["construction.workforce_capacity"])
+        if seeds is not None:  # a replay batch holds one seed's recorded effects
+            shared["seed"] = seeds[position]
         groups.setdefault(json.dumps(shared, sort_keys=True, default=str), []).append(position)
     return list(groups.values())
+
+
+def record_effects(scenario: Scenario, seeds: Sequence[int]) -> dict[int, AgentEffects]:
+    """One full run of the scenario per seed, its agents' and policies' effects on the stocks recorded."""
+    effects = {}
+    for seed in seeds:
+        model = Model(scenario, [seed], record_effects=True)
+        model.run()
+        effects[seed] = model.effects()
+    return effects
+
+
+def _replay(task: Task, first: Scenario, seed: int, overrides: list[dict[str, Any]]) -> xr.Dataset:
+    """The stock-and-flow part alone for one seed's recorded effects, as a run_batch-like dataset."""
+    names = sorted({*task.outputs.variables, *(s.variable for s in task.outputs.summaries)})
+    times, values = replay(first, task.effects[seed], overrides, names)
+    coords = {"time": ("time", times, {"units": "year"}), "region": list(first.regions.codes)}
+    coords["destination"] = list(first.regions.codes)
+    variables = {
+        name: (("time", "run", *RECORDED[name][1]), values[name], {"units": RECORDED[name][0]}) for name in names
+    }
+    dataset = xr.Dataset(variables, coords=coords)
+    return dataset.assign_coords(seed=("run", np.full(len(overrides), seed, dtype=np.int32)))
 
 
 def _run(task: Task, resolved: dict[int, Scenario], positions: Sequence[int]) -> xr.Dataset:
@@ -87,7 +116,10 @@ def _run(task: Task, resolved: dict[int, Scenario], positions: Sequence[int]) ->
         {k: v for k, v in resolved[p].parameters.items() if not np.array_equal(v, first.parameters[k])}
         for p in positions
     ]
-    dataset = run_batch(first, [task.seeds[p] for p in positions], overrides)
+    if task.effects is not None:
+        dataset = _replay(task, first, task.seeds[positions[0]], overrides)
+    else:
+        dataset = run_batch(first, [task.seeds[p] for p in positions], overrides)
     kept = task.outputs.select(dataset, task.scenario.start)
     kept = kept.drop_vars([c for c in kept.coords if "run" in kept[c].dims and c != "seed"])
     return kept.assign_coords(run=[task.runs[p] for p in positions]).assign_attrs({})
@@ -104,7 +136,7 @@ def run_task(task: Task) -> ChunkResult:
         except Exception as error:  # noqa: BLE001 - a bad design point is that run's failure, not the sweep's
             failures.append({"run": run, "error": _describe(error)})
     datasets = []
-    for positions in _batches(resolved):
+    for positions in _batches(resolved, task.seeds if task.effects is not None else None):
         try:
             datasets.append(_run(task, resolved, positions))
         except Exception:  # noqa: BLE001 - find which runs of the batch fail, keep the others

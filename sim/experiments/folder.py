@@ -33,7 +33,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ import xarray as xr
 
 from sim.errors import InputError
 from sim.experiments.designs import Design, csv_value
-from sim.experiments.execute import ChunkResult, Task, run_dask, run_processes, run_serial
+from sim.experiments.execute import ChunkResult, Task, record_effects, run_dask, run_processes, run_serial
 from sim.experiments.spec import BACKENDS, Sweep, load_sweep
 from sim.scenario import decimal_year
 
@@ -254,6 +254,9 @@ def sweep(
             for c in chunks
             if c // spec.chunk not in done
         ]
+        if spec.mode == "stock-flow" and tasks:
+            effects = record_effects(spec.scenario, spec.seeds())
+            tasks = [replace(task, effects=effects) for task in tasks]
         finished = sum(len(entry["runs"]) for entry in done.values())
         meter = _bar(table.size, finished, bar)
 
@@ -319,6 +322,7 @@ def sweep(
             "chunks": len(chunks),
             "chunk_size": spec.chunk,
             "backend": {"name": backend, "workers": workers, "scheduler": scheduler},
+            "mode": spec.mode,
             "versions": _versions(),
             "timings_s": {
                 "this_invocation": round(elapsed, 3),

@@ -24,10 +24,12 @@ from sim.model import RECORDED
 from sim.scenario import FIRST_YEAR, LAST_YEAR, MAX_SEED, Scenario, _is_number, decimal_year, load_scenario, suggest
 from sim.sectors import JOB_SECTORS
 from sim.space import Address, addresses, derive, unknown_address, with_values
+from sim.stockflow import STOCK_FLOW_OUTPUTS
 
 TOP_KEYS = ("name", "description", "scenario", "run", "uncertainties", "levers", "design", "replications")
 TOP_KEYS += ("outputs", "execution", "analysis")
 BACKENDS = ("serial", "processes", "dask")
+MODES = ("full", "stock-flow")
 TIMES = ("all", "yearly")
 DISTRIBUTION_KEYS = ("distribution", "low", "high", "mode", "mean", "sd", "levels")
 
@@ -109,6 +111,8 @@ class Sweep:
     replication_seed: int
     outputs: Outputs
     backend: str
+    mode: str
+    """'full' (the coupled model) or 'stock-flow' (the agents' effects replayed from one full run per seed)."""
     workers: int
     chunk: int
     scheduler: str | None
@@ -286,6 +290,27 @@ def _distribution(checker: _Checker, role: str, key: str, address: Address, spec
     return Distribution(address.name, role, kind, address.type, low, high, mode=mode)
 
 
+def _check_stock_flow(
+    checker: _Checker, parameters: list[Distribution], space: dict[str, Address], outputs: Outputs
+) -> None:
+    """The stock-and-flow mode varies only what the replayed part reads, and keeps only what it computes."""
+    for parameter in parameters:
+        if space[parameter.address].part != "stock-flow":
+            section = "uncertainties" if parameter.role == "uncertainty" else "levers"
+            checker.fail(
+                f"{section}.{parameter.address}",
+                'execution.mode = "stock-flow" replays the agents and policies of one full run: it can vary '
+                'population, housing and services parameters only (use mode = "full")',
+            )
+    for name in (*outputs.variables, *(s.variable for s in outputs.summaries)):
+        if name not in STOCK_FLOW_OUTPUTS:
+            checker.fail(
+                "outputs",
+                f"{name!r} is not an output of the stock-and-flow part ({', '.join(STOCK_FLOW_OUTPUTS)}); "
+                'use mode = "full"',
+            )
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (the base scenario is loaded and validated too)."""
     path = Path(path)
@@ -346,8 +371,11 @@ def load_sweep(path: str | Path) -> Sweep:
 
     outputs = _outputs(checker, document.get("outputs", {}), scenario)
     execution = checker.table(document.get("execution", {}), "execution")
-    checker.keys(execution, "execution", ("backend", "workers", "chunk", "scheduler"))
+    checker.keys(execution, "execution", ("backend", "mode", "workers", "chunk", "scheduler"))
     backend = checker.string(execution.get("backend", "processes"), "execution.backend", BACKENDS)
+    mode = checker.string(execution.get("mode", "full"), "execution.mode", MODES)
+    if mode == "stock-flow":
+        _check_stock_flow(checker, parameters, space, outputs)
     workers = checker.integer(execution.get("workers", 2), "execution.workers", 1, 4096)
     chunk = checker.integer(execution.get("chunk", 8), "execution.chunk", 1, 100_000)
     scheduler = execution.get("scheduler")
@@ -376,6 +404,7 @@ def load_sweep(path: str | Path) -> Sweep:
         replication_seed=replication_seed,
         outputs=outputs,
         backend=backend,
+        mode=mode,
         workers=workers,
         chunk=chunk,
         scheduler=scheduler,
