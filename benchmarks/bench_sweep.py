@@ -91,7 +91,9 @@ def main() -> None:
     print("| mode | runs | chunk | backend | wall time | runs/s | peak RSS main / workers |")
     print("|---|---|---|---|---|---|---|")
     for mode, runs, chunk, backend, elapsed, rate, own, children in rows:
-        print(f"| {mode} | {runs} | {chunk} | {backend} | {elapsed:.1f} s | {rate:.2f} | {own:.0f} / {children:.0f} MB |")
+        print(
+            f"| {mode} | {runs} | {chunk} | {backend} | {elapsed:.1f} s | {rate:.2f} | {own:.0f} / {children:.0f} MB |"
+        )
 
 
 if __name__ == "__main__":
