@@ -17,7 +17,7 @@ from sim.errors import InputError
 from sim.model import RECORDED, History, Model
 from sim.scenario import Scenario, suggest
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
-from sim.space import plain, run_coordinates, with_values
+from sim.space import group_runs, plain, run_coordinates, with_values
 
 
 def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr.Dataset:
@@ -52,12 +52,33 @@ def run_batch(
     ``overrides`` holds one mapping per run, address -> value (``sim.space``); the ``run``
     dimension carries each set address as a coordinate beside ``seed``.
     """
-    history = Model(scenario, seeds, overrides).run(progress)
+    overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
+    if len(overrides) != len(seeds):
+        raise ValueError("give one override mapping per seed")
+    parts = [
+        (runs, Model(group, [seeds[r] for r in runs], params).run(progress))
+        for group, runs, params in group_runs(scenario, overrides, f"overrides of {scenario.path}")
+    ]
+    history = parts[0][1] if len(parts) == 1 else _merged(parts, len(seeds))
     dataset = to_dataset(history, scenario, seeds)
     dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
     if all(events is history.events[0] for events in history.events):  # one timeline: one event log
         dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events[0])
     return dataset
+
+
+def _merged(parts: list[tuple[list[int], History]], runs: int) -> History:
+    """The histories of a batch's Models (one per policy set) as one, runs back in their order."""
+    values = {}
+    for name, first in parts[0][1].values.items():
+        values[name] = np.empty((first.shape[0], runs, *first.shape[2:]))
+        for positions, history in parts:
+            values[name][:, positions] = history.values[name]
+    events: list = [None] * runs
+    for positions, history in parts:
+        for position, log in zip(positions, history.events):
+            events[position] = log
+    return History(parts[0][1].time, values, events)
 
 
 def run(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -308,3 +309,26 @@ def run_coordinates(scenario: Scenario, values: Sequence[Mapping[str, Any]]) -> 
         if spec.dims == "sector":
             coords["firm_sector"] = ("firm_sector", list(FIRM_SECTORS))
     return coords
+
+
+def group_runs(
+    scenario: Scenario, values: Sequence[Mapping[str, Any]], where: str
+) -> list[tuple[Scenario, list[int], list[dict[str, Any]]]]:
+    """Runs that can share one Model: (its scenario, run positions, per-run parameter overrides).
+
+    Each run's values are resolved with ``with_values`` (errors name ``where``, the run and the
+    address); runs share a Model when their policies and scenario-wide settings are equal, and
+    their parameters ride on the run axis. Until the firm agents take per-run policy levers
+    (issue 6), runs with different policy values are separate Models.
+    """
+    groups: dict[str, tuple[Scenario, list[int], list[dict[str, Any]]]] = {}
+    for position, override in enumerate(values):
+        resolved = with_values(scenario, override, f"{where}: run {position}") if override else scenario
+        shared = {k: v for k, v in resolved.document.items() if k in ("run", "policies")}
+        shared["workforce"] = float(resolved.parameters["construction.workforce_capacity"])
+        key = json.dumps(shared, sort_keys=True, default=str)
+        group = groups.setdefault(key, (resolved, [], []))
+        group[1].append(position)
+        base = group[0].parameters
+        group[2].append({k: v for k, v in resolved.parameters.items() if not np.array_equal(v, base[k])})
+    return list(groups.values())

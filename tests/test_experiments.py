@@ -19,7 +19,7 @@ import xarray as xr
 
 import sim
 from sim.cli import main
-from sim.experiments import load_sweep, sweep
+from sim.experiments import evaluate, load_sweep, sweep
 from sim.experiments.designs import Distribution, sample
 from sim.experiments.sensitivity import morris_indices, sobol_indices
 
@@ -408,3 +408,19 @@ def test_stock_flow_mode_refuses_what_it_cannot_vary_or_compute(tmp_path):
     path.write_text(STOCK_FLOW.format(mode="stock-flow").replace('["population"]', '["firms"]'))
     with pytest.raises(sim.InputError, match=r"outputs: 'firms' is not an output of the stock-and-flow part"):
         load_sweep(path)
+
+
+def test_evaluate_runs_parameter_sets_on_workers_in_memory(reference):
+    """The calibration's entry point: the same numbers as the sweep, failures returned, not raised."""
+    path, result, _ = reference
+    spec = load_sweep(path)
+    points = spec.design().points
+    values = [points[0], points[1], {"policies.admission_control_2015.strength": -1.0}]
+    dataset, failures = evaluate(spec.scenario, values, [11, 11, 11], ["population"], backend="serial", chunk=2)
+    reference_population = result.dataset().population.sel(time=2015.0)
+    np.testing.assert_array_equal(
+        dataset.population.sel(time=2015.0, region=reference_population.region).isel(run=[0, 1]),
+        reference_population.isel(run=[0, 2]),
+    )
+    assert [f["run"] for f in failures] == [2] and "out of range" in failures[0]["error"]
+    assert np.isnan(dataset.population.isel(run=2)).all()

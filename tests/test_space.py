@@ -199,3 +199,25 @@ def test_params_command_lists_the_space(capsys):
     strength = addresses(load_scenario(PLAN))["policies.admission_control_2017.strength"].value
     assert row.split()[1:3] == ["number", "utility"] and float(row.split()[-1]) == strength
     assert main(["params", "missing.toml"]) == 2
+
+
+def test_run_batch_takes_policy_addresses_per_run(tmp_path):
+    """Runs of one batch with different policy values equal the same runs made alone."""
+    short = tmp_path / "short.toml"
+    short.write_text(f'extends = "{PLAN}"\nname = "short"\n[run]\nend = 2016\n')
+    scenario = load_scenario(short)
+    overrides = [
+        {"policies.admission_control_2015.strength": 0.1},
+        {},
+        {"policies.admission_control_2015.strength": 0.1, "population.jobs_weight": 3.0},
+    ]
+    batch = sim.run_batch(scenario, [5, 5, 6], overrides)
+    assert list(batch["policies.admission_control_2015.strength"].values) == [
+        0.1,
+        addresses(scenario)["policies.admission_control_2015.strength"].value,
+        0.1,
+    ]
+    for run, (seed, override) in enumerate(zip([5, 5, 6], overrides)):
+        alone = sim.run(scenario, seed=seed, params=override)
+        np.testing.assert_array_equal(batch.population.isel(run=run).values, alone.population.values)
+    assert not np.array_equal(batch.population.isel(run=0).values, batch.population.isel(run=1).values)

@@ -14,7 +14,6 @@ is retried one run at a time to tell the failing runs from the others.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -33,7 +32,7 @@ from sim.experiments.spec import Outputs
 from sim.model import RECORDED, Model
 from sim.results import run_batch
 from sim.scenario import Scenario
-from sim.space import with_values
+from sim.space import group_runs, with_values
 from sim.stockflow import AgentEffects, replay
 
 MAX_ATTEMPTS = 3
@@ -71,22 +70,6 @@ def _describe(error: BaseException) -> str:
     return text.replace("\n", " ")
 
 
-def _batches(resolved: dict[int, Scenario], seeds: Sequence[int] | None = None) -> list[list[int]]:
-    """Runs (positions in the chunk) that can share one Model: same policies and scenario-wide settings.
-
-    The model's run axis carries parameter values; until ``Model`` takes per-run policies
-    (issue 6), runs whose policies differ are separate batches of the chunk.
-    """
-    groups: dict[str, list[int]] = {}
-    for position, scenario in resolved.items():
-        shared = {k: v for k, v in scenario.document.items() if k in ("run", "policies")}
-        shared["workforce"] = float(scenario.parameters["construction.workforce_capacity"])
-        if seeds is not None:  # a replay batch holds one seed's recorded effects
-            shared["seed"] = seeds[position]
-        groups.setdefault(json.dumps(shared, sort_keys=True, default=str), []).append(position)
-    return list(groups.values())
-
-
 def record_effects(scenario: Scenario, seeds: Sequence[int]) -> dict[int, AgentEffects]:
     """One full run of the scenario per seed, its agents' and policies' effects on the stocks recorded."""
     effects = {}
@@ -97,29 +80,27 @@ def record_effects(scenario: Scenario, seeds: Sequence[int]) -> dict[int, AgentE
     return effects
 
 
-def _replay(task: Task, first: Scenario, seed: int, overrides: list[dict[str, Any]]) -> xr.Dataset:
-    """The stock-and-flow part alone for one seed's recorded effects, as a run_batch-like dataset."""
+def _replay(task: Task, positions: Sequence[int]) -> xr.Dataset:
+    """The stock-and-flow part alone with one seed's recorded effects, as a run_batch-like dataset."""
     names = sorted({*task.outputs.variables, *(s.variable for s in task.outputs.summaries)})
-    times, values = replay(first, task.effects[seed], overrides, names)
-    coords = {"time": ("time", times, {"units": "year"}), "region": list(first.regions.codes)}
-    coords["destination"] = list(first.regions.codes)
+    seed = task.seeds[positions[0]]
+    [(scenario, _, overrides)] = group_runs(task.scenario, [task.values[p] for p in positions], "run")
+    times, values = replay(scenario, task.effects[seed], overrides, names)
+    coords = {"time": ("time", times, {"units": "year"}), "region": list(scenario.regions.codes)}
+    coords["destination"] = list(scenario.regions.codes)
     variables = {
         name: (("time", "run", *RECORDED[name][1]), values[name], {"units": RECORDED[name][0]}) for name in names
     }
     dataset = xr.Dataset(variables, coords=coords)
-    return dataset.assign_coords(seed=("run", np.full(len(overrides), seed, dtype=np.int32)))
+    return dataset.assign_coords(seed=("run", np.full(len(positions), seed, dtype=np.int32)))
 
 
-def _run(task: Task, resolved: dict[int, Scenario], positions: Sequence[int]) -> xr.Dataset:
-    first = resolved[positions[0]]
-    overrides = [
-        {k: v for k, v in resolved[p].parameters.items() if not np.array_equal(v, first.parameters[k])}
-        for p in positions
-    ]
+def _run(task: Task, positions: Sequence[int]) -> xr.Dataset:
+    """Runs of the chunk as one batch (run_batch splits it by policy set where it must)."""
     if task.effects is not None:
-        dataset = _replay(task, first, task.seeds[positions[0]], overrides)
+        dataset = _replay(task, positions)
     else:
-        dataset = run_batch(first, [task.seeds[p] for p in positions], overrides)
+        dataset = run_batch(task.scenario, [task.seeds[p] for p in positions], [task.values[p] for p in positions])
     kept = task.outputs.select(dataset, task.scenario.start)
     kept = kept.drop_vars([c for c in kept.coords if "run" in kept[c].dims and c != "seed"])
     return kept.assign_coords(run=[task.runs[p] for p in positions]).assign_attrs({})
@@ -129,20 +110,24 @@ def run_task(task: Task) -> ChunkResult:
     """Run one chunk; failures are caught per run and returned, never raised."""
     started = time.perf_counter()
     failures: list[dict[str, Any]] = []
-    resolved: dict[int, Scenario] = {}
+    valid = []
     for position, (run, values) in enumerate(zip(task.runs, task.values)):
         try:
-            resolved[position] = with_values(task.scenario, values, f"run {run}")
+            with_values(task.scenario, values, f"run {run}")
+            valid.append(position)
         except Exception as error:  # noqa: BLE001 - a bad design point is that run's failure, not the sweep's
             failures.append({"run": run, "error": _describe(error)})
+    batches: dict[int, list[int]] = {}
+    for position in valid:  # a replay batch holds one seed's recorded effects; a full batch any seeds
+        batches.setdefault(task.seeds[position] if task.effects is not None else 0, []).append(position)
     datasets = []
-    for positions in _batches(resolved, task.seeds if task.effects is not None else None):
+    for positions in batches.values():
         try:
-            datasets.append(_run(task, resolved, positions))
+            datasets.append(_run(task, positions))
         except Exception:  # noqa: BLE001 - find which runs of the batch fail, keep the others
             for position in positions:
                 try:
-                    datasets.append(_run(task, resolved, [position]))
+                    datasets.append(_run(task, [position]))
                 except Exception as error:  # noqa: BLE001
                     failures.append({"run": task.runs[position], "error": _describe(error)})
     dataset = xr.concat(datasets, "run").sortby("run") if datasets else None
@@ -237,3 +222,63 @@ def run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def evaluate(
+    scenario: Scenario,
+    values: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    outputs: Outputs | Sequence[str] = ("population",),
+    *,
+    backend: str = "processes",
+    workers: int = 2,
+    chunk: int = 8,
+    mode: str = "full",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[xr.Dataset, list[dict[str, Any]]]:
+    """Many runs (``values[i]`` with ``seeds[i]``) on an executor, in memory: for calibration and search loops.
+
+    Returns the kept outputs along ``run`` (failed runs NaN) and the failures; no folder, no
+    resume (``sweep`` is the durable path). ``mode="stock-flow"`` replays one full run per seed.
+    """
+    if len(values) != len(seeds):
+        raise ValueError("give one seed per parameter set")
+    if not isinstance(outputs, Outputs):
+        outputs = Outputs(tuple(outputs), None, None, "all", ())
+    effects = record_effects(scenario, sorted(set(seeds))) if mode == "stock-flow" else None
+    tasks = [
+        Task(
+            c // chunk,
+            scenario,
+            tuple(range(c, min(c + chunk, len(values)))),
+            tuple(seeds[c : c + chunk]),
+            tuple(values[c : c + chunk]),
+            outputs,
+            effects,
+        )
+        for c in range(0, len(values), chunk)
+    ]
+    parts: list[xr.Dataset] = []
+    failures: list[dict[str, Any]] = []
+    done = 0
+
+    def collect(result: ChunkResult) -> None:
+        nonlocal done
+        if result.dataset is not None:
+            parts.append(result.dataset)
+        failures.extend(result.failures)
+        done += len(result.runs)
+        if progress is not None:
+            progress(done, len(values))
+
+    if backend == "serial":
+        run_serial(tasks, collect)
+    elif backend == "processes":
+        run_processes(tasks, workers, collect)
+    else:
+        run_dask(tasks, workers, None, collect)
+    runs = np.arange(len(values))
+    dataset = xr.concat(parts, "run").sortby("run").reindex(run=runs) if parts else xr.Dataset(coords={"run": runs})
+    return dataset.assign_coords(seed=("run", np.asarray(seeds, dtype=np.int32))), sorted(
+        failures, key=lambda f: f["run"]
+    )
