@@ -156,11 +156,19 @@ def run_processes(tasks: Iterable[Task], workers: int, on_result: Callable[[Chun
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         in_flight: dict[Any, Task] = {}
         broken: list[Task] = []
+        pool_broken = False
         try:
-            while (pending or in_flight) and not broken:
+            while (pending or in_flight) and not pool_broken:
                 while pending and len(in_flight) < 2 * workers:  # bounded: memory stays flat
                     task = pending.popleft()
-                    in_flight[pool.submit(run_task, task)] = task
+                    try:
+                        in_flight[pool.submit(run_task, task)] = task
+                    except BrokenProcessPool:  # a worker died since the last results came in
+                        pending.appendleft(task)
+                        pool_broken = True
+                        break
+                if pool_broken:
+                    break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     task = in_flight.pop(future)
@@ -168,6 +176,7 @@ def run_processes(tasks: Iterable[Task], workers: int, on_result: Callable[[Chun
                         result = future.result()
                     except BrokenProcessPool:
                         broken.append(task)
+                        pool_broken = True
                         continue
                     on_result(result)
             broken += list(in_flight.values())
