@@ -73,13 +73,13 @@ def measure(folder: Path, mode: str, runs: int, chunk: int, backend: str, worker
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--full-runs", type=int, default=24, help="full-model runs per sweep")
+    parser.add_argument("--full-runs", type=int, default=12, help="full-model runs per sweep")
     parser.add_argument("--sd-runs", type=int, default=2000, help="stock-and-flow runs per sweep")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for mode, runs, chunk in (("full", args.full_runs, 4), ("stock-flow", args.sd_runs, 500)):
+        for mode, runs, chunk in (("full", args.full_runs, 2), ("stock-flow", args.sd_runs, 500)):
             for backend, workers in (("serial", 1), ("processes", 1), ("processes", 2)):
                 if mode == "stock-flow" and backend == "processes" and workers == 1:
                     continue

@@ -258,6 +258,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # 20-40 s: spawns a pool twice
 def test_a_worker_killed_mid_run_is_replaced_and_the_sweep_completes(reference, tmp_path):
     path, result, _ = reference
     out = tmp_path / "worker"
