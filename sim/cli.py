@@ -6,6 +6,7 @@ Exit status: 0 success, 2 bad input (one clear line on stderr), 1 any other fail
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -85,7 +86,12 @@ def command_params(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
     from sim.space import listing
 
-    print(listing(load_scenario(args.scenario)))
+    text = listing(load_scenario(args.scenario))
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python -m sim params X | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
