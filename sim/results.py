@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import xarray as xr
 
 from sim.errors import InputError
 from sim.model import RECORDED, History, Model
-from sim.scenario import Scenario, suggest
+from sim.scenario import Scenario, check_seed, suggest
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
 from sim.space import group_runs, plain, run_coordinates, with_values
 
@@ -41,6 +42,61 @@ def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr
     )
 
 
+def _check_run_args(
+    scenario: Any,
+    seeds: Any,
+    overrides: Any,
+    progress: Any,
+    where: str,
+) -> tuple[list[int], list[Mapping[str, Any]] | None]:
+    """The API's arguments checked as strictly as files, before any work (InputError naming the argument)."""
+    _check_scenario(scenario, where)
+    if isinstance(seeds, str | bytes | Mapping) or not isinstance(seeds, Sequence | np.ndarray):
+        raise InputError(where, "seeds", f"expected a list of integer seeds, got {type(seeds).__name__}")
+    if len(seeds) == 0:
+        raise InputError(where, "seeds", "expected at least one seed, got an empty list")
+    checked = [check_seed(seed, where, f"seeds[{i}]") for i, seed in enumerate(seeds)]
+    if progress is not None and not callable(progress):
+        raise InputError(where, "progress", f"expected a function (done, total) or None, got {type(progress).__name__}")
+    if overrides is None:
+        return checked, None
+    if isinstance(overrides, str | bytes | Mapping) or not isinstance(overrides, Sequence):
+        raise InputError(
+            where, "overrides", f"expected a list of mappings (one per seed), got {type(overrides).__name__}"
+        )
+    if len(overrides) != len(checked):
+        raise InputError(where, "overrides", f"expected one mapping per seed ({len(checked)}), got {len(overrides)}")
+    for run, override in enumerate(overrides):
+        if not isinstance(override, Mapping):
+            raise InputError(where, f"overrides[{run}]", f"expected a mapping, got {type(override).__name__}")
+        for key, value in override.items():
+            if not isinstance(key, str):
+                raise InputError(where, f"overrides[{run}]", f"expected 'group.name' keys, got {key!r}")
+            if not key.startswith("policies.") and not _is_numeric(value):  # policy values: dates, bools
+                raise InputError(where, f"run {run}: {key}", f"expected a number or a list of numbers, got {value!r}")
+    return checked, list(overrides)
+
+
+def _check_scenario(scenario: Any, where: str) -> None:
+    if not isinstance(scenario, Scenario):
+        raise InputError(
+            where, "scenario", f"expected a sim.Scenario (sim.load_scenario), got {type(scenario).__name__}"
+        )
+
+
+def _is_numeric(value: Any) -> bool:
+    """A real number (not a bool or a string) or a flat list / array of them."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, Real):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.ndim <= 1 and (np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating))
+    if isinstance(value, list | tuple):
+        return all(isinstance(v, Real) and not isinstance(v, bool | np.bool_) for v in value)
+    return False
+
+
 def run_batch(
     scenario: Scenario,
     seeds: Sequence[int],
@@ -50,20 +106,27 @@ def run_batch(
     """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension).
 
     ``overrides`` holds one mapping per run, address -> value (``sim.space``); the ``run``
-    dimension carries each set address as a coordinate beside ``seed``.
+    dimension carries each set address as a coordinate beside ``seed``. A run that reaches a
+    negative or non-finite stock is masked (NaN from then on) while the others finish;
+    ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed).
     """
-    overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
-    if len(overrides) != len(seeds):
-        raise ValueError("give one override mapping per seed")
-    parts = [
-        (runs, Model(group, [seeds[r] for r in runs], params).run(progress))
-        for group, runs, params in group_runs(scenario, overrides, f"overrides of {scenario.path}")
-    ]
+    seeds, overrides = _check_run_args(scenario, seeds, overrides, progress, "sim.run_batch")
+    return _run(scenario, seeds, overrides, progress, "mask")
+
+
+def _run(scenario, seeds, overrides, progress, failures: str) -> xr.Dataset:
+    """One Model per policy set of the batch (``sim.space.group_runs``), merged back in run order."""
+    parts, records = [], []
+    for group, runs, params in group_runs(scenario, overrides or [{}] * len(seeds), f"overrides of {scenario.path}"):
+        model = Model(group, [seeds[r] for r in runs], params)
+        parts.append((runs, model.run(progress, failures)))
+        records += [{**record, "run": runs[record["run"]]} for record in model.check.failures]
     history = parts[0][1] if len(parts) == 1 else _merged(parts, len(seeds))
     dataset = to_dataset(history, scenario, seeds)
     dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
     if all(events is history.events[0] for events in history.events):  # one timeline: one event log
         dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events[0])
+    dataset.attrs["failures"] = json.dumps(sorted(records, key=lambda r: r["run"]), allow_nan=False)
     return dataset
 
 
@@ -93,14 +156,19 @@ def run(
 
     ``params`` (address -> value, ``python -m sim params`` lists them) are checked like a
     scenario file; the dataset's attributes record them and the changed scenario's config hash.
-    ``outputs`` keeps only the named variables.
+    ``outputs`` keeps only the named variables. A negative or non-finite stock stops the run
+    with ``sim.errors.StateError``.
     """
+    _check_scenario(scenario, "sim.run")
+    if seed is not None:
+        check_seed(seed, "sim.run", "seed")
     if outputs is not None:
         unknown = [name for name in outputs if name not in RECORDED]
         if unknown:
             raise InputError("outputs", unknown[0], f"unknown output; {suggest(unknown[0], tuple(RECORDED))}")
     scenario = with_values(scenario, params or {}, "params")
-    dataset = run_batch(scenario, [scenario.seed if seed is None else seed], progress=progress).isel(run=0)
+    seeds, _ = _check_run_args(scenario, [scenario.seed if seed is None else seed], None, progress, "sim.run")
+    dataset = _run(scenario, seeds, None, progress, "raise").isel(run=0)
     if params:
         dataset.attrs["params"] = json.dumps({k: plain(v) for k, v in params.items()}, default=str)
     return dataset if outputs is None else dataset[list(outputs)]

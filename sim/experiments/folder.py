@@ -26,13 +26,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import fcntl
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -45,37 +44,8 @@ from sim.errors import InputError
 from sim.experiments.designs import Design, csv_value
 from sim.experiments.execute import ChunkResult, Task, record_effects, run_dask, run_processes, run_serial
 from sim.experiments.spec import BACKENDS, Sweep, load_sweep
+from sim.runfolder import FolderLock, atomic_write
 from sim.scenario import decimal_year
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, flushed to disk, then renamed over ``path``.
-
-    Our own until the run-folder primitives (sim/runfolder.py, reliability) land on main.
-    """
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    write(partial)
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """One sweep process per folder: a second one (same folder, still running) is refused, not interleaved."""
-    handle = open(folder / ".lock", "w")  # noqa: SIM115 - held for the whole sweep
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise InputError(
-            folder, "", "another sweep is writing this folder (wait for it, or use another --out)"
-        ) from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 @dataclass(frozen=True)
@@ -236,7 +206,7 @@ def sweep(
     except OSError as error:
         raise InputError(folder, "--out", f"cannot create the sweep folder: {error.strerror or error}") from None
     started = time.perf_counter()
-    with folder_lock(folder):
+    with FolderLock(folder, "--out"):
         done = _journal(folder, spec.sweep_hash)
         table = RunTable(spec.design(), tuple(spec.seeds()))
         atomic_write(folder / "sweep.toml", lambda p: p.write_text(spec.text))
