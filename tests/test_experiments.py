@@ -425,3 +425,27 @@ def test_evaluate_runs_parameter_sets_on_workers_in_memory(reference):
     )
     assert [f["run"] for f in failures] == [2] and "out of range" in failures[0]["error"]
     assert np.isnan(dataset.population.isel(run=2)).all()
+
+
+def test_runs_stopped_by_the_state_checks_are_failures_of_the_sweep(tmp_path, monkeypatch):
+    """A run whose stocks go negative is masked by the model's checks and listed as a failed run."""
+    from sim.stockflow import StockFlow
+
+    advance = StockFlow.advance
+
+    def broken(self, time, inputs):  # runs with a jobs weight above 2.2 reach a negative population
+        advance(self, time, inputs)
+        bad = self.params.jobs_weight.reshape(self.runs) > 2.2
+        if time >= self.scenario.start + 0.5 and bad.any():
+            population = self.state["population"].copy()
+            population[bad, -1, 0] = -1234.0
+            self.state["population"] = population
+
+    monkeypatch.setattr(StockFlow, "advance", broken)
+    path = write_sweep(tmp_path, samples=6, chunk=3)
+    result = sweep(path, tmp_path / "out", analysis=False)
+    dataset = result.dataset()
+    bad = dataset["population.jobs_weight"].values > 2.2
+    assert 0 < bad.sum() < 6 and [f["run"] for f in result.failures] == list(np.flatnonzero(bad))
+    assert all("population in bj_core is negative" in f["error"] for f in result.failures)
+    assert np.isfinite(dataset.beijing_end.values[~bad]).all() and np.isnan(dataset.beijing_end.values[bad]).all()

@@ -14,6 +14,7 @@ is retried one run at a time to tell the failing runs from the others.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -95,15 +96,22 @@ def _replay(task: Task, positions: Sequence[int]) -> xr.Dataset:
     return dataset.assign_coords(seed=("run", np.full(len(positions), seed, dtype=np.int32)))
 
 
-def _run(task: Task, positions: Sequence[int]) -> xr.Dataset:
-    """Runs of the chunk as one batch (run_batch splits it by policy set where it must)."""
+def _run(task: Task, positions: Sequence[int]) -> tuple[xr.Dataset, list[dict[str, Any]]]:
+    """Runs of the chunk as one batch (run_batch splits it by policy set where it must).
+
+    Runs that the state checks stopped (a negative or non-finite stock, NaN from then on) are
+    returned as failures beside the dataset.
+    """
+    failures = []
     if task.effects is not None:
         dataset = _replay(task, positions)
     else:
         dataset = run_batch(task.scenario, [task.seeds[p] for p in positions], [task.values[p] for p in positions])
+        for record in json.loads(dataset.attrs.get("failures", "[]")):
+            failures.append({"run": task.runs[positions[record["run"]]], "error": record["error"]})
     kept = task.outputs.select(dataset, task.scenario.start)
     kept = kept.drop_vars([c for c in kept.coords if "run" in kept[c].dims and c != "seed"])
-    return kept.assign_coords(run=[task.runs[p] for p in positions]).assign_attrs({})
+    return kept.assign_coords(run=[task.runs[p] for p in positions]).assign_attrs({}), failures
 
 
 def run_task(task: Task) -> ChunkResult:
@@ -123,11 +131,15 @@ def run_task(task: Task) -> ChunkResult:
     datasets = []
     for positions in batches.values():
         try:
-            datasets.append(_run(task, positions))
+            dataset, stopped = _run(task, positions)
+            datasets.append(dataset)
+            failures += stopped
         except Exception:  # noqa: BLE001 - find which runs of the batch fail, keep the others
             for position in positions:
                 try:
-                    datasets.append(_run(task, [position]))
+                    dataset, stopped = _run(task, [position])
+                    datasets.append(dataset)
+                    failures += stopped
                 except Exception as error:  # noqa: BLE001
                     failures.append({"run": task.runs[position], "error": _describe(error)})
     dataset = xr.concat(datasets, "run").sortby("run") if datasets else None

@@ -61,9 +61,9 @@ class Outputs:
         for summary in self.summaries:
             array = dataset[summary.variable]
             if summary.regions is not None:
-                array = array.sel(region=list(summary.regions)).sum("region")
+                array = array.sel(region=list(summary.regions)).sum("region", skipna=False)
             if summary.sectors is not None:
-                array = array.sel(sector=list(summary.sectors)).sum("sector")
+                array = array.sel(sector=list(summary.sectors)).sum("sector", skipna=False)
             if summary.time is not None:
                 array = array.isel(time=_month(summary.time, start)).drop_vars("time")
             else:
