@@ -103,7 +103,16 @@ def command_params(args: argparse.Namespace) -> int:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    from sim.experiments import sweep
+    from sim.experiments import load_sweep, sweep
+
+    if args.check:
+        spec = load_sweep(args.sweep)
+        points = len(spec.design().points)
+        print(
+            f"{args.sweep}: ok ({spec.method}, {points} points x {spec.replications} replications = "
+            f"{points * spec.replications} runs of {spec.scenario.name}, {len(spec.parameters)} varied)"
+        )
+        return 0
 
     result = sweep(
         args.sweep,
@@ -164,6 +173,7 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 ('local': LocalCluster)")
     sweep.add_argument("--fail-on-error", action="store_true", help="exit 1 if any run failed")
     sweep.add_argument("--no-analysis", action="store_true", help="skip sensitivity indices and plots")
+    sweep.add_argument("--check", action="store_true", help="validate the sweep file and its design, run nothing")
     sweep.set_defaults(handler=command_sweep)
     return top
 

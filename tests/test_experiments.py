@@ -449,3 +449,10 @@ def test_runs_stopped_by_the_state_checks_are_failures_of_the_sweep(tmp_path, mo
     assert 0 < bad.sum() < 6 and [f["run"] for f in result.failures] == list(np.flatnonzero(bad))
     assert all("population in bj_core is negative" in f["error"] for f in result.failures)
     assert np.isfinite(dataset.beijing_end.values[~bad]).all() and np.isnan(dataset.beijing_end.values[bad]).all()
+
+
+@needs_salib
+def test_check_validates_a_sweep_file_without_running_it(capsys):
+    path = ROOT / "scenarios" / "sweeps" / "levers_sobol.toml"
+    assert main(["sweep", str(path), "--check"]) == 0
+    assert "ok (saltelli, 576 points x 1 replications = 576 runs of plan2021, 7 varied)" in capsys.readouterr().out
