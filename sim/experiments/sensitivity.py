@@ -114,6 +114,7 @@ def _bars(plt, names: list[str], indices: dict[str, np.ndarray], label: str):
     if key == "ST":
         axis.barh(names, indices["S1"], height=0.4, color="tab:orange", label="S1")
     axis.set_xlabel(f"{key} of {label}")
+    axis.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     axis.legend()
     figure.tight_layout()
     return figure
