@@ -7,6 +7,7 @@ that reaches a negative or non-finite state: one line naming it; anything else: 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -194,6 +195,59 @@ def _inputs(sub: argparse.ArgumentParser) -> None:
     )
 
 
+def command_params(args: argparse.Namespace) -> int:
+    from sim.scenario import load_scenario
+    from sim.space import listing
+
+    text = listing(load_scenario(args.scenario))
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python -m sim params X | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    from sim.experiments import load_sweep, sweep
+
+    if args.check:
+        spec = load_sweep(args.sweep)
+        points = len(spec.design().points)
+        print(
+            f"{args.sweep}: ok ({spec.method}, {points} points x {spec.replications} replications = "
+            f"{points * spec.replications} runs of {spec.scenario.name}, {len(spec.parameters)} varied)"
+        )
+        return 0
+
+    result = sweep(
+        args.sweep,
+        args.out,
+        backend=args.backend,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        bar=sys.stderr.isatty(),
+        analysis=not args.no_analysis,
+    )
+    failed = len(result.failures)
+    print(f"{result.runs} runs, {failed} failed, {result.seconds:.1f} s -> {result.folder}")
+    for failure in result.failures[:10]:
+        print(f"  run {failure['run']}: {failure['error']}", file=sys.stderr)
+    if failed > 10:
+        print(f"  ... {failed - 10} more in {result.folder / 'failures.csv'}", file=sys.stderr)
+    return 1 if failed and args.fail_on_error else 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     from sim import __version__
 
@@ -251,6 +305,21 @@ def parser() -> argparse.ArgumentParser:
     diff = commands.add_parser("diff", help="what a scenario changes relative to the scenario it extends")
     diff.add_argument("scenario", metavar="SCENARIO.toml")
     diff.set_defaults(handler=command_diff)
+
+    params = commands.add_parser("params", help="list every settable value of a scenario (its parameter space)")
+    params.add_argument("scenario", metavar="SCENARIO.toml")
+    params.set_defaults(handler=command_params)
+
+    sweep = commands.add_parser("sweep", help="run a sweep file (resumes an interrupted one: run it again)")
+    sweep.add_argument("sweep", metavar="SWEEP.toml")
+    sweep.add_argument("--out", help="sweep folder (default sweeps/NAME)")
+    sweep.add_argument("--backend", choices=("serial", "processes", "dask"), help="override [execution] backend")
+    sweep.add_argument("--workers", type=_positive, help="worker processes (processes, local dask cluster)")
+    sweep.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 ('local': LocalCluster)")
+    sweep.add_argument("--fail-on-error", action="store_true", help="exit 1 if any run failed")
+    sweep.add_argument("--no-analysis", action="store_true", help="skip sensitivity indices and plots")
+    sweep.add_argument("--check", action="store_true", help="validate the sweep file and its design, run nothing")
+    sweep.set_defaults(handler=command_sweep)
     return top
 
 

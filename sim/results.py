@@ -6,6 +6,7 @@ units and provenance as attributes, and it writes NetCDF and tidy tables directl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from typing import Any
@@ -15,8 +16,9 @@ import xarray as xr
 
 from sim.errors import InputError
 from sim.model import RECORDED, History, Model
-from sim.scenario import Scenario, check_seed
+from sim.scenario import Scenario, check_seed, suggest
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
+from sim.space import group_runs, plain, run_coordinates, with_values
 
 
 def month_dates(time: np.ndarray) -> np.ndarray:
@@ -86,7 +88,7 @@ def _check_run_args(
         for key, value in override.items():
             if not isinstance(key, str):
                 raise InputError(where, f"overrides[{run}]", f"expected 'group.name' keys, got {key!r}")
-            if not _is_numeric(value):
+            if not key.startswith("policies.") and not _is_numeric(value):  # policy values: dates, bools
                 raise InputError(where, f"run {run}: {key}", f"expected a number or a list of numbers, got {value!r}")
     return checked, list(overrides)
 
@@ -119,33 +121,73 @@ def run_batch(
 ) -> xr.Dataset:
     """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension).
 
-    A run that reaches a negative or non-finite stock is masked (NaN from then on) while the
-    others finish; ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed).
+    ``overrides`` holds one mapping per run, address -> value (``sim.space``); the ``run``
+    dimension carries each set address as a coordinate beside ``seed``. A run that reaches a
+    negative or non-finite stock is masked (NaN from then on) while the others finish;
+    ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed).
     """
     seeds, overrides = _check_run_args(scenario, seeds, overrides, progress, "sim.run_batch")
     return _run(scenario, seeds, overrides, progress, "mask")
 
 
 def _run(scenario, seeds, overrides, progress, failures: str) -> xr.Dataset:
-    model = Model(scenario, seeds, overrides)
-    history = model.run(progress, failures)
+    """One Model per policy set of the batch (``sim.space.group_runs``), merged back in run order."""
+    parts, records = [], []
+    for group, runs, params in group_runs(scenario, overrides or [{}] * len(seeds), f"overrides of {scenario.path}"):
+        model = Model(group, [seeds[r] for r in runs], params)
+        parts.append((runs, model.run(progress, failures)))
+        records += [{**record, "run": runs[record["run"]]} for record in model.check.failures]
+    history = parts[0][1] if len(parts) == 1 else _merged(parts, len(seeds))
     dataset = to_dataset(history, scenario, seeds)
+    dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
     if all(events is history.events[0] for events in history.events):  # one timeline: one event log
         dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events[0])
-    dataset.attrs.update(model.check.attributes())
+    dataset.attrs["failures"] = json.dumps(sorted(records, key=lambda r: r["run"]), allow_nan=False)
     return dataset
 
 
-def run(scenario: Scenario, seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+def _merged(parts: list[tuple[list[int], History]], runs: int) -> History:
+    """The histories of a batch's Models (one per policy set) as one, runs back in their order."""
+    values = {}
+    for name, first in parts[0][1].values.items():
+        values[name] = np.empty((first.shape[0], runs, *first.shape[2:]))
+        for positions, history in parts:
+            values[name][:, positions] = history.values[name]
+    events: list = [None] * runs
+    for positions, history in parts:
+        for position, log in zip(positions, history.events):
+            events[position] = log
+    return History(parts[0][1].time, values, events)
+
+
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> xr.Dataset:
     """Run one scenario (its own seed unless given): results without a ``run`` dimension.
 
-    A negative or non-finite stock stops the run with ``sim.errors.StateError``.
+    ``params`` (address -> value, ``python -m sim params`` lists them) are checked like a
+    scenario file; the dataset's attributes record them and the changed scenario's config hash.
+    ``outputs`` keeps only the named variables. A negative or non-finite stock stops the run
+    with ``sim.errors.StateError``.
     """
     _check_scenario(scenario, "sim.run")
     if seed is not None:
         check_seed(seed, "sim.run", "seed")
+    if outputs is not None:
+        unknown = [name for name in outputs if name not in RECORDED]
+        if unknown:
+            raise InputError("outputs", unknown[0], f"unknown output; {suggest(unknown[0], tuple(RECORDED))}")
+    scenario = with_values(scenario, params or {}, "params")
     seeds, _ = _check_run_args(scenario, [scenario.seed if seed is None else seed], None, progress, "sim.run")
-    return _run(scenario, seeds, None, progress, "raise").isel(run=0)
+    dataset = _run(scenario, seeds, None, progress, "raise").isel(run=0)
+    if params:
+        dataset.attrs["params"] = json.dumps({k: plain(v) for k, v in params.items()}, default=str)
+    return dataset if outputs is None else dataset[list(outputs)]
 
 
 def tidy(dataset: xr.Dataset) -> Any:

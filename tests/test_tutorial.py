@@ -69,7 +69,8 @@ def test_the_tutorial_end_to_end(workspace: Path, monkeypatch: pytest.MonkeyPatc
 def test_every_readme_command_parses() -> None:
     """The README's everyday commands are real commands with real options."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = [line.split("python -m sim ", 1)[1] for line in readme.splitlines() if "python -m sim " in line]
+    code = [line.strip() for line in readme.splitlines() if line.startswith(("    python -m", "python -m"))]
+    commands = [line.split("python -m sim ", 1)[1] for line in code if "python -m sim " in line]
     assert any(c.startswith("compare") for c in commands) and any(c.startswith("export") for c in commands)
     for command in commands:
         words = shlex.split(command.split("#", 1)[0].replace("scenarios/*.toml", "scenarios/historical.toml"))

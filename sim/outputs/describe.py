@@ -46,7 +46,7 @@ def _show(value: Any) -> str:
         return "(default)"
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # a frozen scenario holds its lists as tuples
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
