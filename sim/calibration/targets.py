@@ -99,7 +99,8 @@ def main(argv: list[str]) -> None:
     print("| target | meaning | observed | model | misfit |\n|---|---|---|---|---|")
     for name, target in load_targets().items():
         value = float(target.model_value(ds))
-        print(f"| {name} | {target.meaning} | {target.value:,.4g} | {value:,.4g} | {float(target.misfit(value)):+.2f} |")
+        misfit = float(target.misfit(value))
+        print(f"| {name} | {target.meaning} | {target.value:,.4g} | {value:,.4g} | {misfit:+.2f} |")
 
 
 if __name__ == "__main__":
