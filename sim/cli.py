@@ -238,6 +238,22 @@ def command_sweep(args: argparse.Namespace) -> int:
     return 1 if failed and args.fail_on_error else 0
 
 
+def command_calibrate(args: argparse.Namespace) -> int:
+    from sim.calibration.run import calibrate
+
+    def report(stage: str, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r{stage}: {done}/{total}" + ("\n" if done == total else ""))
+            sys.stderr.flush()
+
+    fit = calibrate(args.scenario, args.out, args.seed, args.budget, report)
+    print(
+        f"{fit.evaluations} parameter sets, {len(fit.samples)} in the ensemble, best log posterior "
+        f"{fit.log_posterior[0]:.2f} -> {args.out}/fitted.toml, ensemble.csv, fit.md"
+    )
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -320,6 +336,15 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-analysis", action="store_true", help="skip sensitivity indices and plots")
     sweep.add_argument("--check", action="store_true", help="validate the sweep file and its design, run nothing")
     sweep.set_defaults(handler=command_sweep)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the free parameters (calibration/free_parameters.toml) to the targets"
+    )
+    calibrate.add_argument("scenario", nargs="?", default="scenarios/historical.toml", metavar="SCENARIO.toml")
+    calibrate.add_argument("--out", default="calibration", help="folder for fitted.toml, ensemble.csv, fit.md")
+    calibrate.add_argument("--seed", type=_seed, default=0, help="seed of the search and the sampler")
+    calibrate.add_argument("--budget", choices=("small", "full"), default="full", help="search and sampler sizes")
+    calibrate.set_defaults(handler=command_calibrate)
     return top
 
 

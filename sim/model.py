@@ -25,10 +25,11 @@ import numpy as np
 from sim.checks import StateCheck
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
-from sim.parameters import pick, stack_parameters
+from sim.parameters import pick
 from sim.random import Streams
 from sim.scenario import Scenario
 from sim.sectors import FIRM_SECTORS, JOB_SECTORS
+from sim.space import with_values
 from sim.stockflow import DT, AgentEffects, MonthInputs, StockFlow
 from sim.timeline import BatchLevers, BatchTimeline
 
@@ -139,12 +140,18 @@ class Model:
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
         self.scenario, self.regions = scenario, scenario.regions
-        values = stack_parameters(scenario, overrides)
+        where = f"overrides of {scenario.path}"
+        # each run's scenario: any address of the space (parameters, policy fields, dates) may differ by run
+        per_run = [with_values(scenario, o, f"{where}: run {i}") if o else scenario for i, o in enumerate(overrides)]
+        values = {
+            key: np.stack([np.broadcast_to(np.asarray(r.parameters[key], float), np.shape(base)) for r in per_run])
+            for key, base in scenario.parameters.items()
+        }
         self.parameters = values  # per-run values, for the state checks' error messages
         self.streams = Streams(seeds)
         self.runs, n = len(seeds), len(self.regions)
         self.timeline = BatchTimeline(
-            [scenario.policies] * self.runs,
+            [r.policies for r in per_run],
             values["construction.workforce_capacity"],
             self.regions,
             scenario.start,

@@ -18,7 +18,7 @@ from sim.errors import InputError
 from sim.model import RECORDED, History, Model
 from sim.scenario import Scenario, check_seed, suggest
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
-from sim.space import group_runs, plain, run_coordinates, with_values
+from sim.space import plain, run_coordinates, with_values
 
 
 def month_dates(time: np.ndarray) -> np.ndarray:
@@ -131,33 +131,15 @@ def run_batch(
 
 
 def _run(scenario, seeds, overrides, progress, failures: str) -> xr.Dataset:
-    """One Model per policy set of the batch (``sim.space.group_runs``), merged back in run order."""
-    parts, records = [], []
-    for group, runs, params in group_runs(scenario, overrides or [{}] * len(seeds), f"overrides of {scenario.path}"):
-        model = Model(group, [seeds[r] for r in runs], params)
-        parts.append((runs, model.run(progress, failures)))
-        records += [{**record, "run": runs[record["run"]]} for record in model.check.failures]
-    history = parts[0][1] if len(parts) == 1 else _merged(parts, len(seeds))
+    """The batch as one Model: parameters and policies (levers, dates) ride on the run axis."""
+    model = Model(scenario, seeds, overrides)
+    history = model.run(progress, failures)
     dataset = to_dataset(history, scenario, seeds)
     dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
     if all(events is history.events[0] for events in history.events):  # one timeline: one event log
         dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events[0])
-    dataset.attrs["failures"] = json.dumps(sorted(records, key=lambda r: r["run"]), allow_nan=False)
+    dataset.attrs["failures"] = json.dumps(sorted(model.check.failures, key=lambda r: r["run"]), allow_nan=False)
     return dataset
-
-
-def _merged(parts: list[tuple[list[int], History]], runs: int) -> History:
-    """The histories of a batch's Models (one per policy set) as one, runs back in their order."""
-    values = {}
-    for name, first in parts[0][1].values.items():
-        values[name] = np.empty((first.shape[0], runs, *first.shape[2:]))
-        for positions, history in parts:
-            values[name][:, positions] = history.values[name]
-    events: list = [None] * runs
-    for positions, history in parts:
-        for position, log in zip(positions, history.events):
-            events[position] = log
-    return History(parts[0][1].time, values, events)
 
 
 def run(

@@ -317,9 +317,9 @@ def group_runs(
     """Runs that can share one Model: (its scenario, run positions, per-run parameter overrides).
 
     Each run's values are resolved with ``with_values`` (errors name ``where``, the run and the
-    address); runs share a Model when their policies and scenario-wide settings are equal, and
-    their parameters ride on the run axis. Until the firm agents take per-run policy levers
-    (issue 6), runs with different policy values are separate Models.
+    address); runs are grouped when their policies and scenario-wide settings are equal, and
+    their parameters ride on the run axis. The coupled Model takes any address per run; the
+    stock-and-flow replay (which holds recorded levers) needs one group.
     """
     groups: dict[str, tuple[Scenario, list[int], list[dict[str, Any]]]] = {}
     for position, override in enumerate(values):

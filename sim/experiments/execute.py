@@ -97,7 +97,7 @@ def _replay(task: Task, positions: Sequence[int]) -> xr.Dataset:
 
 
 def _run(task: Task, positions: Sequence[int]) -> tuple[xr.Dataset, list[dict[str, Any]]]:
-    """Runs of the chunk as one batch (run_batch splits it by policy set where it must).
+    """Runs of the chunk as one batch (policy values and dates ride on the run axis).
 
     Runs that the state checks stopped (a negative or non-finite stock, NaN from then on) are
     returned as failures beside the dataset.
