@@ -133,8 +133,13 @@ def main() -> None:
         wall = f"{m['wall']:.3f} s" if timed else ""
         print(f"| {what} | {target} | {cpu} | {wall} | {m['rss_mb']:.0f} MB |")
         if "build_cpu" in m:
-            print(f"| building the Model, batch of {kind[6:]}, per run | | {m['build_cpu']:.3f} s | {m['build_wall']:.3f} s | |")
-    print("\nall rounds:", json.dumps({k: [{f: round(x, 3) for f, x in r.items()} for r in v] for k, v in rounds.items()}))
+            print(
+                f"| building the Model, batch of {kind[6:]}, per run | "
+                f"| {m['build_cpu']:.3f} s | {m['build_wall']:.3f} s | |"
+            )
+    print(
+        "\nall rounds:", json.dumps({k: [{f: round(x, 3) for f, x in r.items()} for r in v] for k, v in rounds.items()})
+    )
 
 
 if __name__ == "__main__":
