@@ -56,6 +56,7 @@ MANUFACTURING, WHOLESALE, HIGH_END, OTHER = range(N_SECTORS)
 # sectors whose transfers count as K2 projects (assumed): industrial transfer proper, resolved one to one
 # in Beijing; high-end moves are 100-firm super-individuals, each of which would add a lump of projects
 INDUSTRIAL = (MANUFACTURING, WHOLESALE)
+IS_INDUSTRIAL = np.isin(np.arange(N_SECTORS), INDUSTRIAL)  # by sector index (a lookup is cheaper than isin)
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
 RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
 MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
@@ -302,7 +303,7 @@ class Firms:
         """
         runs = self.alive.shape[0]
         per_run = np.bincount(run, minlength=runs)
-        alive = np.count_nonzero(self.alive, axis=1)
+        alive = np.array([np.count_nonzero(row) for row in self.alive])  # (count_nonzero along an axis is slow)
         if (alive + per_run > MAX_AGENTS_PER_RUN).any():
             b = int(np.argmax(alive + per_run))
             raise InputError(
@@ -648,7 +649,7 @@ class Firms:
             (run[from_beijing], sector[from_beijing], destination[from_beijing]),
             weight[from_beijing],
         )
-        transfer = self.transfer_origins[origin] & self.transfer_destinations[destination] & np.isin(sector, INDUSTRIAL)
+        transfer = self.transfer_origins[origin] & self.transfer_destinations[destination] & IS_INDUSTRIAL[sector]
         np.add.at(c.transfers, run[transfer], weight[transfer])
         employees, old_cell = self.employees[run, slot], self.cell[run, slot]
         self.region[run, slot] = destination
