@@ -61,7 +61,7 @@ def two_runs(stories: list[Path]) -> dict[str, xr.Dataset]:
 
 # --- cheap imports ------------------------------------------------------------------------------
 
-HEAVY = ("matplotlib", "xarray", "pandas")
+HEAVY = ("matplotlib", "xarray", "pandas", "scipy.special")
 
 
 def loaded_after(code: str) -> list[str]:
@@ -83,6 +83,19 @@ def test_check_command_loads_no_plotting_or_tables() -> None:
         "try:\n    runpy.run_module('sim', run_name='__main__')\nexcept SystemExit as end:\n    assert end.code == 0\n"
     )
     assert loaded_after(code) == []
+
+
+def test_run_without_figures_loads_no_plotting(tmp_path: Path) -> None:
+    """``run --no-plots`` (sweeps' and scripts' fast path) does not pay for importing matplotlib."""
+    scenario = tmp_path / "short.toml"
+    scenario.write_text(f'extends = {str(SCENARIOS / "historical.toml")!r}\n[run]\nend = 2015\n', encoding="utf-8")
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['sim', 'run', {str(scenario)!r}, '--out', {str(tmp_path / 'out')!r}, '--no-plots']\n"
+        "try:\n    runpy.run_module('sim', run_name='__main__')\nexcept SystemExit as end:\n    assert end.code == 0\n"
+    )
+    assert "matplotlib" not in loaded_after(code)
+    assert (tmp_path / "out" / "results.nc").exists()
 
 
 def test_drawing_sets_no_matplotlib_backend() -> None:
