@@ -88,7 +88,7 @@ def test_check_command_loads_no_plotting_or_tables() -> None:
 def test_run_without_figures_loads_no_plotting(tmp_path: Path) -> None:
     """``run --no-plots`` (sweeps' and scripts' fast path) does not pay for importing matplotlib."""
     scenario = tmp_path / "short.toml"
-    scenario.write_text(f'extends = {str(SCENARIOS / "historical.toml")!r}\n[run]\nend = 2015\n', encoding="utf-8")
+    scenario.write_text(f"extends = {str(SCENARIOS / 'historical.toml')!r}\n[run]\nend = 2015\n", encoding="utf-8")
     code = (
         "import runpy, sys\n"
         f"sys.argv = ['sim', 'run', {str(scenario)!r}, '--out', {str(tmp_path / 'out')!r}, '--no-plots']\n"
