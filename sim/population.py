@@ -7,11 +7,12 @@ Rates are per year; populations are persons. docs/model.md section 4 has the equ
 with their sources; in short:
 
     attraction_j     = alpha_j + w_jobs ln(jobs_j / P_j) - w_housing P_j / H_j + w_services ln(S_j / P_j)
-    U_ij             = attraction_j - w_time tt_ij - control_j [i in another province than j]    (j != i)
-    U_i,out          = 0                                   (the rest of China sets the utility scale)
-    inclusive_i      = ln(sum_j exp(U_ij) + 1)
-    move_prob_gi     = expit(logit(m_gi) + lambda ((inclusive_i - attraction_i) - gap_2014_i))
-    migration_gij    = move_prob_gi P_gi exp(U_ij) / exp(inclusive_i)
+    U_gij            = attraction_j - w_time tt_ij - control_j [i in another province than j]    (j != i)
+                       - tie [g registered and j in another province than i]
+    U_gi,out         = 0 - tie [g registered]              (the rest of China sets the utility scale)
+    inclusive_gi     = ln(sum_j exp(U_gij) + exp(U_gi,out))
+    move_prob_gi     = expit(logit(m_gi) + lambda ((inclusive_gi - attraction_i) - gap_2014_gi))
+    migration_gij    = move_prob_gi P_gi exp(U_gij) / exp(inclusive_gi)
     from_outside_j   = pool(t) exp(attraction_j - control_j) / (exp(E) + sum_k exp(attraction_k - control_k))
 
 Staying is an alternative: the move probability rises when the origin gets worse
@@ -51,9 +52,10 @@ class PopulationParams:
     housing_weight: np.ndarray
     services_weight: np.ndarray
     travel_time_weight: np.ndarray  # utility/hour
+    registration_tie: np.ndarray  # utility (run,): what registered residents give up by leaving their province
     same_province: np.ndarray  # bool (region, region)
     region_constant: np.ndarray  # alpha, utility (run, region): set by fit_region_constants
-    move_gap_2014: np.ndarray  # inclusive value minus own attraction at the start (run, region)
+    move_gap_2014: np.ndarray  # inclusive value minus own attraction at the start (run, group, region)
     elsewhere_utility: np.ndarray  # E (run,): the rest of China's own pull on its movers
     target_occupancy: np.ndarray  # (run,)
     housing_adjustment_time: np.ndarray  # year (run,)
@@ -86,13 +88,19 @@ def attraction(p: PopulationParams, population, housing, jobs, services) -> np.n
 
 
 def move_utilities(p: PopulationParams, attract, control, travel_time) -> np.ndarray:
-    """Utility of each destination from each origin (run, origin, destination + outside); -inf on the diagonal."""
+    """Utility of each destination (run, group, origin, destination + outside); -inf on the diagonal.
+
+    Registered residents who leave their province lose the local registration's access
+    to schools, health insurance and housing: ``registration_tie`` off every such move.
+    """
     cross = ~p.same_province
     utility = attract[:, None, :] - _col(p.travel_time_weight)[..., None] * travel_time - control[:, None, :] * cross
     n = attract.shape[1]
     utility[:, np.arange(n), np.arange(n)] = -np.inf
-    outside = np.zeros((*utility.shape[:2], 1))
-    return np.concatenate([utility, outside], axis=-1)
+    utility = np.concatenate([utility, np.zeros((*utility.shape[:2], 1))], axis=-1)  # the rest of China: 0
+    leaves_province = np.concatenate([cross, np.ones((n, 1), bool)], axis=1)
+    tie = _col(p.registration_tie)[..., None] * leaves_province
+    return np.stack([utility - tie, utility], axis=1)
 
 
 def _logsumexp(utility: np.ndarray) -> np.ndarray:
@@ -115,7 +123,7 @@ class MigrationFlows:
 def _flows(utility: np.ndarray, movers: np.ndarray, arrivals: np.ndarray) -> MigrationFlows:
     """Movers (run, group, origin) shared over destinations by the logit of ``utility``."""
     shares = np.exp(utility - _logsumexp(utility)[..., None])
-    leaving = movers[..., None] * shares[:, None]
+    leaving = movers[..., None] * shares
     return MigrationFlows(leaving[..., :-1], leaving[..., -1], arrivals)
 
 
@@ -131,8 +139,8 @@ def migration(
     total = population.sum(axis=1)
     attract = attraction(p, total, housing, jobs, services)
     utility = move_utilities(p, attract, control, travel_time)
-    gap = _logsumexp(utility) - attract - p.move_gap_2014
-    probability = expit(logit(base_rates) + _col(p.move_sensitivity)[:, None] * gap[:, None, :])
+    gap = _logsumexp(utility) - attract[:, None, :] - p.move_gap_2014
+    probability = expit(logit(base_rates) + _col(p.move_sensitivity)[:, None] * gap)
     pull = attract - control
     top = np.maximum(pull.max(axis=1), p.elsewhere_utility)[:, None]  # shift so no exp overflows
     weights = np.exp(pull - top)
@@ -198,6 +206,12 @@ def fit_region_constants(
         )
     movers = base_rates * population
     all_movers = movers.sum(axis=(1, 2))
+    stayers = (movers.sum(axis=1) <= 0) & (net_migration_target < 0)
+    if stayers.any():
+        region = codes[int(np.argwhere(stayers)[0, 1])]
+        raise InputError(
+            source, "population.out_migration_rate", f"is 0 in {region}, whose 2014 trend needs residents to move out"
+        )
     if (p.outside_in_migration >= all_movers + surplus).any():
         raise InputError(
             source,
@@ -239,7 +253,7 @@ def fit_region_constants(
         alpha = alpha - residual(alpha)
     alpha = _newton(residual, alpha, source)
     attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
-    gap = _logsumexp(move_utilities(p, attract, control, travel_time)) - attract
+    gap = _logsumexp(move_utilities(p, attract, control, travel_time)) - attract[:, None, :]
     elsewhere = _logsumexp(attract - control) + np.log((1 - p.outside_capture) / p.outside_capture)
     return replace(p, region_constant=alpha, move_gap_2014=gap, elsewhere_utility=elsewhere)
 

@@ -104,7 +104,7 @@ class StockFlow:
             same_province=regions.same_province,
             local_service_norm=local_services / total,
             region_constant=np.zeros((runs, n)),
-            move_gap_2014=np.zeros((runs, n)),
+            move_gap_2014=np.zeros((runs, 2, n)),
             elsewhere_utility=np.zeros(runs),
         )
         self.base_rates = base_move_rates(params, regions.migrant_share_2014)

@@ -40,8 +40,8 @@ def test_the_2014_stock_by_hand(institutions):
     assert jobs[0, OTHER] == 5 * 150 + 2 * 2500 + 10 * 1500
     assert jobs[0, TONGZHOU] == 0 and jobs[0, ~REGIONS.beijing].sum() == 0
     capacity = institutions.service_capacity()
-    assert capacity[1, CORE] == 25 * 20_000 + 10 * 150_000
-    assert capacity[1, OTHER] == 5 * 20_000 + 2 * 150_000 + 10 * 30_000
+    assert capacity[1, CORE] == 25 * 18_000 + 10 * 80_000
+    assert capacity[1, OTHER] == 5 * 18_000 + 2 * 80_000 + 10 * 30_000
 
 
 def test_a_move_takes_count_institutions_of_the_kind_from_the_origins_with_their_staff(institutions):
@@ -57,7 +57,7 @@ def test_a_move_takes_count_institutions_of_the_kind_from_the_origins_with_their
     np.testing.assert_array_equal(flows, expected)
     np.testing.assert_array_equal(institutions.jobs()[:, CORE], jobs[:, CORE] - 3 * 2500)
     np.testing.assert_array_equal(institutions.jobs()[:, TONGZHOU], [3 * 2500, 3 * 2500])
-    np.testing.assert_array_equal(institutions.service_capacity()[:, TONGZHOU], [3 * 150_000] * 2)
+    np.testing.assert_array_equal(institutions.service_capacity()[:, TONGZHOU], [3 * 80_000] * 2)
     np.testing.assert_array_equal(institutions.service_capacity().sum(axis=1), capacity.sum(axis=1))
     np.testing.assert_array_equal(institutions.moved_count, [3, 3])
     np.testing.assert_array_equal(institutions.staff_moved, [3 * 2500, 3 * 2500])

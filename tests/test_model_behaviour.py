@@ -92,7 +92,7 @@ def test_moved_staff_enter_the_stocks_in_their_month_and_jobs_follow(one_year):
     assert jobs[4, xiongan] - jobs[3, xiongan] == 3 * 150 and jobs[4, core] - jobs[3, core] == -3 * 150
     assert history.values["institutions_moved_cum"][4, 0] == 3 and history.values["staff_moved_cum"][4, 0] == 450
     services = np.array([m.services[0, xiongan] for m in effects.months])
-    assert services[3] - services[2] == 3 * 20_000  # the schools' capacity moves with them
+    assert services[3] - services[2] == 3 * 18_000  # the schools' capacity moves with them
 
 
 def test_finished_housing_arrives_once_and_built_services_stay(one_year):

@@ -47,9 +47,10 @@ def two_regions(**changes) -> PopulationParams:
         housing_weight=one,
         services_weight=one,
         travel_time_weight=one,
+        registration_tie=one * 0.0,
         same_province=np.eye(2, dtype=bool),
         region_constant=np.zeros((1, 2)),
-        move_gap_2014=np.zeros((1, 2)),
+        move_gap_2014=np.zeros((1, 2, 2)),
         elsewhere_utility=np.zeros(1),
         target_occupancy=one * 0.9,
         housing_adjustment_time=one * 2.0,
@@ -74,11 +75,23 @@ def test_admission_control_penalises_arrivals_from_other_provinces_only():
     p = two_regions(same_province=np.array([[True, True, False], [True, True, False], [False, False, True]]))
     attract = np.zeros((1, 3))
     control = np.array([[2.0, 2.0, 0.0]])  # regions 0 and 1 form one controlled province
-    utility = move_utilities(p, attract, control, np.zeros((3, 3)))
+    utility = move_utilities(p, attract, control, np.zeros((3, 3)))[:, MIGRANT]
     assert utility[0, 0, 1] == 0.0 and utility[0, 1, 0] == 0.0  # within the province: no penalty
     assert utility[0, 2, 0] == -2.0 and utility[0, 2, 1] == -2.0  # from the other province: penalised
     assert utility[0, 0, 2] == 0.0  # leaving is not penalised
     assert np.isneginf(utility[0, 0, 0]) and (utility[0, :, -1] == 0).all()  # no self-move; outside at 0
+
+
+def test_registered_residents_give_up_their_tie_when_they_leave_the_province():
+    p = two_regions(
+        registration_tie=np.array([1.5]),
+        same_province=np.array([[True, True, False], [True, True, False], [False, False, True]]),
+    )
+    utility = move_utilities(p, np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((3, 3)))
+    registered, migrant = utility[0, REGISTERED], utility[0, MIGRANT]
+    assert registered[0, 1] == migrant[0, 1] == 0.0  # within the province: no tie lost
+    assert registered[0, 2] == registered[0, -1] == -1.5  # to another province or the rest of China
+    assert migrant[0, 2] == migrant[0, -1] == 0.0
 
 
 def one_month_flows(p, jobs=(100.0, 100.0), control=(0.0, 0.0), years=0.0) -> MigrationFlows:
@@ -103,7 +116,7 @@ def test_moves_by_hand_at_the_2014_gap():
     # attraction 0 everywhere: from each origin, the other region and the outside share equally;
     # the 2014 gap is set to today's, so the probability is the base rate
     gap = np.log(2.0) - 0.0
-    flows = one_month_flows(replace(p, move_gap_2014=np.array([[gap, gap]])))
+    flows = one_month_flows(replace(p, move_gap_2014=np.full((1, 2, 2), gap)))
     np.testing.assert_allclose(flows.between[0, REGISTERED, 0, 1], 60 * 0.05 / 2, rtol=1e-12)
     np.testing.assert_allclose(flows.to_outside[0, MIGRANT, 1], 20 * 0.15 / 2, rtol=1e-12)
     # arrivals from the rest of China: pool = G / c = 200; weights e^0 for each region and e^E = 1 elsewhere
@@ -111,7 +124,7 @@ def test_moves_by_hand_at_the_2014_gap():
 
 
 def test_losing_jobs_at_the_origin_raises_the_move_probability_by_the_nested_logit():
-    p = two_regions(housing_weight=np.zeros(1), move_gap_2014=np.array([[np.log(2.0), np.log(2.0)]]))
+    p = two_regions(housing_weight=np.zeros(1), move_gap_2014=np.full((1, 2, 2), np.log(2.0)))
     before = one_month_flows(p)
     after = one_month_flows(p, jobs=(50.0, 100.0))  # region 0 loses half its jobs: its own utility falls by ln 2
     leaving = lambda f: f.between[0, REGISTERED, 0].sum() + f.to_outside[0, REGISTERED, 0]  # noqa: E731
@@ -278,3 +291,49 @@ def test_replaying_a_runs_agent_effects_reproduces_its_stocks_exactly(to_2021):
         np.testing.assert_array_equal(replayed[name], history.values[name], err_msg=name)
     _, other = replay(replace(to_2021, end=2017), model.effects(), [{"population.jobs_weight": 5.0}])
     assert not np.array_equal(other["population"], history.values["population"])
+
+
+@pytest.fixture(scope="module")
+def recorded(to_2021):
+    from sim.model import Model
+
+    scenario = replace(to_2021, end=2019)
+    model = Model(scenario, [5], record_effects=True)
+    model.run()
+    return scenario, model.effects()
+
+
+def test_extreme_an_abrupt_doubling_of_jobs_in_one_region_draws_people_there(recorded):
+    from sim.stockflow import replay
+
+    scenario, effects = recorded
+    tongzhou = scenario.regions.index("bj_tongzhou")
+    jobs = [m.jobs.copy() for m in effects.months]
+    for month in jobs[24:]:  # from 2016
+        month[:, tongzhou] *= 2
+    doubled = replace(effects, months=tuple(replace(m, jobs=j) for m, j in zip(effects.months, jobs)))
+    _, base = replay(scenario, effects, [{}])
+    _, more = replay(scenario, doubled, [{}])
+    gain = more["population"][-1, 0] - base["population"][-1, 0]
+    assert gain[tongzhou] > 0.01 * base["population"][-1, 0, tongzhou]  # people follow the jobs
+    assert (np.delete(gain, tongzhou) <= 1e-6).all()  # drawn from elsewhere, not created
+    assert np.isfinite(more["population"]).all() and (more["population"] > 0).all()
+
+
+def test_extreme_no_births_means_fewer_residents_everywhere(recorded):
+    from sim.stockflow import replay
+
+    scenario, effects = recorded
+    regions = scenario.regions
+    barren = replace(scenario, regions=replace(regions, birth_rates=np.zeros_like(regions.birth_rates)))
+    _, base = replay(scenario, effects, [{}])
+    _, none = replay(barren, effects, [{}])
+    assert (none["population"][-1] < base["population"][-1]).all()
+    assert (none["births_cum"] == 0).all() and (none["population"] > 0).all()
+
+
+def test_extreme_no_migration_is_refused_with_a_clear_error(tmp_path):
+    """The 2014 trend cannot be met without movers: bad input, named by key, not a crash or a silent run."""
+    path = write_scenario(tmp_path, "[population]\nout_migration_rate = 0.0\n")
+    with pytest.raises(sim.InputError, match="population.out_migration_rate"):
+        sim.run(sim.load_scenario(path))

@@ -1,0 +1,73 @@
+"""The free parameters calibration fits (``calibration/free_parameters.toml``): bounds, priors, blocks."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from sim.errors import InputError
+
+FREE_PARAMETERS = Path(__file__).resolve().parents[2] / "calibration" / "free_parameters.toml"
+BLOCKS = ("stock_flow", "full")
+
+
+@dataclass(frozen=True)
+class FreeParameter:
+    address: str  # as in the parameter space: "population.jobs_weight", "policies.NAME.FIELD"
+    low: float
+    high: float
+    prior: str  # "uniform" or "normal" (truncated to the bounds)
+    block: str
+    informs: tuple[str, ...]
+    mean: float | None = None
+    sd: float | None = None
+
+    def log_prior(self, value: np.ndarray) -> np.ndarray:
+        """Log prior density (up to a constant); -inf outside the bounds."""
+        value = np.asarray(value, float)
+        inside = (value >= self.low) & (value <= self.high)
+        density = np.zeros_like(value) if self.prior == "uniform" else stats.norm.logpdf(value, self.mean, self.sd)
+        return np.where(inside, density, -np.inf)
+
+    def from_unit(self, u: np.ndarray) -> np.ndarray:
+        """Map points of the unit interval to the prior (inverse CDF), for space-filling designs."""
+        if self.prior == "uniform":
+            return self.low + np.asarray(u) * (self.high - self.low)
+        a, b = stats.norm.cdf([self.low, self.high], self.mean, self.sd)
+        return stats.norm.ppf(a + np.asarray(u) * (b - a), self.mean, self.sd)
+
+
+def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None) -> list[FreeParameter]:
+    """The free parameters of the file (of one block if given), in file order."""
+    with open(path, "rb") as handle:
+        table = tomllib.load(handle)
+    found = []
+    for group, entries in table.items():
+        for name, entry in entries.items():
+            address = f"{group}.{name}"
+            low, high = entry.get("bounds", (None, None))
+            if low is None or not low < high:
+                raise InputError(path, f"{address}.bounds", "expected [low, high] with low < high")
+            if entry.get("prior") not in ("uniform", "normal"):
+                raise InputError(path, f"{address}.prior", 'expected "uniform" or "normal"')
+            if entry.get("block") not in BLOCKS:
+                raise InputError(path, f"{address}.block", f"expected one of {', '.join(BLOCKS)}")
+            if entry["prior"] == "normal" and not (entry.get("sd", 0) > 0 and "mean" in entry):
+                raise InputError(path, address, "a normal prior needs a mean and a positive sd")
+            found.append(
+                FreeParameter(
+                    address,
+                    float(low),
+                    float(high),
+                    entry["prior"],
+                    entry["block"],
+                    tuple(entry.get("informs", ())),
+                    entry.get("mean"),
+                    entry.get("sd"),
+                )
+            )
+    return [p for p in found if block is None or p.block == block]

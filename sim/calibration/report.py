@@ -1,0 +1,59 @@
+"""Writing a fit: the fitted values as a scenario fragment, the ensemble, and the fit table.
+
+``calibration/fitted.toml`` holds the best fit's values as parameter groups, so a scenario
+uses them by ``extends`` and every fitted number traces back to the command that made it;
+``calibration/ensemble.csv`` holds the ensemble (one row per parameter set, with its log
+posterior); ``calibration/fit.md`` compares each target with the best fit and the
+ensemble's 5-95 % range.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from sim.calibration.fit import Fit
+from sim.calibration.targets import Target
+
+
+def fitted_document(fit: Fit, command: str) -> str:
+    """The best fit as a TOML scenario fragment of parameter groups, with how it was made."""
+    groups: dict[str, dict[str, float]] = {}
+    for address, value in fit.best.items():
+        group, name = address.split(".", 1)
+        groups.setdefault(group, {})[name] = round(value, 6)
+    header = (
+        "# Fitted by calibration (do not edit by hand): regenerate with\n"
+        f"#   {command}\n"
+        f"# seed {fit.seed}, {fit.evaluations} parameter sets evaluated, {len(fit.samples)} in the ensemble;\n"
+        "# calibration/fit.md compares every target with this fit and the ensemble.\n"
+    )
+    return header + tomli_w.dumps(groups)
+
+
+def fit_table(targets: dict[str, Target], best: dict[str, float], ensemble: dict[str, np.ndarray]) -> str:
+    """Markdown: target, observed, best fit, ensemble 5-95 %, misfit in sigmas, within tolerance."""
+    lines = [
+        "| target | meaning | observed | best fit | ensemble 5-95 % | misfit [sigma] | within tolerance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, target in targets.items():
+        value = best[name]
+        low, high = np.percentile(ensemble[name], [5, 95])
+        z = float(target.misfit(value))
+        lines.append(
+            f"| {name} | {target.meaning} | {target.value:,.4g} | {value:,.4g} | {low:,.4g} to {high:,.4g} | "
+            f"{z:+.2f} | {'yes' if abs(z) <= 1 else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_ensemble(fit: Fit, path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sample", *[p.address for p in fit.parameters], "log_posterior"])
+        for i, (row, logp) in enumerate(zip(fit.samples, fit.log_posterior)):
+            writer.writerow([i, *[f"{v:.6g}" for v in row], f"{logp:.6g}"])
