@@ -1,6 +1,7 @@
 """Mutation score per module from a finished mutmut run (``mutants/``), equivalent mutants set apart.
 
     python -m mutmut run --max-children 1 && python benchmarks/mutation_score.py
+    python benchmarks/mutation_score.py --recheck   # after adding tests: survivors back to "not checked"
 
 Reads mutmut's per-file results (``mutants/**/*.py.meta``) and the reviewed list of
 equivalent mutants (``tests/equivalent_mutants.toml``: mutant name -> why no test can
@@ -23,12 +24,32 @@ KILLED = {1, 3, 36, 24, -24, 152, 255}  # mutmut's exit codes for killed and tim
 SURVIVED = {0}
 
 
+def recheck(metas: list[Path]) -> int:
+    """Mark survivors and mutants without tests as not checked, so the next ``mutmut run`` tests them again.
+
+    mutmut keeps a verdict until the mutated function changes; new tests alone do not reopen it.
+    """
+    reopened = 0
+    for meta in metas:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code is not None and code not in KILLED:
+                codes[name] = None
+                reopened += 1
+        meta.write_text(json.dumps(data), encoding="utf-8")
+    print(f"{reopened} mutants reopened; now run `python -m mutmut run --max-children 1`")
+    return 0
+
+
 def main() -> int:
     equivalent = tomllib.loads((ROOT / "tests" / "equivalent_mutants.toml").read_text(encoding="utf-8"))
     metas = sorted((ROOT / "mutants" / "sim").rglob("*.py.meta"))
     if not metas:
         print("no mutmut results under mutants/: run `python -m mutmut run --max-children 1` first")
         return 1
+    if sys.argv[1:] == ["--recheck"]:
+        return recheck(metas)
     rows, missing, seconds = [], [], 0.0
     for meta in metas:
         data = json.loads(meta.read_text(encoding="utf-8"))

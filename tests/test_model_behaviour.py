@@ -15,7 +15,7 @@ from conftest import write_scenario
 
 import sim
 from sim.model import RECORDED, Model
-from sim.stockflow import DT
+from sim.stockflow import DT, STOCK_FLOW_OUTPUTS, replay
 
 pytestmark = pytest.mark.fast
 
@@ -122,3 +122,18 @@ def test_the_firms_see_this_month_s_time_step_and_active_programmes_only(one_yea
     assert all(ctx.dt == pytest.approx(DT) for ctx in seen)
     active = [{d[0] if isinstance(d, tuple) else d.name for d in ctx.dispersals} for ctx in seen]
     assert active[0] == set() and active[2] == {"manufacturing_dispersal", "market_dispersal"}  # from March 2014
+
+
+def test_replaying_the_recorded_effects_gives_the_run_s_stocks_exactly(one_year):
+    scenario, model, history, _ = one_year
+    effects = model.effects()
+    assert effects.at(-1) is effects.start and effects.at(3) is effects.months[3]
+    assert len(effects.months) == len(history.time) - 1
+    times, replayed = replay(scenario, effects, [{}, {"population.jobs_weight": 5.0}])
+    np.testing.assert_array_equal(times, history.time)
+    for name in STOCK_FLOW_OUTPUTS:
+        np.testing.assert_array_equal(replayed[name][:, :1], history.values[name], err_msg=name)
+    assert not np.allclose(replayed["population"][:, 1], replayed["population"][:, 0], rtol=1e-9)
+    _, some = replay(scenario, effects, [{}], outputs=("population", "births_cum"))
+    assert set(some) == {"population", "births_cum"}
+    np.testing.assert_array_equal(some["births_cum"], history.values["births_cum"])
