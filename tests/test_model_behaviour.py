@@ -41,9 +41,11 @@ region = "xiongan"
 """
 
 
-@pytest.fixture(scope="module")
-def one_year(tmp_path_factory):
-    scenario = sim.load_scenario(write_scenario(tmp_path_factory.mktemp("story"), STORY))
+@pytest.fixture
+def one_year(tmp_path):
+    """Run per test, not per module: mutmut maps each function to the tests that call it, and a
+    module-scoped run would be charged to the first test alone."""
+    scenario = sim.load_scenario(write_scenario(tmp_path, STORY))
     model = Model(scenario, [5], record_effects=True)
     frames = []
     history = model.run(progress=lambda month, months: frames.append((month, months)))
@@ -91,6 +93,8 @@ def test_moved_staff_enter_the_stocks_in_their_month_and_jobs_follow(one_year):
     jobs = history.values["jobs"][:, 0, :, 4]
     assert jobs[4, xiongan] - jobs[3, xiongan] == 3 * 150 and jobs[4, core] - jobs[3, core] == -3 * 150
     assert history.values["institutions_moved_cum"][4, 0] == 3 and history.values["staff_moved_cum"][4, 0] == 450
+    # each record is a copy of its month, not a view of a counter that moves on
+    assert history.values["institutions_moved_cum"][3, 0] == 0 and history.values["staff_moved_cum"][3, 0] == 0
     services = np.array([m.services[0, xiongan] for m in effects.months])
     assert services[3] - services[2] == 3 * 18_000  # the schools' capacity moves with them
 

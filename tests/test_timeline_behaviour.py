@@ -300,3 +300,41 @@ def test_runs_with_different_workforces_get_their_own_timelines():
     batch = BatchTimeline([{"b": build}, {"b": build}], np.array([10.0, 20.0]), REGIONS, 2014)
     batch.advance(0)
     np.testing.assert_array_equal(batch.on_site(), [10.0, 20.0])  # one project at a time with 10 workers
+
+
+def build(projects: int, workers: float, start: float = 2014.0, end: float = 2014.0) -> dict:
+    return {
+        "kind": "construction",
+        "start": start,
+        "end": end,
+        "projects": projects,
+        "workers_per_project": workers,
+        "duration_years": 0.25,
+        "housing_per_project": 100.0,
+        "services_per_project": 30.0,
+        "region": "xiongan",
+    }
+
+
+def test_projects_finishing_in_the_same_month_deliver_the_sum():
+    timeline = Timeline({"b": build(3, 10.0)}, REGIONS, 2014, 1e6)
+    for month in range(4):
+        timeline.advance(month)
+    done = timeline.take_completed()
+    assert done.housing[XIONGAN] == 300.0 and done.services[XIONGAN] == 90.0
+
+
+def test_a_project_without_workers_starts_at_once_and_completes():
+    timeline = Timeline({"b": build(2, 0.0)}, REGIONS, 2014, 0.0)
+    for month in range(4):
+        timeline.advance(month)
+    assert timeline.take_completed().housing[XIONGAN] == 200.0 and timeline.on_site == 0.0
+
+
+def test_one_worker_projects_take_turns_on_a_one_worker_workforce():
+    timeline = Timeline({"b": build(2, 1.0)}, REGIONS, 2014, 1.0)
+    delivered = []
+    for month in range(8):
+        timeline.advance(month)
+        delivered.append(timeline.take_completed().housing[XIONGAN])
+    assert delivered[3] == 100.0 and delivered[6] == 100.0 and sum(delivered) == 200.0  # the second waits 3 months
