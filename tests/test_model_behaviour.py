@@ -28,6 +28,13 @@ count = 3
 from = ["bj_core"]
 to = "xiongan"
 start = 2014-04-01
+[policies.test_hospital]
+kind = "institution_move"
+institution = "hospital"
+count = 1
+from = ["bj_core"]
+to = "xiongan"
+start = 2014-04-15
 [policies.test_build]
 kind = "construction"
 start = 2014-01-01
@@ -89,14 +96,15 @@ def test_moved_staff_enter_the_stocks_in_their_month_and_jobs_follow(one_year):
     core, xiongan = regions.index("bj_core"), regions.index("xiongan")
     effects = model.effects()
     moved = np.array([m.staff_moved[0, core, xiongan] for m in effects.months])
-    assert moved[3] == 3 * 150 and moved.sum() == 3 * 150  # April: three schools of 150 staff
+    staff = 3 * 150 + 2500  # April: three schools of 150 staff and a hospital of 2,500, two orders in one month
+    assert moved[3] == staff and moved.sum() == staff
     jobs = history.values["jobs"][:, 0, :, 4]
-    assert jobs[4, xiongan] - jobs[3, xiongan] == 3 * 150 and jobs[4, core] - jobs[3, core] == -3 * 150
-    assert history.values["institutions_moved_cum"][4, 0] == 3 and history.values["staff_moved_cum"][4, 0] == 450
+    assert jobs[4, xiongan] - jobs[3, xiongan] == staff and jobs[4, core] - jobs[3, core] == -staff
+    assert history.values["institutions_moved_cum"][4, 0] == 4 and history.values["staff_moved_cum"][4, 0] == staff
     # each record is a copy of its month, not a view of a counter that moves on
     assert history.values["institutions_moved_cum"][3, 0] == 0 and history.values["staff_moved_cum"][3, 0] == 0
     services = np.array([m.services[0, xiongan] for m in effects.months])
-    assert services[3] - services[2] == 3 * 18_000  # the schools' capacity moves with them
+    assert services[3] - services[2] == 3 * 18_000 + 80_000  # their capacity moves with them
 
 
 def test_finished_housing_arrives_once_and_built_services_stay(one_year):
@@ -124,6 +132,8 @@ def test_the_firms_see_this_month_s_time_step_and_active_programmes_only(one_yea
         model.step(month)
     assert [ctx.time for ctx in seen] == pytest.approx([2014 + m * DT for m in range(4)])
     assert all(ctx.dt == pytest.approx(DT) for ctx in seen)
+    if hasattr(seen[0], "rent"):  # the residential rent proxy (goes when the firms own their floor space)
+        np.testing.assert_allclose(seen[0].rent, 1.0, rtol=1e-12)  # occupancy at its 2014 level
     active = [{d[0] if isinstance(d, tuple) else d.name for d in ctx.dispersals} for ctx in seen]
     assert active[0] == set() and active[2] == {"manufacturing_dispersal", "market_dispersal"}  # from March 2014
 

@@ -272,7 +272,8 @@ def test_a_batch_hands_orders_with_their_runs_and_completed_capacity_by_run():
     batch = BatchTimeline([{"m": move}, {"b": build}], np.array([1e6, 1e6]), REGIONS, 2014)
     batch.advance(0)
     ((order, runs),) = batch.take_orders()
-    assert (order.kind, order.count, order.origins, order.destination) == ("school", 2, ("bj_core",), "bj_other")
+    assert (order.policy, order.kind, order.count) == ("m", "school", 2)
+    assert (order.origins, order.destination) == (("bj_core",), "bj_other")
     np.testing.assert_array_equal(runs, [True, False])
     np.testing.assert_array_equal(batch.on_site(), [0.0, 10.0])
     for month in range(1, 7):
@@ -338,3 +339,21 @@ def test_one_worker_projects_take_turns_on_a_one_worker_workforce():
         timeline.advance(month)
         delivered.append(timeline.take_completed().housing[XIONGAN])
     assert delivered[3] == 100.0 and delivered[6] == 100.0 and sum(delivered) == 200.0  # the second waits 3 months
+
+
+def test_pharmaceutical_incentives_in_one_region_add_up():
+    policy = {"kind": "incentive", "start": 2014.0, "end": float("inf"), "region": "xiongan", "utility": 2.0}
+    policy |= {"sectors": list(FIRM_SECTORS), "pharma_only": True}
+    timeline = advanced({"p": policy, "q": dict(policy, utility=0.5)}, 1)
+    assert timeline.levers.pharma_incentive[XIONGAN] == 2.5
+
+
+def test_a_single_institution_move_is_ordered_in_its_start_month():
+    move = {"kind": "institution_move", "start": 2014 + 5 / 12, "end": 2014 + 5 / 12, "count": 1}
+    move |= {"institution": "hospital", "from": ["bj_core"], "to": "bj_other"}
+    timeline = Timeline({"h": move}, REGIONS, 2014, 1e6)
+    months = []
+    for month in range(12):
+        timeline.advance(month)
+        months += [(month, order.count) for order in timeline.take_orders()]
+    assert months == [(5, 1)]
