@@ -279,3 +279,50 @@ def test_the_move_probability_answers_the_gap_with_its_sensitivity():
     # region 1's alternatives: region 0 is worse by ln 2, so its gap falls
     gap = np.log(np.exp(-np.log(2.0)) + 1.0) - np.log(2.0)
     np.testing.assert_allclose(registered, 80 * expit(logit(0.05) + 2.0 * gap), rtol=1e-12)
+
+
+# --- the Newton solver of the fit, on residuals whose behaviour is known ---------------------------
+
+
+def test_newton_backtracks_where_a_full_step_would_diverge_and_each_run_stops_on_its_own():
+    """Newton on arctan diverges from |x| > 1.39 without step halving; run 0 starts at the root."""
+    from sim.population import _newton
+
+    calls = []
+
+    def residual(alpha):
+        calls.append(alpha.copy())
+        return np.arctan(alpha - np.array([[0.0, 0.0], [2.0, -1.0]]))
+
+    start = np.array([[0.0, 0.0], [2.0 + 3.0, -1.0 - 2.0]])
+    root = _newton(residual, start.copy(), "test.csv")
+    np.testing.assert_allclose(root, [[0.0, 0.0], [2.0, -1.0]], atol=1e-10)
+    assert all(np.array_equal(c[0], [0.0, 0.0]) or np.abs(c[0]).max() <= 1e-6 for c in calls)  # run 0 never moved
+
+
+def test_newton_that_cannot_converge_is_a_clear_input_error():
+    from sim.population import _newton
+
+    with pytest.raises(InputError, match="region constants did not converge \\(run 1\\)"):
+        _newton(lambda alpha: np.arctan(alpha) ** 2 + np.array([[0.0], [0.1]]), np.array([[0.0], [1.0]]), "x.csv")
+
+
+def test_arrivals_of_runs_on_very_different_utility_scales_stay_finite():
+    """The overflow shift is per run: one run's large utilities must not underflow another's."""
+    big = two_regions(housing_weight=np.zeros(1), region_constant=np.array([[900.0, 900.0]]))
+    big = replace(big, elsewhere_utility=np.array([900.0]))
+    small = two_regions(housing_weight=np.zeros(1))
+    batch = type(big)(**{f: np.concatenate([getattr(big, f), getattr(small, f)]) for f in big.__dataclass_fields__})
+    batch = replace(batch, same_province=big.same_province)
+    flows = migration(
+        batch,
+        np.concatenate([BASE, BASE]),
+        np.concatenate([POPULATION, POPULATION]),
+        np.concatenate([HOUSING, HOUSING]),
+        np.full((2, 2), 100.0),
+        np.concatenate([SERVICES, SERVICES]),
+        np.zeros((2, 2)),
+        np.zeros((2, 2, 2)),
+        0.0,
+    )
+    np.testing.assert_allclose(flows.from_outside, [[200 / 3, 200 / 3], [200 / 3, 200 / 3]], rtol=1e-12)
