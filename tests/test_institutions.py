@@ -6,6 +6,8 @@ table worked by hand (docs/model.md section 7), so a wrong tally or a wrong colu
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,12 @@ def test_which_institutions_move_is_drawn_by_run_and_fixed_by_the_seed():
     assert (a.sum(axis=1) == 10).all()
     assert not np.array_equal(a[0], a[1])  # two seeds draw different headquarters
     np.testing.assert_array_equal(chosen([2])[0], a[1])  # a run draws the same alone or in a batch
+
+
+def test_institutions_of_a_region_the_scenario_removed_are_left_out():
+    codes = tuple("gone" if code == "bj_core" else code for code in REGIONS.codes)
+    institutions = Institutions(replace(REGIONS, codes=codes), Streams([1]))
+    counts = institutions.counts()[0]
+    assert counts[CORE].sum() == 0  # the core's rows (the first of the table) are skipped, the rest still read
+    np.testing.assert_array_equal(counts[CENTRAL], [30, 10, 20, 25, 57])
+    np.testing.assert_array_equal(counts[OTHER], [5, 2, 10, 0, 0])

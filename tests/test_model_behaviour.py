@@ -151,3 +151,29 @@ def test_replaying_the_recorded_effects_gives_the_run_s_stocks_exactly(one_year)
     _, some = replay(scenario, effects, [{}], outputs=("population", "births_cum"))
     assert set(some) == {"population", "births_cum"}
     np.testing.assert_array_equal(some["births_cum"], history.values["births_cum"])
+
+
+def test_effects_are_recorded_only_when_asked(one_year):
+    scenario = one_year[0]
+    with pytest.raises(ValueError, match="record_effects=True"):
+        Model(scenario, [5]).effects()
+
+
+def test_per_run_overrides_reach_each_run_s_parameters(one_year):
+    scenario = one_year[0]
+    model = Model(scenario, [5, 5], [{}, {"population.jobs_weight": 5.0}])
+    weights = model.stockflow.params.jobs_weight
+    assert weights[1] == 5.0 and weights[0] == scenario.parameters["population.jobs_weight"] != 5.0
+
+
+def test_errors_found_when_the_model_starts_name_the_scenario_file(tmp_path):
+    story = "[run]\nend = 2015\n[policies.too_big]\nkind = \"construction\"\nstart = 2014-01-01\nprojects = 1\n"
+    story += "workers_per_project = 1e9\nduration_years = 1\nhousing_per_project = 0\nservices_per_project = 0\n"
+    path = write_scenario(tmp_path, story)
+    with pytest.raises(sim.InputError) as error:
+        Model(sim.load_scenario(path), [1])
+    assert error.value.path == str(path) and error.value.key == "policies.too_big.workers_per_project"
+    path = write_scenario(tmp_path, "[run]\nend = 2015\n[population]\nout_migration_rate = 0.3\n", "fit.toml")
+    with pytest.raises(sim.InputError) as error:
+        Model(sim.load_scenario(path), [1])
+    assert error.value.path == str(path) and error.value.key == "population.out_migration_rate"

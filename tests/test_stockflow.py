@@ -270,3 +270,14 @@ def test_observed_outputs_are_the_stocks_and_the_month_s_levers():
     np.testing.assert_allclose(out["out_to_outside"], flows.to_outside.sum(axis=1))
     np.testing.assert_allclose(out["net_migration"], flows.net(), rtol=1e-9, atol=1e-6)
     assert (out["migration"][0].diagonal() == 0).all() and (out["migration"] >= 0).all()
+
+
+def test_institutions_may_fill_all_but_a_little_of_a_region_s_services_never_all():
+    capacity = P0 * REGIONS.services_per_resident_2014
+    almost = np.zeros((1, N))
+    almost[0, CORE] = capacity[CORE] - 0.5
+    assert stocks(start=inputs(services=almost)).state["local_services"][0, CORE] == pytest.approx(0.5, abs=1e-6)
+    everything = np.zeros((1, N))
+    everything[0, CORE] = capacity[CORE]
+    with pytest.raises(sim.errors.InputError, match="capacity_each"):
+        stocks(start=inputs(services=everything))

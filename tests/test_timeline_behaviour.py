@@ -357,3 +357,36 @@ def test_a_single_institution_move_is_ordered_in_its_start_month():
         timeline.advance(month)
         months += [(month, order.count) for order in timeline.take_orders()]
     assert months == [(5, 1)]
+
+
+def test_a_date_late_in_a_month_acts_in_that_month_not_the_next():
+    policy = {"kind": "rail", "date": 2014 + 3.8 / 12, "from": "bj_core", "to": "xiongan", "hours": 0.5}
+    timeline = Timeline({"r": policy}, REGIONS, 2014, 1e6)
+    for month in range(4):
+        timeline.advance(month)
+    assert timeline.levers.travel_time[CORE, XIONGAN] == 0.5
+    assert timeline.log == [(3.8, "r", "rail bj_core-xiongan opens: 0.5 h")]
+
+
+def test_the_event_log_keeps_fractions_of_a_month_to_a_millionth():
+    timeline = Timeline({"b": build(4, 1.0, 2014.0, 2014 + 1 / 12)}, REGIONS, 2014, 1e6)
+    for month in range(2):
+        timeline.advance(month)
+    starts = [m for m, _, action in timeline.log if action.startswith("starts")]
+    assert starts == [0.0, 0.333333, 0.666667, 1.0]
+
+
+def test_a_one_year_ramp_takes_twelve_monthly_steps_and_says_so():
+    policy = {"kind": "admission_control", "date": 2014.0, "strength": 1.2, "ramp_years": 1.0, "regions": BEIJING}
+    timeline = advanced({"a": policy}, 12)
+    np.testing.assert_allclose(timeline.levers.control[REGIONS.beijing], 1.2, rtol=1e-12)
+    np.testing.assert_allclose(advanced({"a": policy}, 11).levers.control[REGIONS.beijing], 1.1, rtol=1e-12)
+    two = advanced({"a": dict(policy, ramp_years=2 / 12)}, 3)
+    assert [action for _, _, action in two.log] == ["admission control towards 1.2 over 2 months", "admission control 1.2"]
+
+
+def test_runs_with_the_same_policies_share_one_timeline_whatever_the_order_of_the_fields():
+    policy = {"kind": "rail", "date": 2015.0, "from": "bj_core", "to": "xiongan", "hours": 0.5}
+    reordered = dict(reversed(list(policy.items())))
+    batch = BatchTimeline([{"r": policy}, {"r": reordered}], np.array([1e6, 1e6]), REGIONS, 2014)
+    assert len(batch.timelines) == 1 and list(batch.group) == [0, 0]
