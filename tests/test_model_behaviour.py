@@ -167,7 +167,7 @@ def test_per_run_overrides_reach_each_run_s_parameters(one_year):
 
 
 def test_errors_found_when_the_model_starts_name_the_scenario_file(tmp_path):
-    story = "[run]\nend = 2015\n[policies.too_big]\nkind = \"construction\"\nstart = 2014-01-01\nprojects = 1\n"
+    story = '[run]\nend = 2015\n[policies.too_big]\nkind = "construction"\nstart = 2014-01-01\nprojects = 1\n'
     story += "workers_per_project = 1e9\nduration_years = 1\nhousing_per_project = 0\nservices_per_project = 0\n"
     path = write_scenario(tmp_path, story)
     with pytest.raises(sim.InputError) as error:

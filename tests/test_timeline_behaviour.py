@@ -382,7 +382,8 @@ def test_a_one_year_ramp_takes_twelve_monthly_steps_and_says_so():
     np.testing.assert_allclose(timeline.levers.control[REGIONS.beijing], 1.2, rtol=1e-12)
     np.testing.assert_allclose(advanced({"a": policy}, 11).levers.control[REGIONS.beijing], 1.1, rtol=1e-12)
     two = advanced({"a": dict(policy, ramp_years=2 / 12)}, 3)
-    assert [action for _, _, action in two.log] == ["admission control towards 1.2 over 2 months", "admission control 1.2"]
+    actions = [action for _, _, action in two.log]
+    assert actions == ["admission control towards 1.2 over 2 months", "admission control 1.2"]
 
 
 def test_runs_with_the_same_policies_share_one_timeline_whatever_the_order_of_the_fields():
