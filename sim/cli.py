@@ -1,6 +1,7 @@
 """The command line: ``python -m sim run|check ...`` (also installed as ``sim``).
 
-Exit status: 0 success, 2 bad input (one clear line on stderr), 1 any other failure.
+Exit status: 0 success, 2 bad input (one clear line on stderr), 1 any other failure (a run
+that reaches a negative or non-finite state: one line naming it; anything else: an internal error).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sim.errors import InputError
+from sim.errors import InputError, StateError
 
 
 def _progress(label: str):
@@ -43,41 +44,47 @@ def _seed(text: str) -> int:
 
 
 def _folders(args: argparse.Namespace, names: list[str]) -> list[Path]:
-    """The run folder of each scenario; checked before any run so a bad --out costs no run time."""
+    """The run folder of each scenario (``--out``; with several scenarios or none, DIR/NAME)."""
     if args.out is None or len(names) > 1:
-        folders = [Path(args.out or "runs") / name for name in names]
-    else:
-        folders = [Path(args.out)]
-    for folder in folders:
-        for parent in (folder, *folder.parents):
-            if parent.exists() and not parent.is_dir():
-                raise InputError(parent, "--out", "exists and is not a directory; expected a run folder")
-    return folders
+        return [Path(args.out or "runs") / name for name in names]
+    return [Path(args.out)]
 
 
 def command_check(args: argparse.Namespace) -> int:
+    from sim.model import Model
     from sim.scenario import load_scenario
 
     for path in args.scenarios:
         scenario = load_scenario(path)
+        Model(scenario, [scenario.seed])  # what only the model's set-up sees (region constants, workforce)
         print(f"{path}: ok ({scenario.name}, {scenario.start}-{scenario.end}, {len(scenario.policies)} policies)")
     return 0
 
 
 def command_run(args: argparse.Namespace) -> int:
     from sim.results import run
-    from sim.runfolder import write_run
-    from sim.scenario import load_scenario
+    from sim.runfolder import StagedFolder, write_run
+    from sim.scenario import load_scenario, source_files
 
     scenarios = [load_scenario(path) for path in args.scenarios]  # validate all before running any
+    inputs = [file for path in args.scenarios for file in source_files(path)]
     folders = _folders(args, [scenario.name for scenario in scenarios])
-    for scenario, folder in zip(scenarios, folders):
-        seed = scenario.seed if args.seed is None else args.seed
-        started = time.perf_counter()
-        dataset = run(scenario, seed, progress=_progress(scenario.name))
-        elapsed = time.perf_counter() - started
-        write_run(dataset, scenario, folder, seed, elapsed, plots=not args.no_plots)
-        print(f"{scenario.name}: {scenario.start}-{scenario.end} seed {seed} in {elapsed:.1f} s -> {folder}")
+    if len({folder.resolve() for folder in folders}) < len(folders):
+        raise InputError(args.out or "runs", "--out", "two scenarios have the same name and would share a run folder")
+    staged: list[StagedFolder] = []
+    try:
+        for folder in folders:  # every output folder checked, locked and created before any run
+            staged.append(StagedFolder(folder, args.force, inputs))
+        for scenario, folder in zip(scenarios, staged):
+            seed = scenario.seed if args.seed is None else args.seed
+            started = time.perf_counter()
+            dataset = run(scenario, seed, progress=_progress(scenario.name))
+            elapsed = time.perf_counter() - started
+            target = write_run(dataset, scenario, folder, seed, elapsed, plots=not args.no_plots)
+            print(f"{scenario.name}: {scenario.start}-{scenario.end} seed {seed} in {elapsed:.1f} s -> {target}")
+    finally:
+        for folder in staged:
+            folder.discard()  # unpublished ones; a published folder's lock is already released
     return 0
 
 
@@ -91,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default runs/NAME; with several scenarios, DIR/NAME)")
     run.add_argument("--seed", type=_seed, help="override the scenario's seed")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    run.add_argument(
+        "--force", action="store_true", help="replace an existing run folder (whole, once the run is done)"
+    )
     run.set_defaults(handler=command_run)
 
     check = commands.add_parser("check", help="validate scenario files without running them")
@@ -106,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StateError as error:
+        print(f"error: the run failed, no run folder written: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.checks import StateCheck
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.parameters import pick, stack_parameters
@@ -118,6 +119,7 @@ class Model:
             raise ValueError("give one parameter override mapping per seed")
         self.scenario, self.regions = scenario, scenario.regions
         values = stack_parameters(scenario, overrides)
+        self.parameters = values  # per-run values, for the state checks' error messages
         self.streams = Streams(seeds)
         self.runs, n = len(seeds), len(self.regions)
         self.timeline = BatchTimeline(
@@ -225,18 +227,20 @@ class Model:
             "construction_workforce": self.timeline.on_site(),
         }
 
-    def run(self, progress=None) -> History:
+    def run(self, progress=None, failures: str = "raise") -> History:
+        """Run every month; a bad state raises StateError (``failures='raise'``) or masks its run ('mask')."""
+        self.check = StateCheck(self, failures)
         months = (self.scenario.end - self.scenario.start) * 12
         frames: dict[str, list[np.ndarray]] = {k: [] for k in RECORDED}
         for month in range(months + 1):
             for key, value in self.observe(self.scenario.start + month * DT).items():
                 frames[key].append(np.array(value, float, copy=True))
             if month < months:
-                self.step(month)
+                self.check.step(month)
             if progress is not None:
                 progress(month, months)
         time = self.scenario.start + np.arange(months + 1) * DT
-        return History(time, {k: np.stack(v) for k, v in frames.items()}, self.timeline.logs())
+        return self.check.finish(History(time, {k: np.stack(v) for k, v in frames.items()}, self.timeline.logs()))
 
     def effects(self) -> AgentEffects:
         """The agents' and the timeline's effects on the stocks so far (needs ``record_effects=True``)."""

@@ -7,13 +7,15 @@ units and provenance as attributes, and it writes NetCDF and tidy tables directl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from sim.errors import InputError
 from sim.model import RECORDED, History, Model
-from sim.scenario import Scenario
+from sim.scenario import Scenario, check_seed
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
 
 
@@ -38,23 +40,96 @@ def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr
     )
 
 
+def _check_run_args(
+    scenario: Any,
+    seeds: Any,
+    overrides: Any,
+    progress: Any,
+    where: str,
+) -> tuple[list[int], list[Mapping[str, Any]] | None]:
+    """The API's arguments checked as strictly as files, before any work (InputError naming the argument)."""
+    _check_scenario(scenario, where)
+    if isinstance(seeds, str | bytes | Mapping) or not isinstance(seeds, Sequence | np.ndarray):
+        raise InputError(where, "seeds", f"expected a list of integer seeds, got {type(seeds).__name__}")
+    if len(seeds) == 0:
+        raise InputError(where, "seeds", "expected at least one seed, got an empty list")
+    checked = [check_seed(seed, where, f"seeds[{i}]") for i, seed in enumerate(seeds)]
+    if progress is not None and not callable(progress):
+        raise InputError(where, "progress", f"expected a function (done, total) or None, got {type(progress).__name__}")
+    if overrides is None:
+        return checked, None
+    if isinstance(overrides, str | bytes | Mapping) or not isinstance(overrides, Sequence):
+        raise InputError(
+            where, "overrides", f"expected a list of mappings (one per seed), got {type(overrides).__name__}"
+        )
+    if len(overrides) != len(checked):
+        raise InputError(where, "overrides", f"expected one mapping per seed ({len(checked)}), got {len(overrides)}")
+    for run, override in enumerate(overrides):
+        if not isinstance(override, Mapping):
+            raise InputError(where, f"overrides[{run}]", f"expected a mapping, got {type(override).__name__}")
+        for key, value in override.items():
+            if not isinstance(key, str):
+                raise InputError(where, f"overrides[{run}]", f"expected 'group.name' keys, got {key!r}")
+            if not _is_numeric(value):
+                raise InputError(where, f"run {run}: {key}", f"expected a number or a list of numbers, got {value!r}")
+    return checked, list(overrides)
+
+
+def _check_scenario(scenario: Any, where: str) -> None:
+    if not isinstance(scenario, Scenario):
+        raise InputError(
+            where, "scenario", f"expected a sim.Scenario (sim.load_scenario), got {type(scenario).__name__}"
+        )
+
+
+def _is_numeric(value: Any) -> bool:
+    """A real number (not a bool or a string) or a flat list / array of them."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, Real):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.ndim <= 1 and (np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating))
+    if isinstance(value, list | tuple):
+        return all(isinstance(v, Real) and not isinstance(v, bool | np.bool_) for v in value)
+    return False
+
+
 def run_batch(
     scenario: Scenario,
     seeds: Sequence[int],
     overrides: Sequence[Mapping[str, Any]] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> xr.Dataset:
-    """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension)."""
-    history = Model(scenario, seeds, overrides).run(progress)
+    """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension).
+
+    A run that reaches a negative or non-finite stock is masked (NaN from then on) while the
+    others finish; ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed).
+    """
+    seeds, overrides = _check_run_args(scenario, seeds, overrides, progress, "sim.run_batch")
+    return _run(scenario, seeds, overrides, progress, "mask")
+
+
+def _run(scenario, seeds, overrides, progress, failures: str) -> xr.Dataset:
+    model = Model(scenario, seeds, overrides)
+    history = model.run(progress, failures)
     dataset = to_dataset(history, scenario, seeds)
     if all(events is history.events[0] for events in history.events):  # one timeline: one event log
         dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events[0])
+    dataset.attrs.update(model.check.attributes())
     return dataset
 
 
 def run(scenario: Scenario, seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
-    """Run one scenario (its own seed unless given): results without a ``run`` dimension."""
-    return run_batch(scenario, [scenario.seed if seed is None else seed], progress=progress).isel(run=0)
+    """Run one scenario (its own seed unless given): results without a ``run`` dimension.
+
+    A negative or non-finite stock stops the run with ``sim.errors.StateError``.
+    """
+    _check_scenario(scenario, "sim.run")
+    if seed is not None:
+        check_seed(seed, "sim.run", "seed")
+    seeds, _ = _check_run_args(scenario, [scenario.seed if seed is None else seed], None, progress, "sim.run")
+    return _run(scenario, seeds, None, progress, "raise").isel(run=0)
 
 
 def tidy(dataset: xr.Dataset) -> Any:

@@ -15,7 +15,9 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,7 +35,11 @@ FIRST_YEAR, LAST_YEAR = 2014, 2050
 METHODS = ("euler", "rk4")
 MAX_SEED = 2**31 - 1  # results.nc is NetCDF 3, whose largest integer is int32
 RUN_DEFAULTS: dict[str, Any] = {"start": 2014, "end": 2035, "seed": 0, "method": "rk4"}
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # scenario names become folder names
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)  # scenario names become folder names
+MAX_NAME = 100  # characters of a scenario or policy name (a folder name; a column of events.csv)
+MAX_FILE_BYTES = 1_000_000  # a scenario file is a few kilobytes; anything this large is not one
+MAX_EXTENDS = 32  # files in one extends chain
+NAME_EXPECTED = f"1 to {MAX_NAME} letters, digits, '_', '.' or '-' (not starting with '.' or '-')"
 TOP_KEYS = ("extends", "name", "description", "run", "policies")
 
 
@@ -52,6 +58,18 @@ def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"did you mean {close[0]!r}? ({expected})" if close else expected
 
 
+def check_seed(value: Any, path: Path | str, key: str) -> int:
+    """A seed as files and the API accept it: an integer (not a bool) from 0 to MAX_SEED."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or not 0 <= value <= MAX_SEED:
+        raise InputError(path, key, f"expected an integer from 0 to {MAX_SEED}, got {value!r}")
+    return int(value)
+
+
+def valid_name(value: str) -> bool:
+    """A name that may become a folder name or a CSV cell as it is."""
+    return len(value) <= MAX_NAME and NAME_PATTERN.fullmatch(value) is not None
+
+
 DATE_EXPECTED = 'expected a TOML date like 2019-01-15 (unquoted) or a "YYYY-MM" string like "2019-01"'
 
 
@@ -59,6 +77,8 @@ def decimal_year(value: Any, path: Path, key: str) -> float:
     """A TOML date (2019-01-01) or a "YYYY-MM" string as decimal years (2019.0 = 1 Jan 2019)."""
     if isinstance(value, str):
         try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{1,2}", value):  # ASCII digits only: int() takes '٢' and '_'
+                raise ValueError(value)
             year, month = (int(part) for part in value.split("-"))
             value = dt.date(year, month, 1)
         except ValueError:
@@ -99,19 +119,37 @@ class Scenario:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """A TOML file: regular files only (a FIFO or a device would block or never end), at most MAX_FILE_BYTES."""
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise InputError(path, "", "file not found") from None
     except IsADirectoryError:
         raise InputError(path, "", "expected a TOML file, got a directory") from None
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(path, "", f"TOML syntax error: {error}") from None
-    except UnicodeDecodeError as error:
-        raise InputError(path, "", f"TOML syntax error: not UTF-8 text (byte {error.start})") from None
     except OSError as error:
         raise InputError(path, "", f"cannot read the file: {error.strerror or error}") from None
+    try:
+        info = os.fstat(handle)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(path, "", "expected a TOML file, got a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(path, "", "expected a TOML file, got a special file (a pipe, device or socket)")
+        with os.fdopen(os.dup(handle), "rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise InputError(path, "", f"cannot read the file: {error.strerror or error}") from None
+    finally:
+        os.close(handle)
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(path, "", f"file too large for a scenario (more than {MAX_FILE_BYTES:,} bytes)")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise InputError(path, "", f"TOML syntax error: not UTF-8 text (byte {error.start})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(path, "", f"TOML syntax error: {error}") from None
+    except RecursionError:
+        raise InputError(path, "", "TOML syntax error: nested too deeply") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -152,13 +190,17 @@ class _Validator:
             elif key == "policies":
                 self._check_table(path, key, value)
                 for name, policy in value.items():
+                    if not valid_name(name):
+                        raise InputError(
+                            path,
+                            f"policies.{name}",
+                            f"bad policy name: expected {NAME_EXPECTED} (it is written to events.csv)",
+                        )
                     self._check_override(path, name, policy, inherited)
             elif key in ("extends", "name", "description"):
                 self._expect(isinstance(value, str), path, key, "a string", value)
-                if key == "name" and not NAME_PATTERN.fullmatch(value):
-                    raise InputError(
-                        path, key, f"expected letters, digits, '_', '.' or '-' (it names the run folder), got {value!r}"
-                    )
+                if key == "name" and not valid_name(value):
+                    raise InputError(path, key, f"expected {NAME_EXPECTED} (it names the run folder), got {value!r}")
             else:
                 raise InputError(path, key, f"unknown key; {suggest(key, [*TOP_KEYS, *PARAMETERS])}")
 
@@ -304,6 +346,8 @@ class _Validator:
         items = value if spec.type in ("regions", "sectors") and isinstance(value, list) else [value]
         if spec.type in ("regions", "sectors") and not isinstance(value, list):
             self._expect(False, path, key, f"a list of {spec.type}", value)
+        if spec.type in ("regions", "sectors") and not value:
+            raise InputError(path, key, f"expected at least one of {', '.join(choices)}, got an empty list")
         for item in items:
             if not isinstance(item, str) or item not in choices:
                 what = {"kind": "institution kind"}.get(spec.type, spec.type.rstrip("s"))
@@ -338,7 +382,21 @@ class _Validator:
             raise InputError(
                 end_file, f"{key}.end", f"ends before it starts: end {policy['end']}, start {policy['start']}{where}"
             )
+        self._check_meaning(key, resolved, source)
         return resolved
+
+    def _check_meaning(self, key: str, p: dict[str, Any], source: Any) -> None:
+        """What only the whole policy shows: a rail line or a move that goes nowhere."""
+        if p["kind"] == "rail" and p["from"] == p["to"]:
+            raise InputError(
+                source("to")[1], f"{key}.to", f"same region as from ({p['to']!r}): a rail line joins two regions"
+            )
+        if p["kind"] == "institution_move" and p["to"] in p["from"]:
+            raise InputError(
+                source("to")[1],
+                f"{key}.to",
+                f"{p['to']!r} is also in from: institutions cannot move to the region they are in",
+            )
 
     def _default(self, value: Any, resolved: dict[str, Any]) -> Any:
         beijing = [c for c, b in zip(self.regions.codes, self.regions.beijing) if b]
@@ -352,24 +410,47 @@ class _Validator:
         return named[value] if isinstance(value, str) and value in named else value
 
 
-def _resolve_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
-    """The file and the files it extends, base first."""
-    path = path.resolve()
-    if path in seen:
-        cycle = " -> ".join(p.name for p in (*seen, path))
-        raise InputError(seen[-1], "extends", f"extends cycle: {cycle}")
-    doc = _read(path)
-    parent = doc.get("extends")
-    if parent is None:
-        return [(path, doc)]
-    if not isinstance(parent, str):
-        raise InputError(path, "extends", f"expected a file name, got {parent!r}")
-    parent_path = path.parent / parent
-    if not parent_path.exists():
-        raise InputError(path, "extends", f"file {parent!r} not found (looked in {path.parent})")
-    if not parent_path.is_file():
-        raise InputError(path, "extends", f"expected a TOML file, got {parent!r} (not a file)")
-    return [*_resolve_chain(parent_path, (*seen, path)), (path, doc)]
+def _resolved(path: Path, named_by: Path | None = None) -> Path:
+    """An absolute path without symbolic links; a loop of links is bad input, not a crash."""
+    try:
+        return path.resolve(strict=False)
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop before Python 3.13
+        where, key = (named_by, "extends") if named_by else (path, "")
+        raise InputError(
+            where, key, f"cannot resolve {str(path)!r}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+
+
+def _resolve_chain(path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The file and the files it extends, base first (at most MAX_EXTENDS files)."""
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    seen: list[Path] = []
+    path = _resolved(path)
+    while True:
+        if path in seen:
+            cycle = " -> ".join(p.name for p in (*seen, path))
+            raise InputError(seen[-1], "extends", f"extends cycle: {cycle}")
+        if len(seen) >= MAX_EXTENDS:
+            raise InputError(seen[-1], "extends", f"extends chain too long: more than {MAX_EXTENDS} files")
+        seen.append(path)
+        doc = _read(path)
+        chain.append((path, doc))
+        parent = doc.get("extends")
+        if parent is None:
+            return chain[::-1]
+        if not isinstance(parent, str):
+            raise InputError(path, "extends", f"expected a file name, got {parent!r}")
+        parent_path = _resolved(path.parent / parent, named_by=path)
+        if not parent_path.exists():
+            raise InputError(path, "extends", f"file {parent!r} not found (looked in {path.parent})")
+        if not parent_path.is_file():
+            raise InputError(path, "extends", f"expected a TOML file, got {parent!r} (not a file)")
+        path = parent_path
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The files a scenario is read from (itself and what it extends), resolved: a run must not overwrite them."""
+    return [file for file, _ in _resolve_chain(Path(path))]
 
 
 def _is_number(value: Any) -> bool:
@@ -415,12 +496,9 @@ def load_scenario(path: str | Path) -> Scenario:
         document = _merge(document, doc)
     document.pop("extends", None)
     document["name"] = chain[-1][1].get("name", path.stem)  # a story is named by its own file, not its parent
-    if not NAME_PATTERN.fullmatch(document["name"]):
+    if not valid_name(document["name"]):
         raise InputError(
-            path,
-            "name",
-            f'the file name {path.stem!r} cannot name a run folder; add name = "..." '
-            "(letters, digits, '_', '.' or '-')",
+            path, "name", f'the file name {path.stem!r} cannot name a run folder; add name = "..." ({NAME_EXPECTED})'
         )
     run = {**RUN_DEFAULTS, **document.get("run", {})}
     if run["end"] <= run["start"]:

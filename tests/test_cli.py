@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,7 @@ def test_subprocess_run(tmp_path: Path) -> None:
         cwd=tmp_path,
         timeout=120,
         check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this tree's sim, not the editable install's
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr

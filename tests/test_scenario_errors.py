@@ -9,6 +9,7 @@ run through ``check`` and ``run`` in-process (``sim.cli.main``); two go through 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -349,7 +350,13 @@ def test_policy_without_kind_names_the_file_that_wrote_it(tmp_path: Path, capsys
 
 def python_m_sim(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sim", *argv], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+        [sys.executable, "-m", "sim", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this tree's sim, not the editable install's
     )
 
 
