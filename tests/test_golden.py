@@ -51,7 +51,7 @@ def key_outputs(ds) -> dict[str, float]:
         out[f"high_end_share_new_entrants.{year}"] = float(at.high_end_share_new_entrants)
     workforce = ds.construction_workforce
     out["construction_workforce.peak"] = float(workforce.max())
-    out["construction_workforce.peak_year"] = float(ds.time[int(workforce.argmax())])
+    out["construction_workforce.peak_year"] = float(ds.time[int(np.argmax(workforce.values))])
     return out
 
 
