@@ -50,10 +50,12 @@ def main() -> int:
         return 1
     if sys.argv[1:] == ["--recheck"]:
         return recheck(metas)
-    rows, missing, seconds = [], [], 0.0
+    rows, missing, stale, seconds = [], [], [], 0.0
+    known = set()
     for meta in metas:
         data = json.loads(meta.read_text(encoding="utf-8"))
         codes = data["exit_code_by_key"]
+        known.update(codes)
         if not codes:
             continue
         module = meta.relative_to(ROOT / "mutants").as_posix().removesuffix(".meta")
@@ -61,10 +63,12 @@ def main() -> int:
         for name, code in codes.items():
             if code is None:
                 tally["not checked"] += 1
-            elif name in equivalent:
-                tally["equivalent"] += 1
             elif code in KILLED:
                 tally["killed"] += 1
+                if name in equivalent:
+                    stale.append(f"{name} (killed)")
+            elif name in equivalent:
+                tally["equivalent"] += 1
             elif code in SURVIVED:
                 tally["survived"] += 1
                 missing.append(name)
@@ -86,6 +90,11 @@ def main() -> int:
     if missing:
         print("survivors not on the equivalent list (each needs a test or a reviewed reason):")
         for name in missing:
+            print("   ", name)
+    stale += [f"{name} (no such mutant)" for name in equivalent if name not in known]
+    if stale:
+        print("entries of tests/equivalent_mutants.toml to review (renumbered after a code change?):")
+        for name in stale:
             print("   ", name)
     return 0
 

@@ -177,3 +177,10 @@ def test_errors_found_when_the_model_starts_name_the_scenario_file(tmp_path):
     with pytest.raises(sim.InputError) as error:
         Model(sim.load_scenario(path), [1])
     assert error.value.path == str(path) and error.value.key == "population.out_migration_rate"
+
+
+def test_a_replayed_parameter_set_that_cannot_start_names_the_overrides(one_year):
+    scenario, model, _, _ = one_year
+    with pytest.raises(sim.InputError) as error:
+        replay(scenario, model.effects(), [{}, {"population.out_migration_rate": 0.3}])
+    assert error.value.path == f"overrides of {scenario.path}" and error.value.key == "population.out_migration_rate"

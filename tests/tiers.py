@@ -29,6 +29,7 @@ FAST_TESTS = {
         "test_region_constants_reproduce_the_2014_migration_trend",
         "test_migration_settings_that_cannot_reproduce_2014_give_a_clear_error",
     },
+    "test_reliability_states.py": {"test_a_batch_masks_the_failing_run_and_finishes_the_others"},
 }
 
 
