@@ -326,3 +326,32 @@ def test_arrivals_of_runs_on_very_different_utility_scales_stay_finite():
         0.0,
     )
     np.testing.assert_allclose(flows.from_outside, [[200 / 3, 200 / 3], [200 / 3, 200 / 3]], rtol=1e-12)
+
+
+def test_a_region_without_movers_cannot_lose_residents_by_migration():
+    p, base, s = fit_case(out_migration_rate=np.array([[0.08, 0.0, 0.08]]))
+    base = base_move_rates(p, s["population"][0, MIGRANT] / s["population"][0].sum(axis=0))
+    with pytest.raises(InputError, match="is 0 in b, whose 2014 trend"):
+        fitted(p, base, s)  # b's target is -300
+    fitted(p, base, s | {"target": np.array([[500.0, 0.5, 400.0]])})  # a small gain needs no movers of its own
+
+
+def batch_of_two(second: dict, target=None):
+    """Run 0 fits; run 1 takes the changed parameters."""
+    p, _, s = fit_case(runs=2)
+    p = replace(p, **{k: np.concatenate([getattr(p, k)[:1], v]) for k, v in second.items()})
+    base = base_move_rates(p, s["population"][0, MIGRANT] / s["population"][0].sum(axis=0))
+    return p, base, s if target is None else s | {"target": target}
+
+
+def test_the_fit_s_input_checks_look_at_each_run_alone():
+    # each run fits alone, but the targets summed over both runs would exceed run 0's arrivals
+    p, base, s = batch_of_two({"outside_in_migration": np.array([3000.0])}, np.array([[500.0, -300.0, 400.0]] * 2))
+    fitted(replace(p, outside_in_migration=np.array([700.0, 3000.0])), base, s)
+    movers = (base * s["population"]).sum(axis=(1, 2))
+    p, base, s = batch_of_two({"outside_in_migration": movers[1:] + 700.0})
+    with pytest.raises(InputError, match="outside_in_migration.*too high"):
+        fitted(p, base, s)  # run 1 alone is impossible; the movers of both runs together would hide it
+    p, base, s = batch_of_two({"out_migration_rate": np.array([[0.08, 0.9, 0.08]])})
+    with pytest.raises(InputError, match="out_migration_rate.*too high"):
+        fitted(p, base, s)
