@@ -1,4 +1,4 @@
-"""How long the model takes: a full historical run, batches of runs, and the population model alone.
+"""How long the model takes: a full historical run, batches of runs, and the stock-and-flow part alone.
 
     python benchmarks/bench_run.py            # prints a Markdown table for docs/performance.md
 
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 import sim
-from sim.engine import integrate
+from sim.calibration.fit import record_effects
 from sim.model import Model
+from sim.stockflow import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,20 +30,6 @@ def best_of(repeat: int, work) -> float:
         work()
         times.append(time.perf_counter() - started)
     return min(times)
-
-
-def population_only(scenario: sim.Scenario, runs: int):
-    """The stock-and-flow part alone for ``runs`` copies of the start state, agents' inputs held fixed."""
-    model = Model(scenario, [scenario.seed])
-
-    def tile(value):
-        return np.repeat(value, runs, axis=0) if np.ndim(value) >= 1 and np.shape(value)[0] == 1 else value
-
-    params = model.population_params
-    model.population_params = type(params)(**{k: tile(v) for k, v in params.__dict__.items()})
-    model.follow = {k: np.repeat(v, runs) for k, v in model.follow.items()}
-    inputs = {k: tile(v) for k, v in model._inputs(model.timeline.levers).items()}
-    return model.rates(inputs), {k: tile(v) for k, v in model.state.items()}
 
 
 def main() -> None:
@@ -70,10 +57,15 @@ def main() -> None:
         rows.append((f"historical 2014-2035 monthly, batch of {batch}", f"{seconds:.2f} s", f"{seconds / batch:.2f} s"))
 
     runs = 1000
-    derivative, state = population_only(scenario, runs)
-    seconds = best_of(args.repeat, lambda: integrate(derivative, state, 2014.0, 1 / 12, months, "rk4", ["population"]))
+    effects = record_effects(scenario, scenario.seed)
+    sets = [{"population.jobs_weight": w} for w in np.linspace(0.0, 5.0, runs)]
+    seconds = best_of(args.repeat, lambda: replay(scenario, effects, sets, outputs=["population"]))
     rows.append(
-        (f"population model alone (RK4), {runs} parameter sets", f"{seconds:.2f} s", f"{seconds / runs * 1e3:.2f} ms")
+        (
+            f"stock-and-flow part alone (RK4, replayed agent effects), {runs} parameter sets",
+            f"{seconds:.2f} s",
+            f"{seconds / runs * 1e3:.2f} ms",
+        )
     )
 
     print(

@@ -7,6 +7,7 @@ that reaches a negative or non-finite state: one line naming it; anything else: 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +29,13 @@ def _progress(label: str):
                 sys.stderr.write("\n")
 
     return report
+
+
+def _stage(text: str) -> None:
+    """Progress beyond the months (running, drawing, writing files) on stderr when it is a terminal."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"{text}...\n")
+        sys.stderr.flush()
 
 
 def _seed(text: str) -> int:
@@ -80,6 +88,7 @@ def command_run(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             dataset = run(scenario, seed, progress=_progress(scenario.name))
             elapsed = time.perf_counter() - started
+            _stage(f"writing {folder.target}" + ("" if args.no_plots else " (results, then figures)"))
             target = write_run(dataset, scenario, folder, seed, elapsed, plots=not args.no_plots)
             print(f"{scenario.name}: {scenario.start}-{scenario.end} seed {seed} in {elapsed:.1f} s -> {target}")
     finally:
@@ -88,8 +97,183 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    from sim.outputs.compare import compare
+    from sim.outputs.report import report
+
+    made = compare(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
+    if not args.no_report:
+        report(made, made.folder / "report.html")
+    shown = ", ".join(s.name for s in made.sources)
+    print(f"compared {shown} (reference {made.reference}) -> {made.folder}")
+    print(
+        f"open first: {made.figures['key_outputs'][0]}"
+        + ("" if args.no_report else f" or {made.folder / 'report.html'}")
+    )
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from sim.outputs.report import report
+
+    path = report(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
+    print(f"report -> {path}")
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from sim.outputs.export import EXPORTERS, export
+
+    formats = [name for name in EXPORTERS if getattr(args, name)] or ["csv"]
+    _stage(f"exporting {args.source} as {', '.join(formats)}")
+    paths = export(args.source, args.out, formats)
+    print(f"{len(paths)} files -> {args.out}")
+    return 0
+
+
+def command_list(args: argparse.Namespace) -> int:
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    if args.what == "regions":
+        from sim.regions import load_regions
+
+        regions = scenario.regions if scenario else load_regions()
+        for code, name, beijing in zip(regions.codes, regions.names, regions.beijing):
+            print(f"{code:<13} {name}{'  [Beijing]' if beijing else ''}")
+    elif args.what == "outputs":
+        from sim.model import RECORDED
+
+        for name, (units, dims, meaning) in RECORDED.items():
+            print(f"{name:<28} [{units}] ({', '.join(('time', *dims))}) {meaning}")
+    elif scenario is None:
+        from sim.policies import POLICY_KINDS
+
+        for kind, fields in POLICY_KINDS.items():
+            print(f"{kind}: {', '.join(fields)}")
+        print("(give a scenario file to list its policies)")
+    else:
+        from sim.outputs.describe import policy_rows
+
+        for name, kind, when in policy_rows(scenario):
+            print(f"{name:<34} {kind:<18} {when}")
+    return 0
+
+
+def command_diff(args: argparse.Namespace) -> int:
+    from sim.outputs.describe import diff_against_parent, parent_path
+
+    child, parent, lines = diff_against_parent(args.scenario)
+    if parent is None:
+        print(f"{child.name} extends no other scenario ({len(child.policies)} policies)")
+        return 0
+    print(f"{child.name} against its parent {parent.name} ({parent_path(args.scenario).name}):")
+    print("\n".join(lines) if lines else "(no differences)")
+    return 0
+
+
+EXAMPLES = """examples:
+  sim check scenarios/my_story.toml                  validate only
+  sim run scenarios/historical.toml --seed 7         one run folder: runs/historical/
+  sim compare scenarios/historical.toml scenarios/counterfactual.toml runs/plan2021 --reference historical
+  sim compare scenarios/plan2021.toml scenarios/historical.toml --seeds 20 --out runs/fans
+  sim report runs/historical runs/plan2021 --out brief.html
+  sim export runs/historical --csv --xlsx --out runs/historical/export
+  sim list policies scenarios/plan2021.toml          (also: regions, outputs)
+  sim diff scenarios/plan2021.toml                   what it changes relative to the file it extends
+"""
+
+
+def _inputs(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("inputs", nargs="+", metavar="SCENARIO.toml|RUN_FOLDER")
+    sub.add_argument("--reference", help="scenario the differences are taken from (default: the first)")
+    sub.add_argument("--seeds", type=int, default=1, help="runs per scenario file, drawn as quantile fans")
+    sub.add_argument(
+        "--ensemble",
+        metavar="ENSEMBLE.csv",
+        help="run scenario files over a calibration ensemble's parameter sets (--seeds of them, default 20)",
+    )
+
+
+def command_params(args: argparse.Namespace) -> int:
+    from sim.scenario import load_scenario
+    from sim.space import listing
+
+    text = listing(load_scenario(args.scenario))
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python -m sim params X | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    from sim.experiments import load_sweep, sweep
+
+    if args.check:
+        spec = load_sweep(args.sweep)
+        points = len(spec.design().points)
+        print(
+            f"{args.sweep}: ok ({spec.method}, {points} points x {spec.replications} replications = "
+            f"{points * spec.replications} runs of {spec.scenario.name}, {len(spec.parameters)} varied)"
+        )
+        return 0
+
+    result = sweep(
+        args.sweep,
+        args.out,
+        backend=args.backend,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        bar=sys.stderr.isatty(),
+        analysis=not args.no_analysis,
+    )
+    failed = len(result.failures)
+    print(f"{result.runs} runs, {failed} failed, {result.seconds:.1f} s -> {result.folder}")
+    for failure in result.failures[:10]:
+        print(f"  run {failure['run']}: {failure['error']}", file=sys.stderr)
+    if failed > 10:
+        print(f"  ... {failed - 10} more in {result.folder / 'failures.csv'}", file=sys.stderr)
+    return 1 if failed and args.fail_on_error else 0
+
+
+def command_calibrate(args: argparse.Namespace) -> int:
+    from sim.calibration.run import calibrate
+
+    def report(stage: str, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r{stage}: {done}/{total}" + ("\n" if done == total else ""))
+            sys.stderr.flush()
+
+    fit = calibrate(args.scenario, args.out, args.seed, args.budget, report)
+    print(
+        f"{fit.evaluations} parameter sets, {len(fit.samples)} in the ensemble, best log posterior "
+        f"{fit.log_posterior[0]:.2f} -> {args.out}/fitted.toml, ensemble.csv, fit.md"
+    )
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="sim", description="Simulator of Beijing's non-capital-function relocation.")
+    from sim import __version__
+
+    top = argparse.ArgumentParser(
+        prog="sim",
+        description="Simulator of Beijing's non-capital-function relocation.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"sim {__version__}")
     top.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     commands = top.add_subparsers(dest="command", required=True)
 
@@ -97,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
     run.add_argument("--out", help="run folder (default runs/NAME; with several scenarios, DIR/NAME)")
     run.add_argument("--seed", type=_seed, help="override the scenario's seed")
-    run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    run.add_argument("--no-plots", action="store_true", help="skip the figures (four, PNG and SVG)")
     run.add_argument(
         "--force", action="store_true", help="replace an existing run folder (whole, once the run is done)"
     )
@@ -106,6 +290,61 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate scenario files without running them")
     check.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
     check.set_defaults(handler=command_check)
+
+    compare = commands.add_parser(
+        "compare", help="compare scenarios: overlay figures, differences, summary table, HTML report"
+    )
+    _inputs(compare)
+    compare.add_argument("--out", default="runs/compare", help="folder for figures/, summary.csv/.md, report.html")
+    compare.add_argument("--no-report", action="store_true", help="skip report.html")
+    compare.set_defaults(handler=command_compare)
+
+    report = commands.add_parser("report", help="one self-contained HTML file comparing scenarios")
+    _inputs(report)
+    report.add_argument("--out", default="runs/report.html", help="the HTML file (default runs/report.html)")
+    report.set_defaults(handler=command_report)
+
+    export = commands.add_parser("export", help="export one run's results (wide CSV per variable, Excel)")
+    export.add_argument("source", metavar="SCENARIO.toml|RUN_FOLDER")
+    export.add_argument("--out", default="runs/export", help="folder to write into (default runs/export)")
+    from sim.outputs.export import EXPORTERS
+
+    for name, (_, text) in EXPORTERS.items():
+        export.add_argument(f"--{name}", action="store_true", help=text)
+    export.set_defaults(handler=command_export)
+
+    listing = commands.add_parser("list", help="list policies, regions or outputs (of a scenario)")
+    listing.add_argument("what", choices=("policies", "regions", "outputs"))
+    listing.add_argument("scenario", nargs="?", metavar="SCENARIO.toml")
+    listing.set_defaults(handler=command_list)
+
+    diff = commands.add_parser("diff", help="what a scenario changes relative to the scenario it extends")
+    diff.add_argument("scenario", metavar="SCENARIO.toml")
+    diff.set_defaults(handler=command_diff)
+
+    params = commands.add_parser("params", help="list every settable value of a scenario (its parameter space)")
+    params.add_argument("scenario", metavar="SCENARIO.toml")
+    params.set_defaults(handler=command_params)
+
+    sweep = commands.add_parser("sweep", help="run a sweep file (resumes an interrupted one: run it again)")
+    sweep.add_argument("sweep", metavar="SWEEP.toml")
+    sweep.add_argument("--out", help="sweep folder (default sweeps/NAME)")
+    sweep.add_argument("--backend", choices=("serial", "processes", "dask"), help="override [execution] backend")
+    sweep.add_argument("--workers", type=_positive, help="worker processes (processes, local dask cluster)")
+    sweep.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.5:8786 ('local': LocalCluster)")
+    sweep.add_argument("--fail-on-error", action="store_true", help="exit 1 if any run failed")
+    sweep.add_argument("--no-analysis", action="store_true", help="skip sensitivity indices and plots")
+    sweep.add_argument("--check", action="store_true", help="validate the sweep file and its design, run nothing")
+    sweep.set_defaults(handler=command_sweep)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the free parameters (calibration/free_parameters.toml) to the targets"
+    )
+    calibrate.add_argument("scenario", nargs="?", default="scenarios/historical.toml", metavar="SCENARIO.toml")
+    calibrate.add_argument("--out", default="calibration", help="folder for fitted.toml, ensemble.csv, fit.md")
+    calibrate.add_argument("--seed", type=_seed, default=0, help="seed of the search and the sampler")
+    calibrate.add_argument("--budget", choices=("small", "full"), default="full", help="search and sampler sizes")
+    calibrate.set_defaults(handler=command_calibrate)
     return top
 
 

@@ -1,25 +1,40 @@
-"""Firms as agents: a struct of arrays with the run axis first, (run, slot).
+"""Firms as agents (a struct of arrays with the run axis first, (run, slot)) and commercial space.
 
 One slot is one agent; an agent stands for ``weight`` real firms (1 for Beijing's
 manufacturing firms and wholesale markets, which the report counts in thousands;
 super-individuals elsewhere, see ``sim/data/firms_2014.csv``). Dead slots are
 reused by entrants. Every count this module reports is in real firms.
 
+The module also owns each region's commercial floor space V_r [workplaces: the space one
+job occupies] and its rent. Occupancy u_r = jobs_r / V_r; the rent index relative to the
+region's own 2014 level is rho_r = (u_r / u0)^rent_elasticity (capped at RENT_INDEX_MAX),
+and the cost of space in the destination logit is rent_level_2014_r * rho_r.
+
 One month, in order (``step``):
-1. ageing, then exit with hazard exit_rate_s * (1 + young_exit_boost * exp(-age / 3));
-2. dispersal programmes: targeted Beijing units leave with hazard rate * cost_sensitivity;
+0. space: dated policies add or remove floor space (``floor_space_change``); rents from
+   the start-of-month occupancy;
+1. ageing, then exit with hazard
+   exit_rate_s * (1 + young_exit_boost * exp(-age / 3)) * exp(rent_exit_response * c_i * (rho_r - 1));
+2. dispersal programmes: targeted Beijing units leave with hazard rate * c_i;
    a share closes, the rest relocate to a destination chosen by logit;
-3. spontaneous relocation: hazard relocation_rate * exp(cost_push * cost_sensitivity * (rent - 1));
-4. entry: would-be entrants arrive as entry_rate_s * firms_rs; Beijing's catalogue covers a
-   share of them, of whom ``apply_despite_ban`` apply and are refused (counted, F1) and some
-   register outside Beijing instead; the admitted become agents;
-5. branches: Beijing high-end firms open branches in Tianjin and Hebei (N2).
+3. spontaneous relocation: hazard relocation_rate * exp(cost_push * c_i * (rho_r - 1));
+   movers turned away by Beijing's catalogue are counted as refused changes (F1);
+4. entry bounded by demand: would-be entrants
+   W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * min(exp(-rent_entry_response * (rho_r - 1)), 2) * dt
+   with demand D_rs = P_r^(1 - reach_s) * A_r^reach_s (local residents and market access
+   A_r = sum_d P_d exp(-market_decay * tau_rd)); Beijing's catalogue covers a share of them,
+   of whom ``apply_despite_ban`` apply and are refused (F1) and some register outside Beijing;
+5. branches of Zhongguancun firms (N2) in Tianjin and Hebei;
+6. construction: space starts toward occupancy u0, at most space_max_build_rate_r * V_r a
+   year, delivered by a third-order delay.
 
 Destination utility for a unit of sector s moving from o to d (a move is a change of
 registration, so Beijing's catalogue turns away the covered share of movers into Beijing):
-    U_d = - rent_weight * rent_level_d * rent_d - distance_weight * travel_time_od
+    U_d = - rent_weight * rent_level_d * rho_d - distance_weight * travel_time_od
           - access_weight * travel_time_d,core + agglomeration_weight * ln(1 + firms_ds)
           + incentive_ds + ln(1 - coverage_ds)
+A mover into a region resolved more finely than itself splits into agents of the
+destination's weight (real firms are conserved), so every firm can choose every region.
 """
 
 from __future__ import annotations
@@ -30,18 +45,29 @@ from importlib import resources
 
 import numpy as np
 
+from sim.errors import InputError
 from sim.random import Streams
 from sim.regions import Regions
 from sim.sectors import FIRM_SECTORS
+from sim.timeline import Dispersal
 
 N_SECTORS = len(FIRM_SECTORS)
 MANUFACTURING, WHOLESALE, HIGH_END, OTHER = range(N_SECTORS)
+# sectors whose transfers count as K2 projects (assumed): industrial transfer proper, resolved one to one
+# in Beijing; high-end moves are 100-firm super-individuals, each of which would add a lump of projects
+INDUSTRIAL = (MANUFACTURING, WHOLESALE)
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
+RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
+MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
+ENTRY_BOOST_MAX = 2.0  # cheap space at most doubles would-be entrants (assumed; demand bounds entry, not rent)
+MAX_AGENTS_PER_RUN = 1_000_000  # firm agents a run may hold (about 40 MB of columns); 20x the 2014 stock
+SPACE_DELAY_ORDER = 3
+FIT_ITERATIONS, FIT_TOLERANCE = 500, 1e-9  # destination-constant balancing (log inflow / stock)
 
 
 @dataclass(frozen=True)
 class FirmParams:
-    """Firm parameters with the run axis first: (run,) or (run, sector)."""
+    """Firm parameters with the run axis first: (run,), (run, sector) or (run, region)."""
 
     entry_rate: np.ndarray
     exit_rate: np.ndarray
@@ -59,6 +85,17 @@ class FirmParams:
     branch_rate: np.ndarray
     pharma_share: np.ndarray
     cost_sensitivity_spread: np.ndarray
+    market_reach: np.ndarray
+    market_decay: np.ndarray
+    rent_elasticity: np.ndarray
+    rent_entry_response: np.ndarray
+    rent_exit_response: np.ndarray
+    space_occupancy_2014: np.ndarray
+    space_adjustment_time: np.ndarray
+    space_construction_time: np.ndarray
+    space_max_build_rate: np.ndarray
+    zhongguancun_share: np.ndarray
+    firms_per_project: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -86,16 +123,17 @@ def load_firm_table(regions: Regions) -> FirmTable:
 
 @dataclass(frozen=True)
 class FirmContext:
-    """What the rest of the model tells the firms this month (policy levers are scenario-wide)."""
+    """What the rest of the model tells the firms this month (all arrays run-first)."""
 
     time: float  # decimal year
     dt: float  # years
-    rent: np.ndarray  # rent relative to the region's own 2014 level (run, region)
-    travel_time: np.ndarray  # hours (region, region)
-    coverage: np.ndarray  # catalogue share refused (region, sector)
-    incentive: np.ndarray  # utility (region, sector)
-    pharma_incentive: np.ndarray  # utility (region,)
-    dispersals: tuple  # active programmes: (name, sector, rate, region mask, close share, destination mask)
+    travel_time: np.ndarray  # hours (run, region, region)
+    coverage: np.ndarray  # catalogue share refused (run, region, sector)
+    incentive: np.ndarray  # utility (run, region, sector)
+    pharma_incentive: np.ndarray  # utility (run, region)
+    dispersals: tuple[Dispersal, ...]  # programmes, rate 0 in runs where one is not active
+    population: np.ndarray  # residents (run, region), for demand
+    floor_space_change: np.ndarray  # workplaces added (+) or removed (-) by policies this month (run, region)
 
 
 @dataclass
@@ -104,12 +142,15 @@ class FirmCounters:
 
     runs: int
     regions: int
-    refused: np.ndarray = field(init=False)  # (run,)
+    refused: np.ndarray = field(init=False)  # new registrations refused (run,)
+    refused_changes: np.ndarray = field(init=False)  # changes of registration into Beijing refused (run,)
     dispersed: np.ndarray = field(init=False)  # (run, sector)
     dispersed_closed: np.ndarray = field(init=False)  # (run, sector)
     relocated: np.ndarray = field(init=False)  # dispersed and relocated, by destination (run, sector, region)
     relocated_pharma: np.ndarray = field(init=False)  # (run, region)
     spontaneous_moves: np.ndarray = field(init=False)  # (run, sector)
+    moves_from_beijing: np.ndarray = field(init=False)  # any move out of a Beijing region (run, sector, region)
+    transfers: np.ndarray = field(init=False)  # industrial firms moved into Tongzhou or north3 from Beijing (run,)
     entries: np.ndarray = field(init=False)  # (run, sector)
     exits: np.ndarray = field(init=False)  # (run, sector), dispersal closures included
     branches: np.ndarray = field(init=False)  # (run, region)
@@ -118,9 +159,10 @@ class FirmCounters:
 
     def __post_init__(self) -> None:
         b, r, s = self.runs, self.regions, N_SECTORS
-        self.refused = np.zeros(b)
+        self.refused, self.refused_changes, self.transfers = np.zeros(b), np.zeros(b), np.zeros(b)
         self.dispersed, self.dispersed_closed = np.zeros((b, s)), np.zeros((b, s))
         self.relocated, self.relocated_pharma = np.zeros((b, s, r)), np.zeros((b, r))
+        self.moves_from_beijing = np.zeros((b, s, r))
         self.spontaneous_moves, self.entries, self.exits = np.zeros((b, s)), np.zeros((b, s)), np.zeros((b, s))
         self.branches, self.diverted = np.zeros((b, r)), np.zeros((b, r))
         self.beijing_entrants = np.zeros((b, 12, s))
@@ -138,12 +180,52 @@ def _rank_within_run(run: np.ndarray, per_run: np.ndarray) -> np.ndarray:
     return np.arange(len(run)) - np.repeat(np.cumsum(per_run) - per_run, per_run)
 
 
-class Firms:
-    """The firm population of a batch of runs, as columns of shape (run, slot)."""
+def _selected(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(run, slot) of the True entries of a (run, width) mask, run by run (as np.nonzero), from flat indices."""
+    flat = np.flatnonzero(mask)
+    return flat // mask.shape[1], flat % mask.shape[1]
 
-    def __init__(self, regions: Regions, table: FirmTable, params: FirmParams, streams: Streams) -> None:
-        self.regions, self.table, self.params, self.streams = regions, table, params, streams
+
+def market_access(population: np.ndarray, travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region)."""
+    return np.einsum("bd,brd->br", population, np.exp(-decay[:, None, None] * travel_time))
+
+
+def demand(population: np.ndarray, access: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Demand D_rs = P_r^(1 - reach_s) * A_r^reach_s [persons] (run, region, sector)."""
+    return np.exp(
+        (1 - reach[:, None, :]) * np.log(population)[..., None] + reach[:, None, :] * np.log(access)[..., None]
+    )
+
+
+def rent_index(jobs: np.ndarray, space: np.ndarray, occupancy_2014: np.ndarray, elasticity: np.ndarray) -> np.ndarray:
+    """Rent relative to the 2014 level: (occupancy / occupancy in 2014)^elasticity, capped [1] (run, region)."""
+    occupancy = jobs / np.maximum(space, 1e-9)
+    ratio = np.maximum(occupancy / occupancy_2014[:, None], 1e-12)
+    return np.minimum(np.exp(np.minimum(elasticity[:, None] * np.log(ratio), MAX_EXPONENT)), RENT_INDEX_MAX)
+
+
+def space_starts(
+    jobs: np.ndarray, space: np.ndarray, pipeline: np.ndarray, target_occupancy, adjustment_time, max_build_rate
+) -> np.ndarray:
+    """Floor space put into construction [workplaces/year] (run, region): the gap to the target
+    occupancy net of what is being built, closed over the adjustment time, capped by land."""
+    gap = jobs / target_occupancy[:, None] - space - pipeline
+    return np.clip(gap / adjustment_time[:, None], 0.0, max_build_rate * space)
+
+
+class Firms:
+    """The firm population of a batch of runs, as columns of shape (run, slot), and its floor space."""
+
+    def __init__(
+        self, regions: Regions, table: FirmTable, params: FirmParams, streams: Streams, source: str = "parameters"
+    ) -> None:
+        self.regions, self.table, self.params, self.streams, self.source = regions, table, params, streams, source
         self.core = regions.index("bj_core") if "bj_core" in regions.codes else 0
+        self.central = regions.index("bj_central") if "bj_central" in regions.codes else 0
+        # K2: industrial firms moving from Beijing (outside Tongzhou) into Tongzhou or the northern counties
+        self.transfer_origins = regions.beijing & ~np.isin(regions.codes, ("bj_tongzhou",))
+        self.transfer_destinations = np.isin(regions.codes, ("bj_tongzhou", "north3"))
         runs = len(streams.seeds)
         agents = np.round(table.firms / table.agent_weight).astype(int)  # (region, sector)
         region, sector = np.nonzero(agents)
@@ -158,221 +240,474 @@ class Firms:
         self.age = np.zeros((runs, n))
         self.cost_sensitivity = np.ones((runs, n))
         self.pharma = np.zeros((runs, n), bool)
+        self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
-        self._tallies: tuple[np.ndarray, np.ndarray] | None = None
+        self._uniforms = np.ones((runs, n))  # reused buffer for one draw per used slot
+        self._work = np.zeros((3, runs, n))  # reused buffers for the per-slot hazards
+        self._flags = np.zeros((runs, n), bool)  # reused buffer for per-slot events
+        size = runs * len(regions) * N_SECTORS
+        self._firm_tally, self._job_tally = np.zeros(size), np.zeros(size)  # kept up to date event by event
         self.counters = FirmCounters(runs, len(regions))
         run = np.repeat(np.arange(runs), n)
         ages = streams.random("firm ages", n) * 20.0  # assumed: initial ages uniform over 0-20 years
         self._add(run, np.tile(region, runs), np.tile(sector, runs), ages.ravel(), "initial firms")
 
+        # 2014 references: the firms each region's demand supported, and the space they occupied
+        p = params
+        self.firms_2014 = np.round(table.firms / table.agent_weight) * table.agent_weight  # (region, sector)
+        population = np.tile(regions.population_2014, (runs, 1))
+        travel = np.broadcast_to(regions.travel_time, (runs, len(regions), len(regions)))
+        self.demand_2014 = demand(population, market_access(population, travel, p.market_decay), p.market_reach)
+        jobs = self.jobs().sum(axis=2)
+        self.space = jobs / p.space_occupancy_2014[:, None]  # workplaces (run, region)
+        self.space_2014 = self.space.copy()
+        self.space_pipeline = np.zeros((runs, len(regions), SPACE_DELAY_ORDER))
+        self.destination_constant = self._fit_destination_constants()
+
     # -- bookkeeping -------------------------------------------------------------------------
+    COLUMNS = ("alive", "region", "sector", "weight", "employees", "age", "cost_sensitivity", "pharma", "cell")
+
     def _grow(self, needed: int) -> None:
         capacity = self.alive.shape[1]
         extra = max(needed - capacity, capacity // 2)
-        for name in ("alive", "region", "sector", "weight", "employees", "age", "cost_sensitivity", "pharma"):
+        for name in (*self.COLUMNS, "_uniforms", "_flags"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
+        self._work = np.zeros((3, *self.alive.shape))
+
+    def _cells(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray) -> np.ndarray:
+        return ((run * len(self.regions) + region) * N_SECTORS + sector).astype(np.int32)
+
+    def _book(self, cell: np.ndarray, weight: np.ndarray, employees: np.ndarray, sign: float) -> None:
+        """Add (sign +1) or remove (-1) real firms and jobs in the tallies (integer-valued: exact)."""
+        size = len(self._firm_tally)
+        self._firm_tally += sign * np.bincount(cell, weights=weight, minlength=size)
+        self._job_tally += sign * np.bincount(cell, weights=weight * employees, minlength=size)
+
+    def _slots(self, run: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Free slots for new agents of ``run`` (sorted by run), each run's lowest free slots first.
+
+        Returns the slots, the rank of each new agent within its run, and agents per run.
+        """
+        runs = self.alive.shape[0]
+        per_run = np.bincount(run, minlength=runs)
+        alive = np.count_nonzero(self.alive, axis=1)
+        if (alive + per_run > MAX_AGENTS_PER_RUN).any():
+            b = int(np.argmax(alive + per_run))
+            raise InputError(
+                self.source,
+                "firms",
+                f"run {b} would hold {int(alive[b] + per_run[b]):,} firm agents, over the limit of "
+                f"{MAX_AGENTS_PER_RUN:,}: the firm parameters (entry_rate, exit_rate, rent responses) "
+                "make the firm population explode; expected values that keep it bounded",
+            )
+        if (per_run > self.alive.shape[1] - alive).any():
+            self._grow(int((per_run + alive).max()))
+        slots = []
+        for b in np.flatnonzero(per_run):
+            end, wanted = self.extent[b], per_run[b]
+            free = np.flatnonzero(~self.alive[b, :end])[:wanted]  # free slots among those used, then fresh ones
+            slots.append(np.concatenate([free, np.arange(end, end + wanted - len(free))]))
+        slot = np.concatenate(slots) if slots else np.zeros(0, int)
+        within = _rank_within_run(run, per_run)
+        np.maximum.at(self.extent, run, slot + 1)
+        self.alive[run, slot] = True
+        return slot, within, per_run
 
     def _add(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray, age: np.ndarray, stream: str) -> None:
         """Put new agents (given run by run, in order) into free slots, drawing their traits."""
-        runs = self.alive.shape[0]
-        per_run = np.bincount(run, minlength=runs)
-        free = ~self.alive
-        if (per_run > free.sum(axis=1)).any():
-            self._grow(int((per_run + self.alive.sum(axis=1)).max()))
-            free = ~self.alive
         order = np.argsort(run, kind="stable")
         run, region, sector, age = run[order], region[order], sector[order], age[order]
-        within = _rank_within_run(run, per_run)
-        _, free_slot = np.nonzero(free)  # run-major order: each run's free slots, lowest first
-        first_free = np.cumsum(free.sum(axis=1)) - free.sum(axis=1)
-        slot = free_slot[first_free[run] + within]
-        self._tallies = None
+        slot, within, per_run = self._slots(run)
         p = self.params
         sensitivity = self.streams.lognormal_unit_mean(
             f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run
         )
         pharma_draw = self.streams.random(f"{stream}: pharma", per_run)
-        np.maximum.at(self.extent, run, slot + 1)
-        self.alive[run, slot] = True
         self.region[run, slot], self.sector[run, slot] = region, sector
-        self.weight[run, slot] = self.table.agent_weight[region, sector]
-        self.employees[run, slot] = self.table.employees_per_firm[region, sector]
+        self.cell[run, slot] = cell = self._cells(run, region, sector)
+        self.weight[run, slot] = weight = self.table.agent_weight[region, sector]
+        self.employees[run, slot] = employees = self.table.employees_per_firm[region, sector]
         self.age[run, slot] = age
         self.cost_sensitivity[run, slot] = sensitivity[run, within]
         self.pharma[run, slot] = (sector == MANUFACTURING) & (pharma_draw[run, within] < p.pharma_share[run])
+        self._book(cell, weight, employees, +1.0)
 
-    def _tally(self) -> tuple[np.ndarray, np.ndarray]:
-        """Real firms and jobs of live agents by (run, region, sector); cached until agents change."""
-        if self._tallies is None:
-            runs, n_regions = self.alive.shape[0], len(self.regions)
-            cell = ((np.arange(runs)[:, None] * n_regions + self.region) * N_SECTORS + self.sector)[self.alive]
-            weight = self.weight[self.alive]
-            size, shape = runs * n_regions * N_SECTORS, (runs, n_regions, N_SECTORS)
-            firms = np.bincount(cell, weights=weight, minlength=size).reshape(shape)
-            jobs = np.bincount(cell, weights=weight * self.employees[self.alive], minlength=size).reshape(shape)
-            self._tallies = firms, jobs
-        return self._tallies
+    def _remove(self, run: np.ndarray, slot: np.ndarray) -> None:
+        """End agents (closures)."""
+        self.alive[run, slot] = False
+        self._book(self.cell[run, slot], self.weight[run, slot], self.employees[run, slot], -1.0)
+
+    def recount(self) -> tuple[np.ndarray, np.ndarray]:
+        """Real firms and jobs by (run, region, sector) counted afresh from the agents (checks the tallies)."""
+        runs, n_regions = self.alive.shape[0], len(self.regions)
+        cell = ((np.arange(runs)[:, None] * n_regions + self.region) * N_SECTORS + self.sector)[self.alive]
+        weight = self.weight[self.alive]
+        size, shape = runs * n_regions * N_SECTORS, (runs, n_regions, N_SECTORS)
+        firms = np.bincount(cell, weights=weight, minlength=size).reshape(shape)
+        jobs = np.bincount(cell, weights=weight * self.employees[self.alive], minlength=size).reshape(shape)
+        return firms, jobs
 
     def counts(self) -> np.ndarray:
-        """Real firms by (run, region, sector)."""
-        return self._tally()[0]
+        """Real firms by (run, region, sector) (a copy)."""
+        return self._firm_tally.reshape(self.alive.shape[0], len(self.regions), N_SECTORS).copy()
 
     def jobs(self) -> np.ndarray:
-        """Jobs by (run, region, sector)."""
-        return self._tally()[1]
+        """Jobs by (run, region, sector) (a copy)."""
+        return self._job_tally.reshape(self.alive.shape[0], len(self.regions), N_SECTORS).copy()
+
+    def rent_index(self) -> np.ndarray:
+        """Commercial rent relative to each region's own 2014 level [1] (run, region)."""
+        p = self.params
+        return rent_index(self.jobs().sum(axis=2), self.space, p.space_occupancy_2014, p.rent_elasticity)
+
+    def rent(self) -> np.ndarray:
+        """Commercial rent relative to the core's 2014 rent, rent_level_2014 * rho [1] (run, region)."""
+        return self.regions.rent_level_2014 * self.rent_index()
+
+    def projects(self) -> np.ndarray:
+        """Industrial cooperation and transfer projects into Tongzhou and the northern counties (K2) (run,)."""
+        return self.counters.transfers / self.params.firms_per_project
 
     # -- behaviour ---------------------------------------------------------------------------
     def destination_probabilities(
-        self, ctx: FirmContext, counts: np.ndarray, allowed: np.ndarray | None = None, pharma: bool = False
+        self,
+        ctx: FirmContext,
+        counts: np.ndarray,
+        rent: np.ndarray,
+        allowed: np.ndarray | None = None,
+        pharma: bool = False,
+        catalogue: bool = True,
     ) -> np.ndarray:
-        """Logit destination shares (run, sector, origin, destination); staying is excluded."""
+        """Logit destination shares (run, sector, origin, destination).
+
+        Without ``allowed`` (a firm moving of its own accord) the origin is one of the
+        choices: a move within the region. With ``allowed`` (dispersed units, diverted
+        entrants, branches) the origin is excluded and only allowed regions are open.
+        ``rent`` is the rent index (run, region); ``catalogue=False`` gives the shares
+        movers would choose if Beijing's catalogue turned nobody away (to count refusals).
+        """
         p, tt = self.params, ctx.travel_time
-        incentive = ctx.incentive + (ctx.pharma_incentive[:, None] if pharma else 0.0)  # (region, sector)
-        cost_of_space = self.regions.rent_level_2014 * ctx.rent
-        with np.errstate(divide="ignore"):  # a fully covered industry cannot register there: log(0) = -inf
-            admitted = np.log1p(-ctx.coverage).T[None]  # (1, sector, destination)
-        by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, self.core]
-        by_sector = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1) + incentive.T + admitted
+        incentive = ctx.incentive + (ctx.pharma_incentive[..., None] if pharma else 0.0)  # (run, region, sector)
+        cost_of_space = self.regions.rent_level_2014 * rent
+        by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, :, self.core]
+        agglomeration = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1)
+        by_sector = agglomeration + incentive.transpose(0, 2, 1) + self.destination_constant  # (run, sector, dest)
+        if catalogue:
+            with np.errstate(divide="ignore"):  # a fully covered industry cannot register there: log(0) = -inf
+                by_sector = by_sector + np.log1p(-ctx.coverage).transpose(0, 2, 1)
         by_origin = -p.distance_weight[:, None, None] * tt
         utility = by_destination[:, None, None, :] + by_sector[:, :, None, :] + by_origin[:, None, :, :]
-        n = tt.shape[0]
-        blocked = np.eye(n, dtype=bool) if allowed is None else np.eye(n, dtype=bool) | ~allowed[None, :]
-        utility = np.where(blocked, -np.inf, utility)
+        if allowed is not None:
+            n = tt.shape[-1]
+            utility = np.where(np.eye(n, dtype=bool) | ~allowed[None, :], -np.inf, utility)
         top = utility.max(axis=-1, keepdims=True)
         weights = np.exp(utility - np.where(np.isfinite(top), top, 0.0))
         total = weights.sum(axis=-1, keepdims=True)
         return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)  # no destination: all zero
 
+    def _fit_destination_constants(self) -> np.ndarray:
+        """Destination constants kappa (run, sector, region) that put the 2014 stock at rest under moves.
+
+        At 2014 conditions (rent index 1, no policy) the expected movers into each
+        (region, sector), sum_o N0_os Q_s,o,d, equal those leaving it, N0_ds (all firms move
+        at the same base hazard), so moves alone do not drift the stock; policies, rents
+        and travel times then drive net moves. Balanced by the fixed point
+        kappa_ds += ln(N0_ds / inflow_ds) (the origin is a choice, so a balance exists).
+        """
+        runs, n = len(self.streams.seeds), len(self.regions)
+        zeros = np.zeros((runs, n, N_SECTORS))
+        travel = np.broadcast_to(self.regions.travel_time, (runs, n, n))
+        ctx = FirmContext(2014.0, 0.0, travel, zeros, zeros, zeros[..., 0], (), zeros[..., 0], zeros[..., 0])
+        stock = np.broadcast_to(self.firms_2014, (runs, n, N_SECTORS))
+        rent = np.ones((runs, n))
+        self.destination_constant = np.zeros((runs, N_SECTORS, n))
+        target = np.log(np.maximum(stock, 1e-300)).transpose(0, 2, 1)
+        for _ in range(FIT_ITERATIONS):
+            probs = self.destination_probabilities(ctx, stock, rent)
+            inflow = np.einsum("bos,bsod->bsd", stock, probs)
+            gap = target - np.log(np.maximum(inflow, 1e-300))
+            self.destination_constant = self.destination_constant + gap
+            if np.abs(gap).max() < FIT_TOLERANCE:
+                break
+        return self.destination_constant
+
     def _choose(
         self, run: np.ndarray, slot: np.ndarray, probs: np.ndarray, pharma_probs: np.ndarray | None, uniform: np.ndarray
     ) -> np.ndarray:
-        """Draw a destination per mover; -1 where none is open to it.
-
-        A super-individual cannot move into a region whose own agents are finer than it
-        (a weight-200 Hebei agent does not become 200 Beijing firms at once); such a
-        destination is closed to it, and firms reach finely resolved regions by entry.
-        """
+        """Draw a destination per mover against its cumulative shares; -1 where none is open to it."""
         sector = self.sector[run, slot]
         rows = probs[run, sector, self.region[run, slot]]
         if pharma_probs is not None:
             is_pharma = self.pharma[run, slot]
             rows[is_pharma] = pharma_probs[run[is_pharma], MANUFACTURING, self.region[run[is_pharma], slot[is_pharma]]]
-        rows = rows * (self.table.agent_weight[:, sector].T >= self.weight[run, slot][:, None])
         total = rows.sum(axis=1)
         cumulative = np.cumsum(rows, axis=1)
         chosen = (cumulative < (uniform * total)[:, None]).sum(axis=1)
         return np.where(total > 0, np.minimum(chosen, rows.shape[1] - 1), -1).astype(np.int8)
 
     def step(self, ctx: FirmContext) -> None:
-        """One month of firm life, in the order of the module docstring."""
-        p, c = self.params, self.counters
-        runs = np.arange(self.alive.shape[0])[:, None]
-        counts = self.counts()  # the stock at the start of the month drives this month's choices
-        self._tallies = None
+        """One month of firm life, in the order of the module docstring.
 
-        # 1. ageing and exit
-        self.age += ctx.dt  # dead slots age too; entry resets them
-        hazard = p.exit_rate[runs, self.sector] * (1 + p.young_exit_boost[:, None] * np.exp(-self.age / YOUNG_FIRM_AGE))
-        exiting = self.alive & (self._uniform("exit") < -np.expm1(-hazard * ctx.dt))
-        self._count_by_sector(c.exits, exiting)
-        self.alive &= ~exiting
+        Per-slot work runs over the used width only (slots some run has used), on flat
+        indices into (run, region, sector) tables, with the random draws written into a
+        reused buffer; counts and jobs are kept by events, not recounted.
+        """
+        p, c = self.params, self.counters
+        runs, n = self.alive.shape[0], len(self.regions)
+        counts, jobs = self.counts(), self.jobs().sum(axis=2)  # start-of-month stock drives this month's choices
+
+        # 0. space changed by policy, rents from the start-of-month occupancy
+        self.space = np.maximum(self.space + ctx.floor_space_change, 0.0)
+        rent = rent_index(jobs, self.space, p.space_occupancy_2014, p.rent_elasticity)  # (run, region)
+        rent_by_cell = np.repeat(rent - 1.0, N_SECTORS, axis=1).ravel()  # rent index - 1 by flat cell
+        width = int(self.extent.max())
+        rent_excess = np.take(rent_by_cell, self.cell[:, :width])  # (run, width)
+
+        # 1. ageing and exit: exit_rate_s * (1 + boost * exp(-age / 3)) * exp(min(response * c * (rho - 1), 50)),
+        # computed in place in reused buffers (the same operations in the same order as the formula)
+        alive, sensitivity, age = self.alive[:, :width], self.cost_sensitivity[:, :width], self.age[:, :width]
+        age += ctx.dt  # dead slots age too; entry resets them
+        push, youth, hazard = (buffer[:, :width] for buffer in self._work)
+        np.multiply(p.rent_exit_response[:, None], sensitivity, out=push)
+        np.multiply(push, rent_excess, out=push)
+        np.minimum(push, MAX_EXPONENT, out=push)
+        np.exp(push, out=push)
+        np.negative(age, out=youth)
+        np.divide(youth, YOUNG_FIRM_AGE, out=youth)
+        np.exp(youth, out=youth)
+        np.multiply(p.young_exit_boost[:, None], youth, out=youth)
+        np.add(1, youth, out=youth)
+        exit_by_cell = np.broadcast_to(p.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
+        np.take(exit_by_cell, self.cell[:, :width], out=hazard)
+        np.multiply(hazard, youth, out=hazard)
+        np.multiply(hazard, push, out=hazard)
+        exiting = np.logical_and(alive, self._events(hazard, ctx.dt, "exit", width), out=self._flags[:, :width])
+        run, slot = _selected(exiting)
+        c.exits += self._by_sector(run, slot)
+        self._remove(run, slot)
 
         # 2. dispersal programmes
         moved = np.zeros_like(self.alive)
-        for name, sector, rate, targeted, close_share, allowed in ctx.dispersals:
-            eligible = self.alive & ~moved & (self.sector == sector) & targeted[self.region]
-            run, slot = np.nonzero(
-                eligible & (self._uniform(f"dispersal: {name}") < -np.expm1(-rate * self.cost_sensitivity * ctx.dt))
+        for programme in ctx.dispersals:
+            active = programme.rate > 0  # a run draws from a programme's streams only while it is active there
+            if not active.any():
+                continue
+            name, rate, width = programme.name, programme.rate[:, None], int(self.extent.max())
+            eligible = (
+                self.alive[:, :width]
+                & ~moved[:, :width]
+                & (self.sector[:, :width] == programme.sector)
+                & np.take(programme.targeted, self.region[:, :width])
             )
-            np.add.at(c.dispersed, (run, self.sector[run, slot]), self.weight[run, slot])
-            closing = self._draws(f"dispersal close: {name}", run) < close_share
+            uniform = self.streams.random_into(
+                f"dispersal: {name}", np.where(active, self.extent, 0), self._uniforms[:, :width]
+            )
+            hit = uniform < -np.expm1(-rate * self.cost_sensitivity[:, :width] * ctx.dt)
+            run, slot = _selected(eligible & hit)
+            c.dispersed += self._by_sector(run, slot)
+            closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
             destination = np.full(len(run), -1, np.int8)
             relocating = ~closing
             if relocating.any():
-                probs = self.destination_probabilities(ctx, counts, allowed)
-                pharma_probs = self.destination_probabilities(ctx, counts, allowed, pharma=True)
+                probs = self.destination_probabilities(ctx, counts, rent, programme.allowed)
+                pharma_probs = self.destination_probabilities(ctx, counts, rent, programme.allowed, pharma=True)
                 uniform = self._draws(f"dispersal destination: {name}", run[relocating])
                 destination[relocating] = self._choose(run[relocating], slot[relocating], probs, pharma_probs, uniform)
             closing |= destination < 0  # nowhere open to it: the unit closes instead
-            for total in (c.dispersed_closed, c.exits):
-                np.add.at(
-                    total,
-                    (run[closing], self.sector[run[closing], slot[closing]]),
-                    self.weight[run[closing], slot[closing]],
-                )
-            self.alive[run[closing], slot[closing]] = False
+            closed = self._by_sector(run[closing], slot[closing])
+            c.dispersed_closed += closed
+            c.exits += closed
+            self._remove(run[closing], slot[closing])
             run, slot, destination = run[~closing], slot[~closing], destination[~closing]
             weight = self.weight[run, slot]
             np.add.at(c.relocated, (run, self.sector[run, slot], destination), weight)
             is_pharma = self.pharma[run, slot]
             np.add.at(c.relocated_pharma, (run[is_pharma], destination[is_pharma]), weight[is_pharma])
-            self._move(run, slot, destination)
-            moved[run, slot] = True
+            moved = self._move(run, slot, destination, moved)
 
-        # 3. spontaneous relocation
-        rent = np.take_along_axis(ctx.rent, self.region.astype(np.intp), axis=1)
-        hazard = p.relocation_rate[:, None] * np.exp(p.cost_push[:, None] * self.cost_sensitivity * (rent - 1))
-        run, slot = np.nonzero(self.alive & ~moved & (self._uniform("relocation") < -np.expm1(-hazard * ctx.dt)))
+        # 3. spontaneous relocation (splits may have used new slots; movers of step 2 do not move again)
+        if int(self.extent.max()) != width:
+            width = int(self.extent.max())
+            rent_excess = np.take(rent_by_cell, self.cell[:, :width])
+        push, hazard = self._work[0, :, :width], self._work[2, :, :width]
+        np.multiply(p.cost_push[:, None], self.cost_sensitivity[:, :width], out=push)
+        np.multiply(push, rent_excess, out=push)
+        np.minimum(push, MAX_EXPONENT, out=push)
+        np.exp(push, out=push)
+        np.multiply(p.relocation_rate[:, None], push, out=hazard)
+        moving = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
+        run, slot = _selected(np.logical_and(moving, self._events(hazard, ctx.dt, "relocation", width), out=moving))
         if len(run):
-            probs = self.destination_probabilities(ctx, counts)
-            pharma_probs = self.destination_probabilities(ctx, counts, pharma=True)
+            probs = self.destination_probabilities(ctx, counts, rent)
+            pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
+            self._count_refused_changes(ctx, counts, rent, run, slot)
             destination = self._choose(run, slot, probs, pharma_probs, self._draws("relocation destination", run))
-            run, slot, destination = run[destination >= 0], slot[destination >= 0], destination[destination >= 0]
-            np.add.at(c.spontaneous_moves, (run, self.sector[run, slot]), self.weight[run, slot])
-            self._move(run, slot, destination)
+            between = (destination >= 0) & (destination != self.region[run, slot])  # else a move within the region
+            run, slot, destination = run[between], slot[between], destination[between]
+            c.spontaneous_moves += self._by_sector(run, slot)
+            self._move(run, slot, destination, moved)  # moved is not read again this month
 
         # 4. entry under the catalogue, 5. branches
-        self._enter(ctx, counts)
+        self._enter(ctx, counts, rent)
 
-    def _uniform(self, stream: str) -> np.ndarray:
-        """One uniform draw per used slot of each run: (run, slot)."""
-        return self.streams.random(stream, self.extent, self.alive.shape[1])
+        # 6. construction of floor space (Euler over the month; completions count from next month)
+        starts = space_starts(
+            jobs,
+            self.space,
+            self.space_pipeline.sum(axis=2),
+            p.space_occupancy_2014,
+            p.space_adjustment_time,
+            p.space_max_build_rate,
+        )
+        outflow = self.space_pipeline * (SPACE_DELAY_ORDER / p.space_construction_time)[:, None, None]
+        inflow = np.concatenate([starts[..., None], outflow[..., :-1]], axis=2)
+        self.space_pipeline = self.space_pipeline + (inflow - outflow) * ctx.dt
+        self.space = self.space + outflow[..., -1] * ctx.dt
+
+    def _count_refused_changes(
+        self, ctx: FirmContext, counts: np.ndarray, rent: np.ndarray, run: np.ndarray, slot: np.ndarray
+    ) -> None:
+        """Movers whose first choice was a destination the catalogue covers, and who applied there (F1).
+
+        Each mover would pick d with the catalogue-free shares Q_d; a share coverage_d of
+        those choices is turned away, and a share ``apply_despite_ban`` of the turned-away
+        applied anyway and were refused before choosing again (as for new registrations).
+        """
+        if not ctx.coverage.any():
+            return
+        free = self.destination_probabilities(ctx, counts, rent, catalogue=False)  # (run, sector, origin, dest)
+        turned_away = np.einsum("bsod,bds->bso", free, ctx.coverage)
+        expected = np.zeros(self.alive.shape[0])
+        np.add.at(
+            expected, run, self.weight[run, slot] * turned_away[run, self.sector[run, slot], self.region[run, slot]]
+        )
+        self.counters.refused_changes += self.streams.poisson(
+            "refused changes", expected * self.params.apply_despite_ban
+        )
+
+    def _events(self, hazard: np.ndarray, dt: float, stream: str, width: int) -> np.ndarray:
+        """Per-slot events of a hazard over the month, u < 1 - exp(-hazard dt); ``hazard`` is overwritten."""
+        np.negative(hazard, out=hazard)
+        np.multiply(hazard, dt, out=hazard)
+        np.expm1(hazard, out=hazard)
+        np.negative(hazard, out=hazard)
+        return np.less(self._uniform(stream, width), hazard)
+
+    def _uniform(self, stream: str, width: int) -> np.ndarray:
+        """One uniform draw per used slot of each run, (run, width), in the reused buffer (padded with 1.0)."""
+        return self.streams.random_into(stream, self.extent, self._uniforms[:, :width])
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""
         per_run = np.bincount(run, minlength=self.alive.shape[0])
         return self.streams.random(stream, per_run)[run, _rank_within_run(run, per_run)]
 
-    def _count_by_sector(self, total: np.ndarray, mask: np.ndarray) -> None:
-        run, slot = np.nonzero(mask)
-        np.add.at(total, (run, self.sector[run, slot]), self.weight[run, slot])
+    def _by_sector(self, run: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Real firms of the given agents by (run, sector)."""
+        runs = self.alive.shape[0]
+        cell = run * N_SECTORS + self.sector[run, slot]
+        return np.bincount(cell, weights=self.weight[run, slot], minlength=runs * N_SECTORS).reshape(runs, N_SECTORS)
 
-    def _move(self, run: np.ndarray, slot: np.ndarray, destination: np.ndarray) -> None:
-        """Relocate agents; a super-individual keeps its weight (it is the same firms, moved)."""
+    def _move(self, run: np.ndarray, slot: np.ndarray, destination: np.ndarray, moved: np.ndarray) -> np.ndarray:
+        """Relocate agents (``run`` ascending); returns ``moved`` with the movers and any new slots marked.
+
+        An agent of weight w moving into a region whose agents of its sector have weight
+        w_d < w splits there into floor(w / w_d) agents of weight w_d plus one of the
+        remainder, each with the mover's traits: the same real firms, resolved as the
+        destination resolves them. Finer agents keep their weight.
+        """
+        c, regions = self.counters, self.regions
+        origin, sector, weight = self.region[run, slot], self.sector[run, slot], self.weight[run, slot]
+        from_beijing = regions.beijing[origin]
+        np.add.at(
+            c.moves_from_beijing,
+            (run[from_beijing], sector[from_beijing], destination[from_beijing]),
+            weight[from_beijing],
+        )
+        transfer = self.transfer_origins[origin] & self.transfer_destinations[destination] & np.isin(sector, INDUSTRIAL)
+        np.add.at(c.transfers, run[transfer], weight[transfer])
+        employees, old_cell = self.employees[run, slot], self.cell[run, slot]
         self.region[run, slot] = destination
+        self.cell[run, slot] = new_cell = self._cells(run, destination, sector)
+        self._book(old_cell, weight, employees, -1.0)
+        self._book(new_cell, weight, employees, +1.0)
+        moved[run, slot] = True
+        target = self.table.agent_weight[destination, sector]
+        splitting = weight > target * (1 + 1e-9)
+        if not splitting.any():
+            return moved
+        run, slot, target = run[splitting], slot[splitting], target[splitting]
+        pieces = np.floor(self.weight[run, slot] / target * (1 + 1e-12)).astype(int)  # whole agents of weight w_d
+        remainder = self.weight[run, slot] - pieces * target
+        extra = pieces - 1 + (remainder > 1e-9 * target)  # new agents beside the mover's own slot
+        self.weight[run, slot] = target
+        parent = np.repeat(np.arange(len(run)), extra)
+        new_weight = np.repeat(target, extra)
+        last = np.cumsum(extra) - 1  # each parent's last new agent carries the remainder
+        has_remainder = remainder > 1e-9 * target
+        new_weight[last[has_remainder]] = remainder[has_remainder]
+        parent_run, parent_slot = run[parent], slot[parent]
+        new_slot, _, _ = self._slots(parent_run)
+        if moved.shape != self.alive.shape:  # the columns grew
+            moved = np.concatenate([moved, np.zeros((moved.shape[0], self.alive.shape[1] - moved.shape[1]), bool)], 1)
+        for name in ("region", "sector", "employees", "age", "cost_sensitivity", "pharma", "cell"):
+            column = getattr(self, name)
+            column[parent_run, new_slot] = column[parent_run, parent_slot]
+        self.weight[parent_run, new_slot] = new_weight
+        moved[parent_run, new_slot] = True
+        return moved
 
-    def would_be_entrants(self, ctx: FirmContext, counts: np.ndarray) -> np.ndarray:
-        """Would-be entrants this month by (run, region, sector) [firms]."""
+    def would_be_entrants(self, ctx: FirmContext, rent: np.ndarray) -> np.ndarray:
+        """Would-be entrants this month by (run, region, sector) [firms], bounded by demand and rent.
+
+        W_rs = entry_rate_s * g_s(t) * N0_rs * D_rs / D0_rs * min(exp(-rent_entry_response * (rho_r - 1)), 2) * dt:
+        the firms the region's 2014 demand supported, scaled by demand now, not the current
+        stock, so entry does not compound and the stock approaches entry / exit.
+        """
+        p = self.params
         growth = np.ones((len(self.streams.seeds), N_SECTORS))
-        years = np.minimum(ctx.time - 2014.0, self.params.high_end_growth_years)
-        growth[:, HIGH_END] = np.exp(self.params.high_end_entry_growth * years)
-        return self.params.entry_rate[:, None, :] * growth[:, None, :] * counts * ctx.dt
+        years = np.minimum(ctx.time - 2014.0, p.high_end_growth_years)
+        growth[:, HIGH_END] = np.exp(p.high_end_entry_growth * years)
+        access = market_access(ctx.population, ctx.travel_time, p.market_decay)
+        relative_demand = demand(ctx.population, access, p.market_reach) / self.demand_2014
+        deterrence = np.minimum(
+            np.exp(-np.minimum(p.rent_entry_response[:, None] * (rent - 1.0), MAX_EXPONENT)), ENTRY_BOOST_MAX
+        )
+        return (
+            p.entry_rate[:, None, :]
+            * growth[:, None, :]
+            * self.firms_2014
+            * relative_demand
+            * deterrence[..., None]
+            * ctx.dt
+        )
 
     def seed_entrant_history(self, ctx: FirmContext) -> None:
         """Fill the 12-month entrant window with 2013 conditions (no catalogue), so F5 has a 2013 value."""
-        wanted = self.would_be_entrants(ctx, self.counts())
+        wanted = self.would_be_entrants(ctx, self.rent_index())
         beijing = self.regions.beijing
         self.counters.beijing_entrants[:] = wanted[:, beijing].sum(axis=1)[:, None, :]
 
-    def _enter(self, ctx: FirmContext, counts: np.ndarray) -> None:
+    def _enter(self, ctx: FirmContext, counts: np.ndarray, rent: np.ndarray) -> None:
         p, c, s, regions = self.params, self.counters, self.streams, self.regions
-        wanted = self.would_be_entrants(ctx, counts)
+        wanted = self.would_be_entrants(ctx, rent)
         covered = wanted * ctx.coverage
         c.refused += s.poisson("refused", covered * p.apply_despite_ban[:, None, None]).sum(axis=(1, 2))
         weight = self.table.agent_weight
         admitted = s.poisson("entry", (wanted - covered) / weight)  # agents (run, region, sector)
         outside = ~regions.beijing
         # refused would-be entrants who register outside Beijing, by logit from their origin
-        probs = self.destination_probabilities(ctx, counts, outside)  # (run, sector, origin, dest)
+        probs = self.destination_probabilities(ctx, counts, rent, outside)  # (run, sector, origin, dest)
         diverting = covered * (p.apply_despite_ban * p.refused_register_elsewhere)[:, None, None]
         diverted = s.poisson("diverted", np.einsum("bos,bsod->bds", diverting, probs) / weight)
-        # branches of Beijing high-end firms in Tianjin and Hebei, sent as from the central city
-        origin = regions.index("bj_central") if "bj_central" in regions.codes else 0
-        branching = p.branch_rate * counts[:, regions.beijing, HIGH_END].sum(axis=1) * ctx.dt
+        # branches of Zhongguancun firms (a share of Beijing's high-end firms) in Tianjin and Hebei,
+        # sent as from the central city (Haidian)
+        zhongguancun = p.zhongguancun_share * counts[:, regions.beijing, HIGH_END].sum(axis=1)
+        branching = p.branch_rate * zhongguancun * ctx.dt
         branches = np.zeros_like(admitted)
         branches[..., HIGH_END] = s.poisson(
-            "branches", branching[:, None] * probs[:, HIGH_END, origin] / weight[:, HIGH_END]
+            "branches", branching[:, None] * probs[:, HIGH_END, self.central] / weight[:, HIGH_END]
         )
 
         c.beijing_entrants = np.roll(c.beijing_entrants, -1, axis=1)

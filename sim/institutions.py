@@ -83,7 +83,8 @@ class Institutions:
         origins = np.isin(np.arange(len(self.regions)), [self.regions.index(o) for o in order.origins])
         candidate = (self.kind == INSTITUTION_KINDS.index(order.kind)) & origins[self.region] & ~self.moved
         candidate &= runs_ordered[:, None]
-        priority = np.where(candidate, self.streams.random(f"institution move: {order.policy}", n), np.inf)
+        draws = self.streams.random(f"institution move: {order.policy}", np.where(runs_ordered, n, 0), n)
+        priority = np.where(candidate, draws, np.inf)  # only the ordered runs draw: a run's stream is its own
         rank = np.argsort(np.argsort(priority, axis=1, kind="stable"), axis=1)
         chosen = candidate & (rank < order.count)
         run, item = np.nonzero(chosen)

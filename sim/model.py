@@ -25,10 +25,11 @@ import numpy as np
 from sim.checks import StateCheck
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
-from sim.parameters import pick, stack_parameters
+from sim.parameters import pick
 from sim.random import Streams
 from sim.scenario import Scenario
 from sim.sectors import FIRM_SECTORS, JOB_SECTORS
+from sim.space import with_values
 from sim.stockflow import DT, AgentEffects, MonthInputs, StockFlow
 from sim.timeline import BatchLevers, BatchTimeline
 
@@ -53,13 +54,34 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
     "relocated_firms_cum": ("firms", ("sector", "region"), "dispersed firms that relocated, by destination"),
     "relocated_pharma_cum": ("firms", ("region",), "dispersed pharmaceutical firms that relocated, by destination"),
     "spontaneous_moves_cum": ("firms", ("sector",), "firms that moved region of their own accord since the start"),
-    "refused_registrations_cum": ("applications", (), "registrations refused by Beijing's catalogue since the start"),
+    "moves_from_beijing_cum": (
+        "firms",
+        ("sector", "region"),
+        "firms that moved from a Beijing region to another region (dispersed or of their own accord), by destination",
+    ),
+    "cooperation_projects_cum": (
+        "projects",
+        (),
+        "industrial cooperation and transfer projects into Tongzhou and the northern three counties (K2)",
+    ),
+    "refused_registrations_cum": (
+        "applications",
+        (),
+        "new registrations and changes of registration refused by Beijing's catalogue since the start (F1)",
+    ),
+    "refused_changes_cum": (
+        "applications",
+        (),
+        "changes of registration (moves into a Beijing region) refused by the catalogue, part of F1",
+    ),
+    "floor_space": ("workplaces", ("region",), "commercial floor space, in the space one job occupies"),
+    "commercial_rent": ("1", ("region",), "commercial rent relative to the core's 2014 rent"),
     "diverted_registrations_cum": (
         "firms",
         ("region",),
         "refused would-be entrants registered outside Beijing instead",
     ),
-    "branches_opened_cum": ("firms", ("region",), "branches of Beijing high-end firms opened outside Beijing"),
+    "branches_opened_cum": ("firms", ("region",), "branches of Zhongguancun firms opened outside Beijing (N2)"),
     "high_end_share_new_entrants": (
         "1",
         (),
@@ -118,19 +140,29 @@ class Model:
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
         self.scenario, self.regions = scenario, scenario.regions
-        values = stack_parameters(scenario, overrides)
+        where = f"overrides of {scenario.path}"
+        # each run's scenario: any address of the space (parameters, policy fields, dates) may differ by run
+        per_run = [with_values(scenario, o, f"{where}: run {i}") if o else scenario for i, o in enumerate(overrides)]
+        values = {
+            key: np.stack([np.broadcast_to(np.asarray(r.parameters[key], float), np.shape(base)) for r in per_run])
+            for key, base in scenario.parameters.items()
+        }
         self.parameters = values  # per-run values, for the state checks' error messages
         self.streams = Streams(seeds)
         self.runs, n = len(seeds), len(self.regions)
         self.timeline = BatchTimeline(
-            [scenario.policies] * self.runs,
+            [r.policies for r in per_run],
             values["construction.workforce_capacity"],
             self.regions,
             scenario.start,
             str(scenario.path),
         )
         self.firms = Firms(
-            self.regions, load_firm_table(self.regions), FirmParams(**pick(FirmParams, values, "firms")), self.streams
+            self.regions,
+            load_firm_table(self.regions),
+            FirmParams(**pick(FirmParams, values, "firms")),
+            self.streams,
+            f"overrides of {scenario.path}",
         )
         self.institutions = Institutions(self.regions, self.streams)
         self.built_services = np.zeros((self.runs, n))  # service capacity delivered by construction projects
@@ -159,23 +191,17 @@ class Model:
         )
 
     def _firm_context(self, time: float, levers: BatchLevers) -> FirmContext:
-        occupancy = self.stockflow.total / self.stockflow.state["housing"]
-        rent = occupancy / self.regions.occupancy_2014
-        # the firms still take scenario-wide levers: every run of the batch shares run 0's policies
-        dispersals = tuple(
-            (d.name, d.sector, float(d.rate[0]), d.targeted, float(d.close_share[0]), d.allowed)
-            for d in levers.dispersals
-            if d.rate[0] > 0
-        )
+        space_removed = -levers.commercial_removal * self.firms.space * DT  # demolition campaigns this month
         return FirmContext(
             time,
             DT,
-            rent,
-            levers.travel_time[0],
-            levers.coverage[0],
-            levers.incentive[0],
-            levers.pharma_incentive[0],
-            dispersals,
+            levers.travel_time,
+            levers.coverage,
+            levers.incentive,
+            levers.pharma_incentive,
+            levers.dispersals,
+            self.stockflow.total,
+            space_removed,
         )
 
     # -- the month ---------------------------------------------------------------------------
@@ -215,7 +241,12 @@ class Model:
             "relocated_firms_cum": np.concatenate([c.relocated, np.zeros((self.runs, 1, n))], axis=1),
             "relocated_pharma_cum": c.relocated_pharma,
             "spontaneous_moves_cum": sector_pad(c.spontaneous_moves),
-            "refused_registrations_cum": c.refused,
+            "moves_from_beijing_cum": np.concatenate([c.moves_from_beijing, np.zeros((self.runs, 1, n))], axis=1),
+            "cooperation_projects_cum": f.projects(),
+            "refused_registrations_cum": c.refused + c.refused_changes,
+            "refused_changes_cum": c.refused_changes,
+            "floor_space": f.space,
+            "commercial_rent": f.rent(),
             "diverted_registrations_cum": c.diverted,
             "branches_opened_cum": c.branches,
             "high_end_share_new_entrants": c.high_end_share(),

@@ -40,10 +40,14 @@ def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]])
                 raise InputError(where, f"run {run}: {key}", f"expected {expected}, got shape {array.shape}")
             if not (np.isfinite(array).all() and (array >= low).all() and (array <= high).all()):
                 raise InputError(where, f"run {run}: {key}", f"value {value} is out of range: expected {low} to {high}")
-    stacked = {}
-    for key, base in scenario.parameters.items():
-        values = [np.broadcast_to(np.asarray(o.get(key, base), float), np.shape(base)) for o in overrides]
-        stacked[key] = np.stack(values)
+    # the scenario's value for every run, then each run's overrides (one pass over what is overridden)
+    stacked = {
+        key: np.repeat(np.asarray(base, float)[None], len(overrides), axis=0)
+        for key, base in scenario.parameters.items()
+    }
+    for run, override in enumerate(overrides):
+        for key, value in override.items():
+            stacked[key][run] = np.asarray(value, float)
     return stacked
 
 

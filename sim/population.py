@@ -103,9 +103,17 @@ def move_utilities(p: PopulationParams, attract, control, travel_time) -> np.nda
     return np.stack([utility - tie, utility], axis=1)
 
 
+def _max_last(a: np.ndarray) -> np.ndarray:
+    """Maximum over the last (short, region) axis: elementwise over its slices, much faster than a reduction."""
+    top = a[..., 0]
+    for k in range(1, a.shape[-1]):
+        top = np.maximum(top, a[..., k])
+    return top
+
+
 def _logsumexp(utility: np.ndarray) -> np.ndarray:
-    top = utility.max(axis=-1, keepdims=True)
-    return (top + np.log(np.exp(utility - top).sum(axis=-1, keepdims=True)))[..., 0]
+    top = _max_last(utility)
+    return top + np.log(np.einsum("...j->...", np.exp(utility - top[..., None])))
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,80 @@ def migration(
     return _flows(utility, probability * population, _col(outside_pool(p, years_since_start)) * share)
 
 
+def migration_friction(p: PopulationParams, control: np.ndarray, travel_time: np.ndarray) -> np.ndarray:
+    """What a destination's attraction loses seen from an origin [utility] (run, group, origin, destination).
+
+    w_time tt_ij + C_j for another province, plus the registration tie for registered residents
+    who leave their province; +inf on the diagonal (no self-move): U_gij = A_j - friction_gij.
+    It depends only on the month's levers, so the stocks' derivative computes it once a month.
+    """
+    cross = ~p.same_province
+    levers = _col(p.travel_time_weight)[..., None] * travel_time + control[:, None, :] * cross
+    tie = _col(p.registration_tie)[..., None] * cross
+    friction = np.stack(np.broadcast_arrays(levers + tie, levers), axis=1)
+    n = friction.shape[-1]
+    friction[..., np.arange(n), np.arange(n)] = np.inf
+    return friction
+
+
+@dataclass(frozen=True)
+class MigrationBalance:
+    """Migration aggregated for the stocks: the equations of ``migration`` and ``regrouped``, without the
+    flows by (run, group, origin, destination), which only the ``migration`` output needs."""
+
+    change: np.ndarray  # net change of each group by migration [persons/year] (run, group, region)
+    movers: np.ndarray  # residents moving out [persons/year] (run, group, region)
+    shares: np.ndarray  # logit share of each destination among movers (run, group, origin, destination)
+    to_outside: np.ndarray  # persons/year (run, group, region)
+    from_outside: np.ndarray  # persons/year (run, region)
+
+
+def migration_balance(
+    p: PopulationParams,
+    logit_base_rates,
+    population,
+    total,
+    housing,
+    jobs,
+    services,
+    friction,
+    control,
+    years_since_start: float,
+) -> MigrationBalance:
+    """This month's migration summed into each group's change (the stocks' derivative uses this, not ``migration``).
+
+    Mathematically ``regrouped(migration(...))``: the same utilities, inclusive values and logit shares,
+    with the outside option kept out of the array and the sums over origins done as matrix products
+    and einsum, several times faster on a batch; equal to rounding (tests/test_fast_paths.py).
+    """
+    attract = attraction(p, total, housing, jobs, services)
+    utility = attract[:, None, None, :] - friction
+    out_utility = np.stack([-p.registration_tie, np.zeros_like(p.registration_tie)], axis=1)[..., None]
+    top = np.maximum(_max_last(utility), out_utility)  # shift so no exp overflows
+    weights = np.exp(utility - top[..., None])
+    outside = np.exp(out_utility - top)
+    denominator = np.einsum("rgij->rgi", weights) + outside  # einsum: short-axis sums many times faster than .sum
+    gap = top + np.log(denominator) - attract[:, None, :] - p.move_gap_2014  # inclusive value - attraction - 2014
+    probability = expit(logit_base_rates + _col(p.move_sensitivity)[:, None] * gap)
+    movers = probability * population
+    shares = weights / denominator[..., None]
+    pull = attract - control
+    top = np.maximum(_max_last(pull), p.elsewhere_utility)[:, None]
+    pulls = np.exp(pull - top)
+    from_outside = (
+        _col(outside_pool(p, years_since_start))
+        * pulls
+        / (np.exp(_col(p.elsewhere_utility) - top) + np.einsum("rj->r", pulls)[:, None])
+    )
+    arrivals = np.einsum("rgi,rgij->rgj", movers, shares)  # sum over origins of movers x share
+    kept = (movers[:, REGISTERED, None] @ (shares[:, REGISTERED] * p.same_province))[:, 0]  # stay registered
+    change = np.empty_like(movers)
+    change[:, REGISTERED] = kept
+    change[:, MIGRANT] = arrivals[:, MIGRANT] + (arrivals[:, REGISTERED] - kept) + from_outside
+    change -= movers  # every mover leaves: the shares and the outside share sum to one
+    return MigrationBalance(change, movers, shares, movers * (outside / denominator), from_outside)
+
+
 def regrouped(flows: MigrationFlows, same_province: np.ndarray) -> np.ndarray:
     """Net change of each group by migration (run, group, region).
 
@@ -185,6 +267,7 @@ def fit_region_constants(
     net_migration_target: np.ndarray,
     codes: Sequence[str],
     source: str = "regions.csv",
+    compiled: bool = False,
 ) -> PopulationParams:
     """Region constants (alpha) that make the start's net migration equal the observed trend.
 
@@ -220,18 +303,30 @@ def fit_region_constants(
             f"(expected less than {(all_movers + surplus).min():.0f} persons/year)",
         )
     total = population.sum(axis=1)
+    unfitted = attraction(replace(p, region_constant=np.zeros_like(total)), total, housing, jobs, services)
 
-    def flows_for(alpha: np.ndarray) -> MigrationFlows:
-        attract = attraction(replace(p, region_constant=alpha), total, housing, jobs, services)
-        pull = np.exp(attract - control - (attract - control).max(axis=1, keepdims=True))
-        arrivals = _col(p.outside_in_migration) * pull / pull.sum(axis=1, keepdims=True)
-        return _flows(move_utilities(p, attract, control, travel_time), movers, arrivals)
+    def start_flows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Leavers and arrivals per region: moves at the observed rates, arrivals at the 2014 level."""
+        attract = alpha + unfitted  # the attraction is linear in alpha; the rest is fixed at the start
+        pull = np.exp(attract - control - _max_last(attract - control)[:, None])
+        arrivals = _col(p.outside_in_migration) * pull / np.einsum("rj->r", pull)[:, None]
+        utility = move_utilities(p, attract, control, travel_time)
+        shares = np.exp(utility - _logsumexp(utility)[..., None])  # destinations and the rest of China
+        leaving = np.einsum("rgi,rgij->ri", movers, shares)
+        return leaving, np.einsum("rgi,rgij->rj", movers, shares[..., :-1]) + arrivals
+
+    flows = start_flows
+    if compiled:  # the same flows from the numba kernel (sim.stockflow_kernel; tests/test_stockflow_kernel.py)
+        from sim.stockflow_kernel import start_flows as kernel
+
+        fixed = [unfitted, control, travel_time, p.travel_time_weight, p.registration_tie, p.same_province]
+        fixed = [np.ascontiguousarray(a, dtype=float) for a in (*fixed, movers, p.outside_in_migration)]
+
+        def flows(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return kernel(np.ascontiguousarray(alpha), *fixed)
 
     def residual(alpha: np.ndarray) -> np.ndarray:
-        flows = flows_for(alpha)
-        between = flows.between.sum(axis=1)
-        leaving = between.sum(axis=2) + flows.to_outside.sum(axis=1)
-        arriving = between.sum(axis=1) + flows.from_outside
+        leaving, arriving = flows(alpha)
         wanted = leaving + net_migration_target
         could_arrive = leaving.sum(axis=1, keepdims=True) - leaving + _col(p.outside_in_migration)
         if (wanted >= could_arrive).any():
@@ -248,7 +343,7 @@ def fit_region_constants(
             )
         return np.log(arriving / wanted)
 
-    alpha = -attraction(replace(p, region_constant=np.zeros_like(total)), total, housing, jobs, services)
+    alpha = -unfitted
     for _ in range(30):
         alpha = alpha - residual(alpha)
     alpha = _newton(residual, alpha, source)

@@ -38,6 +38,13 @@ class Streams:
             row[:size] = generator.random(size)
         return out
 
+    def random_into(self, name: str, sizes: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """As ``random(name, sizes, out.shape[1])``, written into ``out`` (a reused buffer, no allocation)."""
+        for row, generator, size in zip(out, self.generators(name), np.broadcast_to(sizes, len(self.seeds))):
+            generator.random(out=row[:size])
+            row[size:] = 1.0
+        return out
+
     def poisson(self, name: str, mean: np.ndarray) -> np.ndarray:
         """Poisson counts with the run axis first (one generator call per run)."""
         return np.stack([g.poisson(m) for g, m in zip(self.generators(name), mean)]).astype(float)

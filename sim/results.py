@@ -6,6 +6,7 @@ units and provenance as attributes, and it writes NetCDF and tidy tables directl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from typing import Any
@@ -15,8 +16,22 @@ import xarray as xr
 
 from sim.errors import InputError
 from sim.model import RECORDED, History, Model
-from sim.scenario import Scenario, check_seed
+from sim.scenario import Scenario, check_seed, suggest
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
+from sim.space import plain, run_coordinates, with_values
+
+
+def month_dates(time: np.ndarray) -> np.ndarray:
+    """Decimal years on the monthly grid (2020.0 = 1 Jan 2020) as datetime64 month starts."""
+    months = np.rint(np.asarray(time) * 12).astype(np.int64) - 1970 * 12
+    return months.astype("datetime64[M]").astype("datetime64[ns]")
+
+
+def with_date_index(dataset: xr.Dataset) -> xr.Dataset:
+    """Index the ``date`` coordinate so ``ds.sel(date="2020-06")`` works (NetCDF does not store indexes)."""
+    if "date" in dataset.coords and "date" not in dataset.indexes and "time" in dataset.dims:
+        return dataset.set_xindex("date")
+    return dataset
 
 
 def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr.Dataset:
@@ -29,15 +44,18 @@ def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr
         "sector": ("sector", list(JOB_SECTORS)),
         "institution": ("institution", list(INSTITUTION_KINDS)),
         "seed": ("run", np.asarray(seeds, dtype=np.int32)),
+        # beside `time` (which the schema and the targets use): pandas/xarray date idioms
+        "date": ("time", month_dates(history.time), {"long_name": "first day of the month"}),
     }
     variables = {}
     for name, (units, dims, meaning) in RECORDED.items():
         variables[name] = (("time", "run", *dims), history.values[name], {"units": units, "long_name": meaning})
-    return xr.Dataset(
+    dataset = xr.Dataset(
         variables,
         coords=coords,
         attrs={"scenario": scenario.name, "config_hash": scenario.config_hash, "description": scenario.description},
     )
+    return with_date_index(dataset)
 
 
 def _check_run_args(
@@ -70,7 +88,7 @@ def _check_run_args(
         for key, value in override.items():
             if not isinstance(key, str):
                 raise InputError(where, f"overrides[{run}]", f"expected 'group.name' keys, got {key!r}")
-            if not _is_numeric(value):
+            if not key.startswith("policies.") and not _is_numeric(value):  # policy values: dates, bools
                 raise InputError(where, f"run {run}: {key}", f"expected a number or a list of numbers, got {value!r}")
     return checked, list(overrides)
 
@@ -103,33 +121,55 @@ def run_batch(
 ) -> xr.Dataset:
     """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension).
 
-    A run that reaches a negative or non-finite stock is masked (NaN from then on) while the
-    others finish; ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed).
+    ``overrides`` holds one mapping per run, address -> value (``sim.space``); the ``run``
+    dimension carries each set address as a coordinate beside ``seed``. A run that reaches a
+    negative or non-finite stock is masked (NaN from then on) while the others finish;
+    ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed).
     """
     seeds, overrides = _check_run_args(scenario, seeds, overrides, progress, "sim.run_batch")
     return _run(scenario, seeds, overrides, progress, "mask")
 
 
 def _run(scenario, seeds, overrides, progress, failures: str) -> xr.Dataset:
+    """The batch as one Model: parameters and policies (levers, dates) ride on the run axis."""
     model = Model(scenario, seeds, overrides)
     history = model.run(progress, failures)
     dataset = to_dataset(history, scenario, seeds)
+    dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
     if all(events is history.events[0] for events in history.events):  # one timeline: one event log
         dataset.attrs["events"] = "\n".join(f"{m:g}\t{name}\t{action}" for m, name, action in history.events[0])
-    dataset.attrs.update(model.check.attributes())
+    dataset.attrs["failures"] = json.dumps(sorted(model.check.failures, key=lambda r: r["run"]), allow_nan=False)
     return dataset
 
 
-def run(scenario: Scenario, seed: int | None = None, progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> xr.Dataset:
     """Run one scenario (its own seed unless given): results without a ``run`` dimension.
 
-    A negative or non-finite stock stops the run with ``sim.errors.StateError``.
+    ``params`` (address -> value, ``python -m sim params`` lists them) are checked like a
+    scenario file; the dataset's attributes record them and the changed scenario's config hash.
+    ``outputs`` keeps only the named variables. A negative or non-finite stock stops the run
+    with ``sim.errors.StateError``.
     """
     _check_scenario(scenario, "sim.run")
     if seed is not None:
         check_seed(seed, "sim.run", "seed")
+    if outputs is not None:
+        unknown = [name for name in outputs if name not in RECORDED]
+        if unknown:
+            raise InputError("outputs", unknown[0], f"unknown output; {suggest(unknown[0], tuple(RECORDED))}")
+    scenario = with_values(scenario, params or {}, "params")
     seeds, _ = _check_run_args(scenario, [scenario.seed if seed is None else seed], None, progress, "sim.run")
-    return _run(scenario, seeds, None, progress, "raise").isel(run=0)
+    dataset = _run(scenario, seeds, None, progress, "raise").isel(run=0)
+    if params:
+        dataset.attrs["params"] = json.dumps({k: plain(v) for k, v in params.items()}, default=str)
+    return dataset if outputs is None else dataset[list(outputs)]
 
 
 def tidy(dataset: xr.Dataset) -> Any:

@@ -92,9 +92,43 @@ def decimal_year(value: Any, path: Path, key: str) -> float:
     return value.year + (value.month - 1 + (value.day - 1) / days_in_month) / 12
 
 
+class FrozenDict(dict):
+    """A dict that refuses changes: a scenario's tables, so a run cannot alter the inputs it records.
+
+    A ``dict`` subclass (not ``MappingProxyType``) so that JSON, TOML writers and ``isinstance``
+    checks see a plain table; ``dict(frozen)`` is a mutable copy.
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a Scenario is immutable; derive a changed one with sim.space.with_values")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        return (FrozenDict, (dict(self),))
+
+
+def freeze(value: Any) -> Any:
+    """A read-only deep copy: tables become FrozenDicts, lists tuples, arrays read-only copies."""
+    if isinstance(value, dict):
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, np.ndarray):
+        array = value.copy()
+        array.setflags(write=False)
+        return array
+    return value
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """A validated scenario: run settings, resolved parameters and enabled policies."""
+    """A validated scenario: run settings, resolved parameters and enabled policies.
+
+    Immutable all the way down (tables, lists and arrays), so a scenario always describes the
+    runs made from it; ``sim.space.with_values`` derives a changed, re-validated copy.
+    """
 
     name: str
     path: Path
@@ -110,6 +144,23 @@ class Scenario:
     document: dict[str, Any] = field(repr=False)
     """The merged scenario as TOML data (``extends`` resolved): what ``scenario.toml`` holds."""
     regions: Regions = field(repr=False, default_factory=load_regions)
+
+    def __post_init__(self) -> None:
+        for name in ("parameters", "policies", "document"):
+            object.__setattr__(self, name, freeze(getattr(self, name)))
+
+    def __repr__(self) -> str:
+        """One line in the terminal; the parameter arrays are in ``parameters``."""
+        return (
+            f"Scenario({self.name!r}, {self.start}-{self.end}, seed {self.seed}, {self.method}, "
+            f"{len(self.policies)} policies, {len(self.parameters)} parameters, from {self.path.name!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """Notebooks: settings, description and the policies in time order."""
+        from sim.outputs.describe import scenario_html
+
+        return scenario_html(self)
 
     @property
     def config_hash(self) -> str:

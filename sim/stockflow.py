@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from scipy.special import logit
 
-from sim.engine import material_delay, smooth, step
+from sim.engine import smooth, step
 from sim.errors import InputError
 from sim.parameters import pick, stack_parameters
 from sim.population import (
@@ -29,8 +30,8 @@ from sim.population import (
     fit_region_constants,
     housing_removed,
     housing_starts,
-    migration,
-    regrouped,
+    migration_balance,
+    migration_friction,
 )
 from sim.scenario import Scenario
 
@@ -75,7 +76,12 @@ class StockFlow:
     """The population stocks of a batch of runs, advanced one month at a time (docs/model.md sections 4-5)."""
 
     def __init__(
-        self, scenario: Scenario, values: Mapping[str, np.ndarray], start: MonthInputs, source: str | None = None
+        self,
+        scenario: Scenario,
+        values: Mapping[str, np.ndarray],
+        start: MonthInputs,
+        source: str | None = None,
+        compiled: bool = False,
     ) -> None:
         self.scenario, self.regions = scenario, scenario.regions
         regions, source = scenario.regions, source or str(scenario.path)
@@ -108,6 +114,12 @@ class StockFlow:
             elsewhere_utility=np.zeros(runs),
         )
         self.base_rates = base_move_rates(params, regions.migrant_share_2014)
+        self.logit_base_rates = logit(self.base_rates)
+        self._vital: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # vital rates by calendar year
+        self._moving_pairs = np.zeros((n, n), bool)  # (origin, destination) pairs that have moved staff so far
+        self._unit = np.eye(n)
+        self.same = regions.same_province
+        self.follow_factor = (self.follow["household_follow_share"] * self.follow["household_size"])[:, None, None] / DT
         self.state: dict[str, np.ndarray] = {
             "population": population,
             "housing": housing,
@@ -131,6 +143,7 @@ class StockFlow:
             np.tile(regions.net_migration_2014, (runs, 1)),
             codes=regions.codes,
             source=source,
+            compiled=compiled,
         )
 
     @property
@@ -139,49 +152,66 @@ class StockFlow:
         return self.state["population"].sum(axis=1)
 
     def _rates_for(self, time: float, inputs: MonthInputs) -> dict[str, Any]:
-        births, deaths = self.regions.vital_rates(time)
-        size, share = self.follow["household_size"], self.follow["household_follow_share"]
+        """What holds for the whole month: vital rates, the levers' build rate and migration friction."""
+        year = np.floor(time)
+        if year not in self._vital:
+            self._vital[year] = self.regions.vital_rates(time)
+        births, deaths = self._vital[year]
         return {
             "years": time - self.scenario.start,
             "birth_rate": births,
             "death_rate": deaths,
             "build_rate": np.where(np.isnan(inputs.build_rate), self.max_build_rate, inputs.build_rate),
-            "follow_inflow": inputs.staff_moved * (share * size)[:, None, None] / DT,  # persons/year this month
+            "follow_inflow": inputs.staff_moved * self.follow_factor,  # persons/year this month
+            "friction": migration_friction(self.params, inputs.control, inputs.travel_time),
         }
 
     def derivative(self, time: float, inputs: MonthInputs):
         """The stocks' derivative for this month's inputs (pure: RK4 calls it four times)."""
-        p, same, extra = self.params, self.regions.same_province, self._rates_for(time, inputs)
+        p, same, extra = self.params, self.same, self._rates_for(time, inputs)
+        follow_drain = DELAY_ORDER / self.follow["follow_time"][:, None]
+        # households follow only between pairs that have moved staff: the other pairs' stages stay exactly zero
+        self._moving_pairs |= (inputs.staff_moved != 0).any(axis=0)
+        origin, destination = np.nonzero(self._moving_pairs)
+        from_origin, into_destination = self._unit[origin], self._unit[destination]  # (pair, region)
+        into_same = into_destination * same[origin, destination][:, None]
+        follow_inflow = extra["follow_inflow"][:, origin, destination]
+        construction_drain = DELAY_ORDER / p.construction_time[:, None]
 
         def derivative(t: float, s: Mapping[str, np.ndarray]) -> dict[str, Any]:
             population, housing = s["population"], s["housing"]
-            total = population.sum(axis=1)
+            total = population[:, REGISTERED] + population[:, MIGRANT]
             services = s["local_services"] + inputs.services
-            flows = migration(
+            flows = migration_balance(
                 p,
-                self.base_rates,
+                self.logit_base_rates,
                 population,
+                total,
                 housing,
                 inputs.jobs,
                 services,
+                extra["friction"],
                 inputs.control,
-                inputs.travel_time,
                 extra["years"],
             )
-            d_following, arriving = material_delay(
-                extra["follow_inflow"], s["households_following"], self.follow["follow_time"][:, None, None]
-            )
+            following = s["households_following"]
+            d_following = np.zeros(following.shape)
+            if len(origin):
+                d_pairs, arriving = _delay3(follow_inflow, following[:, origin, destination], follow_drain)
+                d_following[:, origin, destination] = d_pairs
+            else:
+                arriving = np.zeros((len(following), 0))
             births = extra["birth_rate"] * population
             deaths = extra["death_rate"] * population
             registering = p.registration_rate * population[:, MIGRANT]
-            change = births - deaths + regrouped(flows, same)
-            change[:, REGISTERED] += registering - arriving.sum(axis=2) + (arriving * same).sum(axis=1)
-            change[:, MIGRANT] += -registering + (arriving * ~same).sum(axis=1)
-            in_construction = s["housing_in_construction"].sum(axis=-1)
+            change = births - deaths + flows.change
+            arriving_same = arriving @ into_same  # (run, region), sums over the moving pairs
+            change[:, REGISTERED] += registering - arriving @ from_origin + arriving_same
+            change[:, MIGRANT] += -registering + (arriving @ into_destination - arriving_same)
+            construction = s["housing_in_construction"]
+            in_construction = construction[..., 0] + construction[..., 1] + construction[..., 2]
             starts = housing_starts(p, total, housing, in_construction, extra["build_rate"], inputs.housing_cap)
-            d_construction, completions = material_delay(
-                starts, s["housing_in_construction"], p.construction_time[:, None]
-            )
+            d_construction, completions = _delay3(starts, construction, construction_drain)
             removed = housing_removed(p, housing, inputs.housing_removal, inputs.housing_cap, inputs.cap_time)
             return {
                 "population": change,
@@ -191,10 +221,10 @@ class StockFlow:
                     p.local_service_norm * total, s["local_services"], p.service_adjustment_time[:, None]
                 ),
                 "households_following": d_following,
-                "births_cum": births.sum(axis=1),
-                "deaths_cum": deaths.sum(axis=1),
+                "births_cum": births[:, REGISTERED] + births[:, MIGRANT],
+                "deaths_cum": deaths[:, REGISTERED] + deaths[:, MIGRANT],
                 "in_from_outside_cum": flows.from_outside,
-                "out_to_outside_cum": flows.to_outside.sum(axis=1),
+                "out_to_outside_cum": flows.to_outside[:, REGISTERED] + flows.to_outside[:, MIGRANT],
                 "_flows": flows,
             }
 
@@ -209,32 +239,58 @@ class StockFlow:
         derivative = self.derivative(time, inputs)
 
         def stocks(t: float, s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {k: v for k, v in derivative(t, s).items() if not k.startswith("_")}
+            rates = derivative(t, s)
+            del rates["_flows"]
+            return rates
 
         self.state = step(stocks, time, self.state, DT, self.scenario.method)
 
-    def observe(self, time: float, inputs: MonthInputs) -> dict[str, np.ndarray]:
-        """The stock-and-flow outputs now (``STOCK_FLOW_OUTPUTS``), each (run, ...)."""
+    def observe(
+        self, time: float, inputs: MonthInputs, outputs: Sequence[str] = STOCK_FLOW_OUTPUTS
+    ) -> dict[str, np.ndarray]:
+        """The stock-and-flow outputs now (those of ``STOCK_FLOW_OUTPUTS`` asked for), each (run, ...).
+
+        The rates (net migration, migration, arrivals, departures) take one evaluation of the
+        derivative; outputs of stocks alone do not.
+        """
         s = self.state
-        quiet = replace(inputs, staff_moved=np.zeros_like(inputs.staff_moved))
-        rates = self.derivative(time, quiet)(time, s)  # the population equation itself, so nothing is left out
-        flows = rates["_flows"]
         shape = (self.runs, len(self.regions))
-        return {
-            "population": s["population"].sum(axis=1),
-            "migrant_population": s["population"][:, MIGRANT],
-            "housing_capacity": s["housing"],
-            "service_capacity": s["local_services"] + inputs.services,
-            "births_cum": s["births_cum"],
-            "deaths_cum": s["deaths_cum"],
-            "in_from_outside_cum": s["in_from_outside_cum"],
-            "out_to_outside_cum": s["out_to_outside_cum"],
-            "net_migration": rates["population"].sum(axis=1) - rates["births_cum"] + rates["deaths_cum"],
-            "migration": flows.between.sum(axis=1),
-            "in_from_outside": flows.from_outside,
-            "out_to_outside": flows.to_outside.sum(axis=1),
-            "admission_control": np.broadcast_to(inputs.control, shape),
+        observed = {
+            "population": lambda: s["population"][:, REGISTERED] + s["population"][:, MIGRANT],
+            "migrant_population": lambda: s["population"][:, MIGRANT],
+            "housing_capacity": lambda: s["housing"],
+            "service_capacity": lambda: s["local_services"] + inputs.services,
+            "births_cum": lambda: s["births_cum"],
+            "deaths_cum": lambda: s["deaths_cum"],
+            "in_from_outside_cum": lambda: s["in_from_outside_cum"],
+            "out_to_outside_cum": lambda: s["out_to_outside_cum"],
+            "admission_control": lambda: np.broadcast_to(inputs.control, shape),
         }
+        out = {k: observed[k]() for k in outputs if k in observed}
+        if any(k not in observed for k in outputs):
+            quiet = replace(inputs, staff_moved=np.zeros_like(inputs.staff_moved))
+            rates = self.derivative(time, quiet)(time, s)  # the population equation itself, so nothing is left out
+            flows = rates["_flows"]
+            out |= {
+                "net_migration": rates["population"][:, REGISTERED]
+                + rates["population"][:, MIGRANT]
+                - rates["births_cum"]
+                + rates["deaths_cum"],
+                "migration": np.einsum("rgi,rgij->rij", flows.movers, flows.shares),
+                "in_from_outside": flows.from_outside,
+                "out_to_outside": rates["out_to_outside_cum"],
+            }
+        return {k: out[k] for k in outputs}
+
+
+def _delay3(inflow: np.ndarray, stages: np.ndarray, drain_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sim.engine.material_delay`` of order 3 with the drain rate (order / delay time) given: fewer temporaries."""
+    drain = stages * drain_rate[..., None]
+    rate = np.empty_like(drain)
+    rate[..., 0] = inflow - drain[..., 0]
+    rate[..., 1] = drain[..., 0] - drain[..., 1]
+    rate[..., 2] = drain[..., 1] - drain[..., 2]
+    return rate, drain[..., 2]
 
 
 @dataclass(frozen=True)
@@ -254,22 +310,31 @@ def replay(
     effects: AgentEffects,
     overrides: Sequence[Mapping[str, Any]],
     outputs: Sequence[str] = STOCK_FLOW_OUTPUTS,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Integrate a batch of parameter sets of the stock-and-flow part with recorded agent effects.
 
     Returns the times and each output as (time, run, ...), like ``sim.model.History``.
+    ``compiled=True`` integrates with the numba kernel (``sim.stockflow_kernel``, the ``fast``
+    extra): stock outputs only, equal to these equations to rounding, tens of times faster.
     """
     values = stack_parameters(scenario, overrides)
-    model = StockFlow(scenario, values, effects.start, source=f"overrides of {scenario.path}")
+    model = StockFlow(scenario, values, effects.start, source=f"overrides of {scenario.path}", compiled=compiled)
+    if compiled:
+        from sim.stockflow_kernel import replay_stocks  # numba: an optional dependency
+
+        return replay_stocks(model, effects, outputs)
     months = len(effects.months)
-    frames: dict[str, list[np.ndarray]] = {k: [] for k in outputs}
+    frames: dict[str, np.ndarray] = {}
     for month in range(months + 1):
         time = scenario.start + month * DT
-        observed = model.observe(time, effects.at(month - 1))
+        observed = model.observe(time, effects.at(month - 1), outputs)
         for key in outputs:
-            frames[key].append(np.array(observed[key], float, copy=True))
+            if key not in frames:  # each output written in place: no list of copies to stack
+                frames[key] = np.empty((months + 1, *np.shape(observed[key])))
+            frames[key][month] = observed[key]
         if month < months:
             model.receive(effects.at(month))
             model.advance(time, effects.at(month))
     times = scenario.start + np.arange(months + 1) * DT
-    return times, {k: np.stack(v) for k, v in frames.items()}
+    return times, frames

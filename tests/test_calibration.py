@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import replace
 
 import numpy as np
@@ -87,3 +88,20 @@ def test_recovery_of_known_values_from_synthetic_data(window, effects):
     assert np.mean(inside) >= 0.8, (low, high)
     trend = [p.address for p in free].index("population.outside_trend")  # identifiable: the docs say so
     assert high[trend] - low[trend] <= 0.5 * (free[trend].high - free[trend].low)
+
+
+def test_calibrate_writes_the_fit_as_data_through_the_command_line(tmp_path):
+    """`calibrate` writes fitted.toml (a scenario fragment a scenario can extend), ensemble.csv and fit.md."""
+    from sim.cli import main
+
+    assert main(["calibrate", str(SCENARIOS / "historical.toml"), "--budget", "small", "--out", str(tmp_path)]) == 0
+    fitted = tomllib.loads((tmp_path / "fitted.toml").read_text())
+    free = {p.address: p for p in load_free_parameters(block="stock_flow")}
+    assert {f"population.{k}" for k in fitted["population"]} == set(free)
+    for name, value in fitted["population"].items():
+        assert free[f"population.{name}"].low <= value <= free[f"population.{name}"].high
+    story = tmp_path / "story.toml"
+    story.write_text('extends = "fitted.toml"\nname = "fitted_story"\n[run]\nend = 2015\n')
+    assert sim.load_scenario(story).parameters["population.jobs_weight"] == fitted["population"]["jobs_weight"]
+    assert "| F6_2019 |" in (tmp_path / "fit.md").read_text()
+    assert len((tmp_path / "ensemble.csv").read_text().splitlines()) > 2

@@ -18,12 +18,13 @@ import pytest
 import xarray as xr
 
 import sim
+import sim.plots
 from sim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORICAL = ROOT / "scenarios" / "historical.toml"
 RUN_FILES = ("results.nc", "results.csv", "scenario.toml", "events.csv", "manifest.json")
-PLOTS = ("population_by_region.png", "construction_and_jobs.png", "relocation_counters.png")
+PLOTS = tuple(f"{name}.{ext}" for name in sim.plots.RUN_FIGURES for ext in ("png", "svg"))
 
 
 def short_scenario(folder: Path, end: int) -> Path:
@@ -117,7 +118,8 @@ def test_plots_are_written(plotted_run: Path) -> None:
         path = plotted_run / "plots" / name
         assert path.is_file(), name
         assert path.stat().st_size > 10_000, f"{name} is suspiciously small"
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or path.suffix == ".svg"
+    assert len(list((plotted_run / "plots").glob("*.png"))) <= 4, "run draws at most four figures"
     assert {f"plots/{name}" for name in PLOTS} <= set(manifest(plotted_run)["files"])
 
 

@@ -13,6 +13,7 @@ from sim.calibration.fit import Fit, fit_stock_flow, record_effects, replay_data
 from sim.calibration.parameters import FREE_PARAMETERS, load_free_parameters
 from sim.calibration.report import fit_table, fitted_document, write_ensemble
 from sim.calibration.targets import TARGETS, load_targets
+from sim.runfolder import atomic_write
 from sim.scenario import load_scenario
 
 BUDGETS = {  # design points, walkers, steps, burn-in, thinning
@@ -47,10 +48,11 @@ def calibrate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     command = f"python -m sim calibrate {scenario_path} --seed {seed} --budget {budget}"
-    (out / "fitted.toml").write_text(fitted_document(fit, command), encoding="utf-8")
-    write_ensemble(fit, out / "ensemble.csv")
+    atomic_write(out / "fitted.toml", fitted_document(fit, command))  # each file appears whole or not at all
+    atomic_write(out / "ensemble.csv", lambda path: write_ensemble(fit, path))
     minutes = (time.perf_counter() - started) / 60
-    (out / "fit.md").write_text(
+    atomic_write(
+        out / "fit.md",
         "# Calibration fit (stock-and-flow block)\n\n"
         f"Made by `{command}` in {minutes:.1f} minutes ({fit.evaluations} parameter sets). The agents' effects\n"
         "are recorded from one full run of the scenario and held fixed while the stock-and-flow parameters\n"
@@ -62,6 +64,5 @@ def calibrate(
             f"{np.percentile(fit.samples[:, i], 5):.4g} to {np.percentile(fit.samples[:, i], 95):.4g} |\n"
             for i, p in enumerate(fit.parameters)
         ),
-        encoding="utf-8",
     )
     return fit

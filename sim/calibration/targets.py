@@ -86,3 +86,24 @@ def load_targets(path: Path = TARGETS) -> dict[str, Target]:
         except TypeError as error:
             raise InputError(path, name, f"unknown or missing field: {error}") from None
     return targets
+
+
+def main(argv: list[str]) -> None:
+    """``python -m sim.calibration.targets [SCENARIO]``: every target against a run of the scenario (Markdown)."""
+    from sim.results import run
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(argv[0] if argv else "scenarios/historical.toml")
+    ds = run(scenario)
+    print(f"Targets against `{scenario.name}` (seed {scenario.seed}); misfit in sigmas of the tolerance.\n")
+    print("| target | meaning | observed | model | misfit |\n|---|---|---|---|---|")
+    for name, target in load_targets().items():
+        value = float(target.model_value(ds))
+        misfit = float(target.misfit(value))
+        print(f"| {name} | {target.meaning} | {target.value:,.4g} | {value:,.4g} | {misfit:+.2f} |")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

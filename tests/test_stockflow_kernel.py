@@ -1,0 +1,120 @@
+"""The compiled stock-and-flow kernel equals the numpy equations (to rounding), Euler and RK4.
+
+Needs numba (the `fast` extra); skipped without it, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import write_scenario
+
+import sim
+from sim.model import Model
+from sim.stockflow import replay
+
+try:
+    import numba  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
+
+# every input moves in 2014-2016: a cap, demolition, land release, delivered housing, a rail line
+STORY = """
+[run]
+end = 2017
+
+[policies.test_demolition]
+kind = "demolition"
+start = 2015-03-01
+end = 2016-06-01
+housing_rate = 0.02
+commercial_rate = 0.02
+regions = ["bj_central"]
+
+[policies.test_land]
+kind = "land_release"
+date = 2015-01-01
+housing_build_rate = 0.0005  # below the parameter, so that it binds
+regions = ["xiongan", "bj_tongzhou", "north3"]
+
+[policies.test_cap]
+kind = "housing_cap"
+date = 2015-06-01
+region = "bj_core"
+population = 1_900_000
+years = 1.0
+
+[policies.test_blocks]
+kind = "construction"
+start = 2014-03-01
+end = 2014-09-01
+projects = 6
+workers_per_project = 100
+duration_years = 1.0
+housing_per_project = 8400
+services_per_project = 500
+
+[policies.test_rail]
+kind = "rail"
+date = 2015-07-01
+from = "bj_core"
+to = "xiongan"
+hours = 1.0
+"""
+OVERRIDES = [
+    {},
+    {"population.jobs_weight": 3.5, "population.move_sensitivity": 1.7, "housing.construction_time": 1.0},
+    {"population.housing_weight": 12.0, "population.outside_trend": 0.05, "institutions.follow_time": 0.5},
+    {"population.travel_time_weight": 2.5, "housing.max_build_rate": 0.08, "services.adjustment_time": 0.5},
+]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    if numba is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("numba is not installed; CI must test the compiled kernel (python -m pip install numba)")
+        pytest.skip("numba is not installed (python -m pip install numba): the compiled kernel cannot run")
+    scenario = sim.load_scenario(write_scenario(tmp_path_factory.mktemp("kernel"), STORY))
+    model = Model(scenario, [4], record_effects=True)
+    model.run()
+    return scenario, model.effects()
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4"])
+def test_the_kernel_equals_the_numpy_equations(recorded, method):
+    from sim.stockflow_kernel import KERNEL_OUTPUTS
+
+    scenario, effects = recorded
+    scenario = replace(scenario, method=method)
+    times, ours = replay(scenario, effects, OVERRIDES, KERNEL_OUTPUTS)
+    compiled_times, compiled = replay(scenario, effects, OVERRIDES, KERNEL_OUTPUTS, compiled=True)
+    np.testing.assert_array_equal(compiled_times, times)
+    for name in KERNEL_OUTPUTS:
+        assert compiled[name].shape == ours[name].shape, name
+        np.testing.assert_allclose(compiled[name], ours[name], rtol=1e-10, atol=1e-6, err_msg=name)
+    # the parameter sets differ, and the housing cap, demolition and deliveries are at work
+    assert not np.allclose(ours["population"][-1, 0], ours["population"][-1, 1])
+    assert ours["housing_capacity"][-1, 0, 0] < ours["housing_capacity"][0, 0, 0]
+
+
+def test_the_kernel_gives_stocks_only(recorded):
+    scenario, effects = recorded
+    with pytest.raises(ValueError, match="stocks only"):
+        replay(scenario, effects, [{}], ["net_migration"], compiled=True)
+
+
+def test_the_compiled_region_constant_fit_equals_the_numpy_fit(recorded):
+    from sim.parameters import stack_parameters
+    from sim.stockflow import StockFlow
+
+    scenario, effects = recorded
+    values = stack_parameters(scenario, OVERRIDES)
+    compiled = StockFlow(scenario, values, effects.start, compiled=True).params
+    ours = StockFlow(scenario, values, effects.start).params
+    for name in ("region_constant", "move_gap_2014", "elsewhere_utility"):
+        np.testing.assert_allclose(getattr(compiled, name), getattr(ours, name), rtol=1e-9, atol=1e-10, err_msg=name)
+    assert not np.allclose(ours.region_constant[0], ours.region_constant[1])  # the overrides move the constants
