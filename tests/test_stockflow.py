@@ -108,7 +108,7 @@ def test_the_world_changes_only_by_births_deaths_and_the_rest_of_china():
     expected = r["births_cum"].sum() - r["deaths_cum"].sum() + r["in_from_outside_cum"].sum()
     expected -= r["out_to_outside_cum"].sum()
     assert world == pytest.approx(expected, rel=1e-10)
-    net = r["_flows"].net()
+    net = r["_flows"].change.sum(axis=1)  # migration's net change per region: nothing leaves the world but the outside
     births, deaths = REGIONS.vital_rates(2014.0)
     np.testing.assert_allclose(r["population"].sum(axis=1), births * P0 - deaths * P0 + net, rtol=1e-9, atol=1e-6)
 
@@ -130,6 +130,14 @@ def test_migrants_gain_the_registration_at_its_rate():
     migrants = without.state["population"][0, MIGRANT]
     np.testing.assert_allclose(difference[0, REGISTERED], rho * migrants, rtol=1e-9)
     np.testing.assert_allclose(difference[0, MIGRANT], -rho * migrants, rtol=1e-9)
+
+
+def moving(model: StockFlow, origin: int, destination: int) -> StockFlow:
+    """``model`` after staff moved from ``origin`` to ``destination`` once (households follow only on such pairs)."""
+    staff = np.zeros((1, N, N))
+    staff[0, origin, destination] = 1.0
+    model.derivative(2014.0, inputs(staff_moved=staff))
+    return model
 
 
 def follow_parameters():
@@ -157,7 +165,7 @@ def test_staff_moved_this_month_send_their_households_into_the_delay_within_the_
 @pytest.mark.parametrize(("destination", "group"), [(TONGZHOU, REGISTERED), (XIONGAN, MIGRANT)])
 def test_households_arrive_from_the_last_stage_registered_within_a_province_else_as_migrants(destination, group):
     _, _, follow_time = follow_parameters()
-    model = stocks()
+    model = moving(stocks(), CORE, destination)
     state = dict(model.state)
     following = np.zeros_like(state["households_following"])
     following[0, CORE, destination, 2] = 900.0  # last stage: drains at 900 * 3 / T
@@ -172,7 +180,7 @@ def test_households_arrive_from_the_last_stage_registered_within_a_province_else
 
 
 def test_households_following_count_in_the_net_migration_output():
-    model = stocks()
+    model = moving(stocks(), CORE, TIANJIN)
     state = dict(model.state)
     following = np.zeros_like(state["households_following"])
     following[0, CORE, TIANJIN, 2] = 600.0
@@ -265,10 +273,11 @@ def test_observed_outputs_are_the_stocks_and_the_month_s_levers():
     np.testing.assert_allclose(out["service_capacity"] - model.state["local_services"], services)
     np.testing.assert_allclose(out["housing_capacity"], model.state["housing"])
     flows = rates(model, inputs(control=control, services=services))["_flows"]
-    np.testing.assert_allclose(out["migration"], flows.between.sum(axis=1))
+    between = flows.movers[..., None] * flows.shares  # (run, group, origin, destination)
+    np.testing.assert_allclose(out["migration"], between.sum(axis=1))
     np.testing.assert_allclose(out["in_from_outside"], flows.from_outside)
     np.testing.assert_allclose(out["out_to_outside"], flows.to_outside.sum(axis=1))
-    np.testing.assert_allclose(out["net_migration"], flows.net(), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(out["net_migration"], flows.change.sum(axis=1), rtol=1e-9, atol=1e-6)
     assert (out["migration"][0].diagonal() == 0).all() and (out["migration"] >= 0).all()
 
 
