@@ -11,11 +11,12 @@ from __future__ import annotations
 import pytest
 
 # Whole files whose every test is a quick unit test of an equation or an event order.
-FAST_FILES = {"test_engine.py", "test_timeline.py"}
+FAST_FILES = {"test_engine.py", "test_timeline.py", "test_fast_paths.py"}
 # Single quick tests of other files, by file and test name (parameters included).
 FAST_TESTS = {
     "test_population.py": {
         "test_attraction_by_hand",
+        "test_registered_residents_give_up_their_tie_when_they_leave_the_province",
         "test_admission_control_penalises_arrivals_from_other_provinces_only",
         "test_moves_by_hand_at_the_2014_gap",
         "test_losing_jobs_at_the_origin_raises_the_move_probability_by_the_nested_logit",
@@ -28,6 +29,33 @@ FAST_TESTS = {
         "test_world_population_changes_only_by_births_deaths_and_the_outside",
         "test_region_constants_reproduce_the_2014_migration_trend",
         "test_migration_settings_that_cannot_reproduce_2014_give_a_clear_error",
+    },
+    "test_firms.py": {  # all but the whole-run directions (2-3 s each) of scenarios and entry rates
+        "test_rent_rises_with_occupancy_as_the_elasticity_says_and_is_capped",
+        "test_space_starts_close_the_gap_over_the_adjustment_time_within_the_land_limit",
+        "test_market_access_counts_residents_within_reach",
+        "test_entry_scales_with_demand_and_falls_with_rent_not_with_the_stock",
+        "test_cheap_space_at_most_doubles_entry",
+        "test_destination_shares_for_two_regions_by_hand",
+        "test_one_month_of_exits_matches_the_hazard",
+        "test_more_rent_means_more_exits_and_more_moves",
+        "test_more_rent_means_fewer_arrivals_and_fewer_entrants",
+        "test_more_distance_means_fewer_moves_there",
+        "test_an_incentive_raises_moves_to_its_region",
+        "test_dispersed_units_close_in_the_programme_share",
+        "test_a_super_individual_splits_into_the_destination_s_resolution",
+        "test_moves_neither_create_nor_lose_real_firms",
+        "test_the_agent_limit_is_a_clear_error_before_it_is_crossed",
+        "test_rents_rise_when_space_is_removed_while_population_is_held_down",
+        "test_the_2014_stock_is_at_rest_under_moves",
+        "test_the_catalogue_closes_beijing_to_covered_movers",
+        "test_refused_registrations_include_refused_moves_into_beijing",
+        "test_projects_count_transfers_into_tongzhou_and_the_northern_counties",
+        "test_branches_are_opened_by_zhongguancun_firms_only",
+        "test_dispersed_units_either_close_or_relocate_outside_beijing",
+        "test_high_end_share_starts_at_the_pre_catalogue_mix_and_rises",
+        "test_tallies_kept_by_events_equal_a_recount",
+        "test_a_programme_active_in_one_run_of_a_batch_leaves_the_other_as_if_alone",
     },
     "test_reliability_states.py": {"test_a_batch_masks_the_failing_run_and_finishes_the_others"},
 }
