@@ -265,16 +265,27 @@ def _positive(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
-    from sim import __version__
+class _ShowVersion(argparse.Action):
+    """``--version``: the package's version, looked up only when asked (not on every command)."""
 
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace, values, option_string=None) -> None:
+        from sim import __version__
+
+        sys.stdout.write(f"sim {__version__}\n")
+        parser.exit()
+
+
+def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="sim",
         description="Simulator of Beijing's non-capital-function relocation.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    top.add_argument("--version", action="version", version=f"sim {__version__}")
+    top.add_argument("--version", action=_ShowVersion)
     top.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     commands = top.add_subparsers(dest="command", required=True)
 
