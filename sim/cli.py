@@ -97,10 +97,20 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_folders_as_recorded(args: argparse.Namespace) -> None:
+    """--seeds and --ensemble run scenario files; say so when folders are given with them."""
+    folders = [i for i in args.inputs if Path(i).is_dir()]
+    if folders and (args.seeds > 1 or args.ensemble):
+        print(
+            f"note: {', '.join(folders)} drawn as recorded; --seeds and --ensemble run scenario files", file=sys.stderr
+        )
+
+
 def command_compare(args: argparse.Namespace) -> int:
     from sim.outputs.compare import compare
     from sim.outputs.report import report
 
+    _note_folders_as_recorded(args)
     made = compare(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
     if not args.no_report:
         report(made, made.folder / "report.html")
@@ -116,6 +126,7 @@ def command_compare(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from sim.outputs.report import report
 
+    _note_folders_as_recorded(args)
     path = report(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
     print(f"report -> {path}")
     return 0

@@ -172,7 +172,15 @@ def test_report_targets_read_the_model(two_runs: dict[str, xr.Dataset], compared
     assert rows["X5"]["base"] == float(ds.construction_workforce.max())
     beijing = ds.population.sel(region=["bj_core", "bj_central", "bj_tongzhou", "bj_other"]).sum("region")
     assert rows["F6_2017"]["base"] == pytest.approx(float(beijing.isel(time=4 * 12)))
-    assert "Against the 2021 report" in (compared / "report.html").read_text(encoding="utf-8")
+    text = (compared / "report.html").read_text(encoding="utf-8")
+    assert "Against the 2021 report" in text
+    from sim.calibration.targets import load_targets
+
+    targets = load_targets()
+    reached = {k: v["base"] for k, v in rows.items() if v["base"] is not None}
+    within = sum(abs(float(targets[k].misfit(v))) <= 1 for k, v in reached.items())
+    assert f"{within} of {len(reached)} within" in text, "each scenario's count of targets within tolerance"
+    assert text.count('class="n miss"') >= len(reached) - within, "every miss marked"
 
 
 def test_report_includes_the_calibration_fit_where_present(
@@ -429,8 +437,9 @@ def test_a_sweep_folder_is_compared_as_a_fan_over_its_design(tmp_path: Path) -> 
     )
     assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "swept"), "--no-analysis"]) == 0
     base = short(tmp_path, "base", "historical.toml")
-    made = compare([base, tmp_path / "swept"], tmp_path / "cmp", reference="base", formats=("png",))
+    made = compare([base, tmp_path / "swept"], tmp_path / "cmp", reference="base", formats=("svg",))
     swept = next(s for s in made.sources if s.name == "tiny")
+    assert "not drawn: tiny" in (tmp_path / "cmp" / "figures" / "xiongan_and_tongzhou.svg").read_text(encoding="utf-8")
     assert swept.span == "4 runs of sweep tiny (lhs over population.jobs_weight; 1 seed)"
     assert swept.scenario_file == SCENARIOS / "historical.toml"
     beijing = swept.dataset.population.sel(time=2020.0, region=list(style.BEIJING)).sum("region") / 1e4
