@@ -15,7 +15,6 @@ from importlib import resources
 import numpy as np
 
 from sim.errors import InputError
-
 from sim.random import Streams
 from sim.regions import Regions
 from sim.sectors import INSTITUTION_KINDS
