@@ -216,7 +216,7 @@ class Explorer:
         return series
 
     def bands(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        """5-95 % of the calibration ensemble's parameter sets at this setting (stock-and-flow view); None without one."""
+        """5-95 % over the calibration ensemble's parameter sets at this setting (stock-and-flow view), or None."""
         if self.ensemble is None:
             return None
         started = clock.perf_counter()

@@ -88,5 +88,6 @@ def explore(args: argparse.Namespace) -> int:
     from sim.explore.app import serve
 
     explorer.stockflow({})  # the compiled kernel loads now, not on the first slider step
-    serve(explorer, Path(args.save_dir) if args.save_dir else Path(scenario.path).parent, args.port, not args.no_browser)
+    folder = Path(args.save_dir) if args.save_dir else Path(scenario.path).parent
+    serve(explorer, folder, args.port, not args.no_browser)
     return 0

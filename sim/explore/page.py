@@ -64,11 +64,13 @@ def _template(settings: dict[str, Any], inline: bool) -> str:
     data = json.dumps(settings, separators=(",", ":")).replace("</", "<\\/")
     if inline:
         styles = "".join(f"<style>{_read(n)}</style>" for n in ("uPlot.min.css", "explore.css"))
-        scripts = "".join(f"<script>{_read(n).replace('</script', '<' + chr(92) + '/script')}</script>" for n in
-                          ("uPlot.iife.min.js", "explore.js"))
+        scripts = "".join(
+            f"<script>{_read(n).replace('</script', '<' + chr(92) + '/script')}</script>"
+            for n in ("uPlot.iife.min.js", "explore.js")
+        )
     else:
-        styles = '<link rel="stylesheet" href="/static/uPlot.min.css"><link rel="stylesheet" href="/static/explore.css">'
-        scripts = '<script src="/static/uPlot.iife.min.js"></script><script src="/static/explore.js"></script>'
+        styles = "".join(f'<link rel="stylesheet" href="/static/{n}">' for n in ("uPlot.min.css", "explore.css"))
+        scripts = "".join(f'<script src="/static/{n}"></script>' for n in ("uPlot.iife.min.js", "explore.js"))
     title = html.escape(f"explore {settings['scenario']}")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
