@@ -17,6 +17,7 @@ Two views of one setting (address -> value over the scenario explored):
 from __future__ import annotations
 
 import csv
+import json
 import time as clock
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -31,7 +32,7 @@ from sim.outputs.style import BEIJING, CENTRAL_SIX
 from sim.scenario import Scenario
 from sim.space import STOCK_FLOW_GROUPS, addresses, with_values
 from sim.stockflow import AgentEffects, replay
-from sim.timeline import BatchTimeline
+from sim.timeline import Timeline
 
 SERIES = {
     # key: (title, unit, regions summed | None for an agent or event output)
@@ -72,29 +73,49 @@ LEVER_FIELDS = ("control", "travel_time", "housing_removal", "build_rate", "hous
 
 
 def timeline_inputs(scenario: Scenario) -> TimelineInputs:
-    """Run the scenario's policy timeline on its own (no agents), recording what it hands the stocks."""
-    timeline = BatchTimeline(
-        [scenario.policies],
-        np.array([scenario.parameters["construction.workforce_capacity"]], float),
+    """Run the scenario's policy timeline on its own (no agents), recording what it hands the stocks.
+
+    The same ``Timeline`` the coupled model runs (``BatchTimeline`` holds one per policy set), read
+    at the same points of the month as ``Model.step`` and ``Model.observe`` read it.
+    """
+    key = json.dumps(
+        [scenario.policies, float(scenario.parameters["construction.workforce_capacity"]), scenario.start],
+        sort_keys=True,
+        default=str,
+    )
+    if key in _TIMELINES:
+        return _TIMELINES[key]
+    timeline = Timeline(
+        scenario.policies,
         scenario.regions,
         scenario.start,
+        float(scenario.parameters["construction.workforce_capacity"]),
         str(scenario.path),
     )
+
+    def levers() -> dict[str, np.ndarray]:
+        return {k: getattr(timeline.levers, k)[None].copy() for k in LEVER_FIELDS}
+
     months = (scenario.end - scenario.start) * 12
-    levers = timeline.levers()
-    start = {k: getattr(levers, k) for k in LEVER_FIELDS}
+    start = levers()
     built = np.zeros((1, len(scenario.regions)))
-    per_month, services, workforce = [], [], [float(timeline.on_site()[0])]
+    per_month, services, workforce = [], [], [timeline.on_site]
     for month in range(months):
         timeline.advance(month)
-        levers = timeline.levers()
         done = timeline.take_completed()
         timeline.take_orders()  # institution moves are the agents' part: held as recorded
         built = built + done.services
-        per_month.append({**{k: getattr(levers, k) for k in LEVER_FIELDS}, "housing_added": done.housing})
+        per_month.append({**levers(), "housing_added": done.housing[None]})
         services.append(built)
-        workforce.append(float(timeline.on_site()[0]))
-    return TimelineInputs(start, per_month, np.array(services), np.array(workforce))
+        workforce.append(timeline.on_site)
+    if len(_TIMELINES) >= 64:
+        _TIMELINES.pop(next(iter(_TIMELINES)))
+    _TIMELINES[key] = TimelineInputs(start, per_month, np.array(services), np.array(workforce, float))
+    return _TIMELINES[key]
+
+
+_TIMELINES: dict[str, TimelineInputs] = {}
+"""Timelines already run, by policy set: moving a parameter slider does not rerun the timeline."""
 
 
 def swap_timeline(effects: AgentEffects, recorded: TimelineInputs, new: TimelineInputs) -> AgentEffects:
