@@ -176,9 +176,19 @@ class Explorer:
         self.ensemble = load_ensemble(CALIBRATION / "ensemble.csv" if ensemble is None else ensemble, self.space)
 
     # -- the views ---------------------------------------------------------------------------
+    def _changed(self, values: Mapping[str, Any]) -> Scenario:
+        """The scenario at this setting; whole numbers given for integer fields (JSON has one number type) count."""
+        typed = {
+            k: int(v)
+            if k in self.space and self.space[k].type == "integer" and isinstance(v, float) and v.is_integer()
+            else v
+            for k, v in values.items()
+        }
+        return with_values(self.scenario, typed, "explore")
+
     def _replay(self, values: Mapping[str, Any], overrides: list[dict[str, Any]]) -> tuple[Scenario, np.ndarray]:
         """Population (time, run, region) of parameter sets over the setting's timeline and the recorded agents."""
-        changed = with_values(self.scenario, values, "explore")
+        changed = self._changed(values)
         effects = swap_timeline(self.effects, self.recorded_timeline, timeline_inputs(changed))
         _, frames = replay(changed, effects, overrides, outputs=["population"], compiled=self.compiled)
         return changed, frames["population"]
@@ -186,7 +196,7 @@ class Explorer:
     def stockflow(self, values: Mapping[str, Any]) -> Trajectories:
         """The stock-and-flow view of a setting (agents held as in the reference run)."""
         started = clock.perf_counter()
-        changed = with_values(self.scenario, values, "explore")
+        changed = self._changed(values)
         new_timeline = timeline_inputs(changed)
         effects = swap_timeline(self.effects, self.recorded_timeline, new_timeline)
         _, frames = replay(changed, effects, [{}], outputs=["population"], compiled=self.compiled)
@@ -199,7 +209,7 @@ class Explorer:
     def full(self, values: Mapping[str, Any], still_wanted: Callable[[], bool] = lambda: True) -> Trajectories:
         """A full run of the setting; raises ``Cancelled`` as soon as ``still_wanted()`` turns false."""
         started = clock.perf_counter()
-        changed = with_values(self.scenario, values, "explore")
+        changed = self._changed(values)
 
         def progress(month: int, months: int) -> None:
             if not still_wanted():
