@@ -88,7 +88,7 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             slider.fill("7")  # input (stock-and-flow view) then change (full run when it rests)
             page.wait_for_function("window.explore.sf !== null && window.explore.last !== null")
             sf = page.evaluate("window.explore.sf.series")
-            page.wait_for_function("window.explore.full !== null", timeout=60_000)
+            page.wait_for_function("window.explore.full && window.explore.full.gap", timeout=60_000)
             full = page.evaluate("window.explore.full")
             status = page.inner_text("#status")
             values = page.evaluate("window.explore.values")

@@ -232,9 +232,9 @@
   let restTimer = null;
   function rest() {
     clearTimeout(restTimer);
+    const started = performance.now(); // from the slider's release: the 150 ms wait is counted
     restTimer = setTimeout(async () => {
       const seq = state.seq;
-      const started = performance.now();
       state.pending = "full"; describe();
       if (C.ensemble) ask("bands", { seq, values }).then((a) => {
         if (a && seq === state.seq) { state.bands = a.bands; redraw(null); }
@@ -273,6 +273,9 @@
     if (state.error) parts.push(`Refused: ${state.error}`);
     if (grid) {
       parts.push("Showing a precomputed full run of the model at this grid point (solid); grey: the explored scenario.");
+    } else if (state.full && !state.full.gap) {
+      parts.push(`Showing the full model at the explored setting (solid; the run the page started from, ` +
+        `seed ${C.seed}, ${state.full.seconds.toFixed(2)} s). Move a slider.`);
     } else if (state.full) {
       const gaps = Object.entries(state.full.gap)
         .map(([k, g]) => `${C.series[k].title} ${number(g.absolute)} (${(100 * g.relative).toFixed(2)}%)`);
@@ -283,8 +286,6 @@
         "in the explored run, the policy timeline and the population stocks recomputed. " +
         (state.pending === "full" ? "Full model run under way…" : "The full model runs when the slider rests."));
       if (state.moved && !state.moved.stockflow) parts.push(`${state.moved.label} acts through the agents: only the full model answers it.`);
-    } else {
-      parts.push(`Showing the explored scenario's full run (grey). Move a slider.`);
     }
     if (state.bands) parts.push(`Band: 5-95% of ${state.bands.runs} calibration-ensemble parameter sets (stock-and-flow view).`);
     status.textContent = parts.join(" ");
@@ -294,5 +295,5 @@
     (grid ? `Grid: ${grid.addresses.join(" × ")} (${grid.runs.length} full runs). ` : "") +
     "Black dots: statistical bulletins; open dots: censuses; dashed lines: plan levels (e.g. Beijing's 23 million cap). " +
     (C.ensemble ? `Bands from calibration/ensemble.csv (${C.ensemble} parameter sets).` : "No calibration ensemble (calibration/ensemble.csv): no bands.");
-  if (grid) showGrid(null); else describe();
+  if (grid) showGrid(null); else { state.full = { series: C.reference.series, seconds: C.reference.seconds }; redraw(null); }
 })();
