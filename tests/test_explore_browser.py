@@ -126,3 +126,40 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert origin + asked in requests
     hosts = {address[0] for address in opened if isinstance(address, tuple)}
     assert hosts <= {LOOPBACK, "::1", "localhost"}, hosts
+
+
+@pytest.mark.slow
+def test_static_export_in_chromium(tmp_path: Path) -> None:
+    """The exported page works from a file: its slider steps through the grid's full runs; no request leaves it."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        _missing("Debian's chromium is not installed (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright's Python package is not installed (pip install playwright)")
+    from sim.cli import main
+
+    path = write_scenario(tmp_path, 'name = "plan_short"\n[run]\nend = 2024\n', "plan_short.toml", "plan2021.toml")
+    out = tmp_path / "page.html"
+    assert main(["explore", str(path), "--static", str(out), "--grid", f"{CORE}=0,7"]) == 0
+    grid = json.loads(out.read_text(encoding="utf-8").split('type="application/json">')[1].split("</script>")[0])
+    requests: list[str] = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=FLAGS)
+        page = browser.new_page()
+        page.on("request", lambda request: requests.append(request.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(out.as_uri())
+        page.wait_for_function("document.querySelectorAll('#charts canvas').length === 6")
+        sliders = page.eval_on_selector_all("input[type=range]", "els => els.map(e => e.dataset.address)")
+        page.locator(f'input[data-address="{CORE}"]').fill("0")
+        first = page.evaluate("window.explore.full.series.central_six")
+        page.locator(f'input[data-address="{CORE}"]').fill("1")
+        second = page.evaluate("window.explore.full.series.central_six")
+        browser.close()
+    assert errors == [] and sliders == [CORE]
+    assert first == grid["grid"]["runs"][0]["central_six"] and second == grid["grid"]["runs"][1]["central_six"]
+    assert second[-1] < first[-1]  # stronger core-area control: fewer residents in the central six
+    assert requests == [out.as_uri()]
