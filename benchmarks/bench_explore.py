@@ -108,7 +108,7 @@ def in_browser(explorer: Explorer, steps: int, screenshots: Path | None) -> list
 
 
 def gaps(explorer: Explorer) -> list[tuple[str, str]]:
-    """The stock-and-flow view against a full run at both ends of every slider it answers."""
+    """The stock-and-flow view against a full run at both ends of every slider it answers (dates excluded)."""
     rows, worst = [], {}
     for slider in sliders(explorer.scenario):
         if not slider.stockflow or slider.type == "date":

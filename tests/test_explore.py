@@ -186,6 +186,13 @@ def test_sliders_have_units_and_ranges_within_the_space(explorer: Explorer) -> N
             assert a.high is None or s.high <= a.high
 
 
+def test_every_slider_end_is_a_setting_the_view_answers(explorer: Explorer) -> None:
+    for s in sliders(explorer.scenario):
+        if s.type != "date":
+            for value in (s.low, s.high):
+                explorer.stockflow({s.address: value})  # no InputError: the range holds only valid settings
+
+
 def test_page_and_its_files_are_served_from_the_server_only(client: TestClient) -> None:
     page = client.get("/").text
     assert 'src="/static/uPlot.iife.min.js"' in page and "http://" not in page and "https://" not in page

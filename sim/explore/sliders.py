@@ -126,9 +126,12 @@ def sliders(scenario: Scenario) -> list[Slider]:
                 low, high = min(start, a.value), max(end - 1 / 12, a.value)
                 out.append(_slider(a, f"{name}: {field}", name, low, high, kind in TIMELINE_KINDS))
                 break
+    crews = [p["workers_per_project"] for p in scenario.policies.values() if p["kind"] == "construction"]
     for address in UNCERTAINTIES:
         a = space[address]
         low, high = _range(a, free.get(address))
+        if address == "construction.workforce_capacity":  # fewer than one project's crew: refused, not a setting
+            low = max([low, *crews])
         answered = a.part == "stock-flow" or address.split(".")[0] in ("institutions", "construction")
         out.append(_slider(a, address, "uncertainties", low, high, answered))
     return out
