@@ -47,6 +47,10 @@ SERIES = {
 POPULATION_SERIES = tuple(k for k, (_, _, regions) in SERIES.items() if regions)
 
 
+BAND_SETS = 200
+"""Parameter sets of the calibration ensemble drawn as bands, at most (one replay batch: under a second)."""
+
+
 class Cancelled(Exception):
     """A newer request superseded this full run."""
 
@@ -283,7 +287,7 @@ def gap(approx: Trajectories, full: Trajectories) -> dict[str, dict[str, float]]
 
 
 def load_ensemble(path: Path, space: Mapping[str, Any]) -> list[dict[str, float]] | None:
-    """The calibration ensemble's parameter sets (address -> value), or None when the file is absent or unusable."""
+    """The ensemble's stock-and-flow parameter sets (address -> value); None when the file is absent or has none."""
     if not path.is_file():
         return None
     with open(path, newline="", encoding="utf-8") as handle:
@@ -293,6 +297,7 @@ def load_ensemble(path: Path, space: Mapping[str, Any]) -> list[dict[str, float]
     columns = [c for c in rows[0] if c in space and c.split(".")[0] in STOCK_FLOW_GROUPS]
     if not columns:
         return None
+    rows = rows[:: -(-len(rows) // BAND_SETS)]  # evenly spread, at most BAND_SETS (one replay batch)
     return [{c: float(row[c]) for c in columns} for row in rows]
 
 
