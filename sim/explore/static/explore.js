@@ -102,7 +102,7 @@
   // -- charts ------------------------------------------------------------------------------
   document.getElementById("charts").insertAdjacentHTML("beforebegin",
     '<p class="legend"><span class="ref">━ ' + C.scenario + " as explored (one full run)</span> " +
-    '<span>╍ stock-and-flow view</span> <span>━ full model</span>' +
+    (STATIC ? "" : "<span>╍ stock-and-flow view</span> ") + "<span>━ full model</span>" +
     (C.ensemble ? " <span>▒ calibration ensemble 5-95%</span>" : "") +
     " <span>● bulletin ○ census</span> <span>┄ plan level</span></p>");
   const time = C.reference.time;
