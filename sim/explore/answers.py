@@ -171,6 +171,7 @@ class Explorer:
         self.reference_seconds = clock.perf_counter() - started
         self.effects = model.effects()
         self.recorded_timeline = timeline_inputs(scenario)
+        self._swapped: dict[int, tuple[TimelineInputs, AgentEffects]] = {}
         self.time = history.time
         self.reference = Trajectories(
             [round(float(t), 4) for t in self.time],
@@ -190,10 +191,27 @@ class Explorer:
         }
         return with_values(self.scenario, typed, "explore")
 
+    def _effects(self, changed: Scenario) -> tuple[AgentEffects, TimelineInputs]:
+        """The recorded effects with the setting's timeline, the same object for the same timeline.
+
+        The compiled replay keeps the stacked inputs of the effects it last saw (by identity), so
+        steps of a parameter slider (the timeline unchanged) skip restacking 252 months.
+        """
+        timeline = timeline_inputs(changed)
+        hit = self._swapped.get(id(timeline))
+        if hit is None or hit[0] is not timeline:
+            if len(self._swapped) >= 4:
+                self._swapped.pop(next(iter(self._swapped)))
+            hit = self._swapped[id(timeline)] = (
+                timeline,
+                swap_timeline(self.effects, self.recorded_timeline, timeline),
+            )
+        return hit[1], timeline
+
     def _replay(self, values: Mapping[str, Any], overrides: list[dict[str, Any]]) -> tuple[Scenario, np.ndarray]:
         """Population (time, run, region) of parameter sets over the setting's timeline and the recorded agents."""
         changed = self._changed(values)
-        effects = swap_timeline(self.effects, self.recorded_timeline, timeline_inputs(changed))
+        effects, _ = self._effects(changed)
         _, frames = replay(changed, effects, overrides, outputs=["population"], compiled=self.compiled)
         return changed, frames["population"]
 
@@ -201,8 +219,7 @@ class Explorer:
         """The stock-and-flow view of a setting (agents held as in the reference run)."""
         started = clock.perf_counter()
         changed = self._changed(values)
-        new_timeline = timeline_inputs(changed)
-        effects = swap_timeline(self.effects, self.recorded_timeline, new_timeline)
+        effects, new_timeline = self._effects(changed)
         _, frames = replay(changed, effects, [{}], outputs=["population"], compiled=self.compiled)
         series = population_series(frames["population"][:, 0], changed.regions.codes)
         series["construction_workforce"] = new_timeline.workforce
