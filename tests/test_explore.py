@@ -34,7 +34,7 @@ _require("starlette")
 _require("httpx")
 
 with warnings.catch_warnings():  # Starlette 1.x asks for httpx2 on import; httpx works and is what is packaged
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient  # noqa: E402
 
 from sim.explore.answers import Explorer, population_series  # noqa: E402
