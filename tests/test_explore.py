@@ -225,3 +225,13 @@ def test_cli_static_export_and_its_errors(folder: Path, capsys: pytest.CaptureFi
     assert main(["explore", str(path), "--static", str(out), "--grid", "population.nothing=1,2"]) == 2
     assert "population.nothing" in capsys.readouterr().err
     assert main(["explore", str(path), "--grid", grid]) == 2
+
+
+def test_cli_serves_on_loopback_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config))
+    path = write_scenario(folder, 'name = "serve_short"\n[run]\nend = 2016\n', "serve_short.toml", "historical.toml")
+    assert main(["explore", str(path), "--no-browser", "--port", "8791"]) == 0
+    assert [(c.host, c.port) for c in served] == [("127.0.0.1", 8791)]
