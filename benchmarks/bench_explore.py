@@ -12,6 +12,7 @@ a slider step is timed from the slider's input event to the frame after the char
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import statistics
@@ -41,20 +42,23 @@ def quantiles(samples: list[float]) -> str:
 
 
 def server_side(explorer: Explorer, steps: int) -> list[tuple[str, str]]:
+    """Wall and CPU time of the server's work (CPU: this process alone, steadier on a shared machine)."""
     rows = []
+
+    def timed(work, settings) -> str:
+        wall, cpu = [], []
+        for setting in settings:
+            started, used = time.perf_counter(), time.process_time()
+            work(setting)
+            wall.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - used)
+        return f"{quantiles(wall)}; CPU median {1000 * statistics.median(cpu):.0f} ms"
+
     for address, low, high in ((CORE, 0.0, 7.5), ("population.jobs_weight", 0.0, 6.0)):
-        samples = []
-        for value in np.linspace(low, high, steps):
-            started = time.perf_counter()
-            explorer.stockflow({address: float(value)})
-            samples.append(time.perf_counter() - started)
-        rows.append((f"stock-and-flow view, {steps} steps of {address} (server)", quantiles(samples)))
-    samples = []
-    for value in (1.0, 4.0, 6.0):
-        started = time.perf_counter()
-        explorer.full({CORE: value})
-        samples.append(time.perf_counter() - started)
-    rows.append(("full run of the setting (server)", quantiles(samples)))
+        settings = [{address: float(v)} for v in np.linspace(low, high, steps)]
+        rows.append((f"stock-and-flow view, {steps} steps of {address} (server)", timed(explorer.stockflow, settings)))
+    settings = [{CORE: v} for v in (1.0, 4.0, 6.0)]
+    rows.append(("full run of the setting (server)", timed(explorer.full, settings)))
     return rows
 
 
@@ -127,7 +131,7 @@ def gaps(explorer: Explorer) -> list[tuple[str, str]]:
 
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    options.add_argument("--scenario", default=str(ROOT / "scenarios" / "plan2021.toml"))
+    options.add_argument("--scenario", default=os.path.relpath(ROOT / "scenarios" / "plan2021.toml"))
     options.add_argument("--steps", type=int, default=20)
     options.add_argument("--gaps", action="store_true")
     options.add_argument("--no-browser", action="store_true")
