@@ -362,6 +362,11 @@ def parser() -> argparse.ArgumentParser:
     explore.add_argument("--seed", type=_seed, help="override the scenario's seed")
     explore.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
     explore.add_argument("--save-dir", help="where 'Save scenario' writes (default: the scenario file's folder)")
+    explore.add_argument(
+        "--ensemble",
+        metavar="ENSEMBLE.csv",
+        help="calibration ensemble drawn as bands (default calibration/ensemble.csv)",
+    )
     explore.add_argument("--static", metavar="OUT.html", help="write one self-contained HTML file over a grid instead")
     explore.add_argument(
         "--grid",

@@ -225,6 +225,8 @@ def test_cli_static_export_and_its_errors(folder: Path, capsys: pytest.CaptureFi
     assert main(["explore", str(path), "--static", str(out), "--grid", "population.nothing=1,2"]) == 2
     assert "population.nothing" in capsys.readouterr().err
     assert main(["explore", str(path), "--grid", grid]) == 2
+    assert main(["explore", str(path), "--ensemble", str(folder / "missing.csv"), "--no-browser"]) == 2
+    assert "missing.csv" in capsys.readouterr().err
 
 
 def test_cli_serves_on_loopback_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

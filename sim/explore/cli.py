@@ -69,7 +69,9 @@ def explore(args: argparse.Namespace) -> int:
         raise InputError("explore", "--grid", "expected --static OUT.html with --grid")
     levels = parse_grid(args.grid or default_grid(scenario, sliders), sliders) if args.static else None
     print(f"running {scenario.name} once (the reference the page starts from) ...", file=sys.stderr, flush=True)
-    explorer = Explorer(scenario, args.seed)
+    if args.ensemble and not Path(args.ensemble).is_file():
+        raise InputError(args.ensemble, "--ensemble", "no such file (python -m sim calibrate writes ensemble.csv)")
+    explorer = Explorer(scenario, args.seed, Path(args.ensemble) if args.ensemble else None)
     if args.static:
         from sim.explore.page import static_page
 
