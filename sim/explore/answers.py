@@ -178,7 +178,8 @@ class Explorer:
             {k: _listed(v) for k, v in self._full_series(history.values).items()},
             self.reference_seconds,
         )
-        self.ensemble = load_ensemble(CALIBRATION / "ensemble.csv" if ensemble is None else ensemble, self.space)
+        self.ensemble_path = CALIBRATION / "ensemble.csv" if ensemble is None else ensemble
+        self.ensemble = load_ensemble(self.ensemble_path, self.space)
 
     # -- the views ---------------------------------------------------------------------------
     def _changed(self, values: Mapping[str, Any]) -> Scenario:
@@ -268,7 +269,11 @@ class Explorer:
         return series
 
     def bands(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        """5-95 % over the calibration ensemble's parameter sets at this setting (stock-and-flow view), or None."""
+        """5-95 % over the calibration ensemble's parameter sets at this setting (stock-and-flow view), or None.
+
+        Each set replaces the setting's values of the parameters it holds (a slider of one of them
+        moves the line, not the band); everything else is the setting's.
+        """
         if self.ensemble is None:
             return None
         started = clock.perf_counter()

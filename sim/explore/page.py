@@ -52,6 +52,7 @@ def config(explorer: Explorer, grid: dict[str, Any] | None = None) -> dict[str, 
         "observed_colour": OBSERVED_COLOUR,
         "plan_colour": PLAN_COLOUR,
         "ensemble": len(explorer.ensemble) if explorer.ensemble else 0,
+        "ensemble_path": str(explorer.ensemble_path),
         "grid": grid,
     }
 

@@ -294,6 +294,9 @@
   document.getElementById("method").textContent =
     (grid ? `Grid: ${grid.addresses.join(" × ")} (${grid.runs.length} full runs). ` : "") +
     "Black dots: statistical bulletins; open dots: censuses; dashed lines: plan levels (e.g. Beijing's 23 million cap). " +
-    (C.ensemble ? `Bands from calibration/ensemble.csv (${C.ensemble} parameter sets).` : "No calibration ensemble (calibration/ensemble.csv): no bands.");
+    (C.ensemble
+      ? `Bands: ${C.ensemble} parameter sets of ${C.ensemble_path}, each replacing the setting's values of the ` +
+        "parameters it holds, stock-and-flow view, drawn when the slider rests."
+      : `No calibration ensemble (${C.ensemble_path}): no bands.`);
   if (grid) showGrid(null); else { state.full = { series: C.reference.series, seconds: C.reference.seconds }; redraw(null); }
 })();
