@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +53,15 @@ def config(explorer: Explorer, grid: dict[str, Any] | None = None) -> dict[str, 
         "observed_colour": OBSERVED_COLOUR,
         "plan_colour": PLAN_COLOUR,
         "ensemble": len(explorer.ensemble) if explorer.ensemble else 0,
-        "ensemble_path": str(explorer.ensemble_path),
+        "ensemble_path": _shown(explorer.ensemble_path),
         "grid": grid,
     }
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when it is below it."""
+    relative = os.path.relpath(Path(path).resolve())
+    return str(path) if relative.startswith("..") else relative
 
 
 def _read(name: str) -> str:
