@@ -97,12 +97,19 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             page.click("#save")
             page.wait_for_function("window.explore.saved !== undefined")
             saved = page.evaluate("window.explore.saved")
+
+            # a setting the validator refuses (a start after its end) is refused on the page, with its message
+            late = page.locator('input[data-address="policies.subcenter_second_batch.start"]')
+            late.fill(late.get_attribute("max"))
+            page.wait_for_function("window.explore.error !== null")
+            refused = page.inner_text("#status")
             browser.close()
     finally:
         server.should_exit = True
         thread.join(timeout=10)
 
     assert errors == []
+    assert refused.startswith("Refused:") and "subcenter_second_batch" in refused
     assert values[CORE] == 7.0
     reference = explorer.reference.series
     # stronger control in the core: fewer residents in the central six, in both views, from 2021 only
