@@ -115,7 +115,7 @@ def gaps(explorer: Explorer) -> list[tuple[str, str]]:
     """The stock-and-flow view against a full run at both ends of every slider it answers (dates excluded)."""
     rows, worst = [], {}
     for slider in sliders(explorer.scenario):
-        if not slider.stockflow or slider.type == "date":
+        if not slider.stockflow or slider.type in ("date", "bool"):
             continue
         largest = 0.0
         for value in (slider.low, slider.high):

@@ -82,6 +82,21 @@ def test_stockflow_view_moves_as_the_model_says(explorer: Explorer) -> None:
     assert sum(more.series["construction_workforce"]) > sum(explorer.reference.series["construction_workforce"])
 
 
+def test_a_policy_switched_off_in_both_views_and_in_the_saved_file(explorer: Explorer, folder: Path) -> None:
+    """Without the 2021 Xiong'an building programme: fewer workers on site from mid-2021 (its first homes come
+    after this run's end in 2024), the months before untouched."""
+    off = {"policies.xiongan_second_wave.enabled": False}
+    view, reference = explorer.stockflow(off).series, explorer.reference.series
+    start = explorer.reference.time.index(2021.5)
+    assert view["construction_workforce"][:start] == reference["construction_workforce"][:start]
+    assert sum(view["construction_workforce"]) < 0.9 * sum(reference["construction_workforce"])
+    from sim.explore.save import save
+
+    path = save(explorer.scenario, off, "no_second_wave", folder / "switched")
+    assert "enabled = false" in path.read_text(encoding="utf-8")
+    assert "xiongan_second_wave" not in sim.load_scenario(path).policies
+
+
 def test_full_endpoint_is_sim_run_and_states_the_gap(client: TestClient, explorer: Explorer) -> None:
     values = {CORE: 6.0, "population.jobs_weight": 2.5}
     answer = client.post("/api/full", json={"seq": 1, "values": values}).json()
@@ -180,7 +195,13 @@ def test_sliders_have_units_and_ranges_within_the_space(explorer: Explorer) -> N
         found["policies.universities_to_xiongan.count"].step == 1
         and not found["policies.universities_to_xiongan.count"].stockflow
     )
+    assert (
+        found["policies.xiongan_second_wave.enabled"].type == "bool"
+        and found["policies.xiongan_second_wave.enabled"].value
+    )
     for s in found.values():
+        if s.type == "bool":
+            continue
         a = space[s.address]
         assert s.low <= s.value <= s.high
         if s.type != "date":
@@ -190,7 +211,7 @@ def test_sliders_have_units_and_ranges_within_the_space(explorer: Explorer) -> N
 
 def test_every_slider_end_is_a_setting_the_view_answers(explorer: Explorer) -> None:
     for s in sliders(explorer.scenario):
-        if s.type != "date":
+        if s.type in ("number", "integer"):
             for value in (s.low, s.high):
                 explorer.stockflow({s.address: value})  # no InputError: the range holds only valid settings
 

@@ -31,6 +31,8 @@ def parse_grid(texts: list[str], sliders: dict, where: str = "--grid") -> dict[s
                 values = [float(v) for v in spec.split(",")]
         except ValueError:
             raise InputError(where, address, f"expected v1,v2,... or low:high:n, got {spec!r}") from None
+        if sliders[address].type == "bool":
+            raise InputError(where, address, "a policy's switch, not a slider: the grid takes numbers and dates")
         if sliders[address].type == "integer":
             values = sorted({round(v) for v in values})
         if not values:
@@ -47,8 +49,10 @@ def parse_grid(texts: list[str], sliders: dict, where: str = "--grid") -> dict[s
 def default_grid(scenario, sliders: dict) -> list[str]:
     """Two strengths of the policies the explored file itself sets (else any), five levels each."""
     own = set(scenario.document.get("policies", {})) if scenario.path is None else _own_policies(scenario)
-    strengths = [s for s in sliders.values() if s.group in own and s.type != "date"]
-    strengths = strengths or [s for s in sliders.values() if s.group != "uncertainties" and s.type != "date"]
+    strengths = [s for s in sliders.values() if s.group in own and s.type in ("number", "integer")]
+    strengths = strengths or [
+        s for s in sliders.values() if s.group != "uncertainties" and s.type in ("number", "integer")
+    ]
     return [f"{s.address}={s.low}:{s.high}:{DEFAULT_LEVELS}" for s in strengths[:2]]
 
 

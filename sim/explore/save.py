@@ -50,7 +50,12 @@ def scenario_document(scenario: Scenario, values: Mapping[str, Any], name: str, 
     }
     for address, value in changed.items():
         parts, kind = address.split("."), space[address].type
-        value = as_date(float(value)) if kind == "date" else int(round(value)) if kind == "integer" else float(value)
+        if kind == "bool":
+            value = bool(value)
+        else:
+            value = (
+                as_date(float(value)) if kind == "date" else int(round(value)) if kind == "integer" else float(value)
+            )
         table = document
         for part in parts[:-1]:
             table = table.setdefault(part, {})
@@ -59,6 +64,8 @@ def scenario_document(scenario: Scenario, values: Mapping[str, Any], name: str, 
 
 
 def _text(kind: str, value: Any) -> str:
+    if kind == "bool":
+        return str(bool(value)).lower()
     if kind == "date":
         return as_date(float(value)).isoformat()
     return f"{int(round(value))}" if kind == "integer" else f"{float(value):g}"

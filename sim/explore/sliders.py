@@ -1,6 +1,6 @@
 """Which values of a scenario the explore page offers as sliders, with units and practical ranges.
 
-Every policy of the scenario gives its strength (the one field that says how much: a control
+Every policy of the scenario gives a switch (in force or not), its strength (the one field that says how much: a control
 strength, a dispersal rate, rail hours, institutions moved, projects built) and its date (when it
 takes effect or starts) as a date slider in months. A few uncertain parameters follow, with the
 calibration's bounds (calibration/free_parameters.toml) where it lists them. The addresses and
@@ -57,12 +57,12 @@ class Slider:
     address: str
     label: str
     group: str
-    type: str  # number | integer | date (dates in decimal years, stepped by month)
+    type: str  # number | integer | date (decimal years, stepped by month) | bool (a policy's switch)
     unit: str
     low: float
     high: float
     step: float
-    value: float
+    value: float | bool  # a bool for a switch
     stockflow: bool  # whether the stock-and-flow view answers it (else only the full model does)
     doc: str
 
@@ -113,16 +113,30 @@ def sliders(scenario: Scenario) -> list[Slider]:
     space, free, out = addresses(scenario), _free_bounds(), []
     start, end = float(scenario.start), float(scenario.end)
     for name, policy in scenario.document.get("policies", {}).items():
-        if name not in scenario.policies:
-            continue  # switched off: nothing to move
         kind = policy["kind"]
+        switch = space[f"policies.{name}.enabled"]
+        out.append(
+            Slider(
+                switch.name,
+                f"{name}: in force",
+                name,
+                "bool",
+                "",
+                0,
+                1,
+                1,
+                switch.value,
+                kind in TIMELINE_KINDS,
+                switch.doc,
+            )
+        )
         if kind in STRENGTH:
             a = space[f"policies.{name}.{STRENGTH[kind]}"]
             low, high = _range(a, None)
             out.append(_slider(a, f"{name}: {STRENGTH[kind]}", name, low, high, kind in TIMELINE_KINDS))
         for field in DATE:
             a = space.get(f"policies.{name}.{field}")
-            if a is not None and math.isfinite(a.value):
+            if a is not None and isinstance(a.value, float) and math.isfinite(a.value):
                 low, high = min(start, a.value), max(end - 1 / 12, a.value)
                 out.append(_slider(a, f"{name}: {field}", name, low, high, kind in TIMELINE_KINDS))
                 break

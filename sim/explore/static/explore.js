@@ -36,14 +36,7 @@
   const groups = {};
   C.sliders.forEach((s) => {
     if (grid && !(s.address in gridIndex)) return;
-    if (!groups[s.group]) {
-      const set = document.createElement("fieldset");
-      const legend = document.createElement("legend");
-      legend.textContent = s.group;
-      set.appendChild(legend);
-      controls.appendChild(set);
-      groups[s.group] = set;
-    }
+    if (s.type === "bool") { addSwitch(s); return; }
     const row = document.createElement("div");
     row.className = "slider" + (s.stockflow ? "" : " agents");
     const label = document.createElement("label");
@@ -69,7 +62,7 @@
     label.textContent = s.label + (s.stockflow ? "" : " ◦");
     label.appendChild(shown);
     row.append(label, input);
-    groups[s.group].appendChild(row);
+    group(s).appendChild(row);
     input.addEventListener("input", () => {
       const started = performance.now();
       if (grid) {
@@ -84,6 +77,36 @@
     });
     input.addEventListener("change", () => { if (!grid) rest(); });
   });
+  function group(s) {
+    if (!groups[s.group]) {
+      const set = document.createElement("fieldset");
+      const legend = document.createElement("legend");
+      legend.textContent = s.group;
+      set.appendChild(legend);
+      controls.appendChild(set);
+      groups[s.group] = set;
+    }
+    return groups[s.group];
+  }
+  function addSwitch(s) { // a policy in force or not: a checkbox, asked like a slider step and a release at once
+    const row = document.createElement("div");
+    row.className = "slider switch" + (s.stockflow ? "" : " agents");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.dataset.address = s.address;
+    box.checked = !!s.value;
+    values[s.address] = !!s.value;
+    label.append(box, ` in force${s.stockflow ? "" : " ◦"}`);
+    row.appendChild(label);
+    group(s).appendChild(row);
+    box.addEventListener("change", () => {
+      values[s.address] = box.checked;
+      state.moved = s;
+      askStockflow(performance.now());
+      rest();
+    });
+  }
   if (!grid) {
     const set = document.createElement("fieldset");
     set.innerHTML = '<legend>save</legend><input id="save-name" value="' + C.scenario + '_explored" ' +
