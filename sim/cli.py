@@ -125,9 +125,10 @@ def command_export(args: argparse.Namespace) -> int:
     from sim.outputs.export import EXPORTERS, export
 
     formats = [name for name in EXPORTERS if getattr(args, name)] or ["csv"]
+    out = args.out or Path("runs", "export", Path(args.source).stem)  # one folder per source: exports never mix
     _stage(f"exporting {args.source} as {', '.join(formats)}")
-    paths = export(args.source, args.out, formats)
-    print(f"{len(paths)} files -> {args.out}")
+    paths = export(args.source, out, formats)
+    print(f"{len(paths)} files -> {out}")
     return 0
 
 
@@ -314,7 +315,7 @@ def parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export one run's results (wide CSV per variable, Excel)")
     export.add_argument("source", metavar="SCENARIO.toml|RUN_FOLDER")
-    export.add_argument("--out", default="runs/export", help="folder to write into (default runs/export)")
+    export.add_argument("--out", help="folder to write into (default runs/export/NAME, NAME the run folder or file's)")
     from sim.outputs.export import EXPORTERS
 
     for name, (_, text) in EXPORTERS.items():

@@ -333,6 +333,18 @@ def test_export_wide_csv_and_excel(stories: list[Path], tmp_path: Path) -> None:
         assert ("population", "persons", ds.population.attrs["long_name"]) in list(book["about"].values)
 
 
+def test_export_by_default_writes_one_folder_per_source(
+    stories: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two exports without --out never mix: each goes to runs/export/NAME."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("one", "two"):
+        assert main(["run", str(stories[0]), "--out", name, "--no-plots"]) == 0
+        assert main(["export", name, "--csv"]) == 0
+    assert (tmp_path / "runs" / "export" / "one" / "csv" / "jobs.csv").is_file()
+    assert (tmp_path / "runs" / "export" / "two" / "csv" / "jobs.csv").is_file()
+
+
 def test_export_xmile_from_a_run_folder_uses_its_scenario_and_seed(stories: list[Path], tmp_path: Path) -> None:
     import xml.etree.ElementTree as ET
 
@@ -359,6 +371,9 @@ def test_list_and_diff(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "policies", str(SCENARIOS / "plan2021.toml")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(sim.load_scenario(SCENARIOS / "plan2021.toml").policies)
+    months = {line.split()[0]: line.split()[2] for line in lines}
+    assert months["rail_beijing_tangshan"] == "2022-12", "30 Dec 2022 falls in December, not a 13th month"
+    assert months["universities_to_xiongan"].startswith("2023-09")
     assert main(["diff", str(SCENARIOS / "plan2021.toml")]) == 0
     out = capsys.readouterr().out
     assert "+ policy universities_to_xiongan (institution_move)" in out and "historical" in out.splitlines()[0]
