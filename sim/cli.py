@@ -194,6 +194,7 @@ EXAMPLES = """examples:
   sim export runs/historical --csv --xlsx --out runs/historical/export
   sim list policies scenarios/plan2021.toml          (also: regions, outputs)
   sim diff scenarios/plan2021.toml                   what it changes relative to the file it extends
+  sim explore scenarios/plan2021.toml                sliders in a local web page (127.0.0.1)
 """
 
 
@@ -265,6 +266,12 @@ def command_calibrate(args: argparse.Namespace) -> int:
         f"{fit.log_posterior[0]:.2f} -> {args.out}/fitted.toml, ensemble.csv, fit.md"
     )
     return 0
+
+
+def command_explore(args: argparse.Namespace) -> int:
+    from sim.explore.cli import explore
+
+    return explore(args)
 
 
 def _positive(text: str) -> int:
@@ -358,6 +365,28 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--seed", type=_seed, default=0, help="seed of the search and the sampler")
     calibrate.add_argument("--budget", choices=("small", "full"), default="full", help="search and sampler sizes")
     calibrate.set_defaults(handler=command_calibrate)
+
+    explore = commands.add_parser(
+        "explore", help="a local web page: policy levers as sliders, trajectories redrawn (127.0.0.1 only)"
+    )
+    explore.add_argument("scenario", metavar="SCENARIO.toml")
+    explore.add_argument("--port", type=_positive, default=8765, help="port on 127.0.0.1 (default 8765)")
+    explore.add_argument("--seed", type=_seed, help="override the scenario's seed")
+    explore.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+    explore.add_argument("--save-dir", help="where 'Save scenario' writes (default: the scenario file's folder)")
+    explore.add_argument(
+        "--ensemble",
+        metavar="ENSEMBLE.csv",
+        help="calibration ensemble drawn as bands (default calibration/ensemble.csv)",
+    )
+    explore.add_argument("--static", metavar="OUT.html", help="write one self-contained HTML file over a grid instead")
+    explore.add_argument(
+        "--grid",
+        action="append",
+        metavar="ADDRESS=LEVELS",
+        help="with --static: a slider and its levels, v1,v2,... or low:high:n (1-3 of them; at most 400 runs)",
+    )
+    explore.set_defaults(handler=command_explore)
     return top
 
 
