@@ -14,6 +14,7 @@ from importlib import resources
 
 import numpy as np
 
+from sim.errors import InputError
 from sim.random import Streams
 from sim.regions import Regions
 from sim.sectors import INSTITUTION_KINDS
@@ -54,6 +55,22 @@ class Institutions:
         self.moved_count = np.zeros(runs)  # cumulative institutions relocated
         self.staff_moved = np.zeros(runs)  # cumulative staff relocated
         self._tallies: dict[str, np.ndarray] = {}  # by-region sums, read-only, until the next move
+
+    def check_orders(self, policies: dict[str, dict], source: str) -> None:
+        """An institution move may order at most what its origins held in 2014; more is a mistake in the
+        scenario (the surplus would be silently not moved), so it is refused when the model is set up."""
+        for name, p in policies.items():
+            if p["kind"] != "institution_move":
+                continue
+            origins = np.isin(np.array(self.regions.codes)[self.region[0]], p["from"])
+            held = int(np.count_nonzero((self.kind == INSTITUTION_KINDS.index(p["institution"])) & origins))
+            if p["count"] > held:
+                raise InputError(
+                    source,
+                    f"policies.{name}.count",
+                    f"{p['count']} {p['institution']} institutions ordered from {', '.join(p['from'])}, which hold "
+                    f"{held} in 2014 (sim/data/institutions_2014.csv); expected at most {held}",
+                )
 
     def _by_region(self, value: np.ndarray) -> np.ndarray:
         runs, n = self.region.shape[0], len(self.regions)

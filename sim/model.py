@@ -165,6 +165,8 @@ class Model:
             f"overrides of {scenario.path}",
         )
         self.institutions = Institutions(self.regions, self.streams)
+        for run in per_run:
+            self.institutions.check_orders(run.policies, str(scenario.path))
         self.built_services = np.zeros((self.runs, n))  # service capacity delivered by construction projects
         levers = self.timeline.levers()
         self.start_inputs = self._month_inputs(levers)
