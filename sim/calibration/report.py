@@ -19,12 +19,20 @@ from sim.calibration.fit import Fit
 from sim.calibration.targets import Target
 
 
-def fitted_document(fit: Fit, command: str) -> str:
-    """The best fit as a TOML scenario fragment of parameter groups, with how it was made."""
-    groups: dict[str, dict[str, float]] = {}
+def fitted_document(fit: Fit, command: str, kinds: dict[str, str]) -> str:
+    """The best fit as a TOML scenario fragment of parameter groups and policy fields, with how it was made.
+
+    A policy field is written under its policy with the policy's ``kind`` (``kinds``), so the
+    fragment is a valid base file: the scenario that extends it defines the policy's other fields.
+    """
+    groups: dict[str, dict] = {}
     for address, value in fit.best.items():
-        group, name = address.split(".", 1)
-        groups.setdefault(group, {})[name] = round(value, 6)
+        parts = address.split(".")
+        if parts[0] == "policies":
+            policy = groups.setdefault("policies", {}).setdefault(parts[1], {"kind": kinds[parts[1]]})
+            policy[parts[2]] = round(value, 6)
+        else:
+            groups.setdefault(parts[0], {})[parts[1]] = round(value, 6)
     header = (
         "# Fitted by calibration (do not edit by hand): regenerate with\n"
         f"#   {command}\n"
