@@ -17,7 +17,6 @@ from sim.scenario import PARAMETERS
 from sim.space import addresses
 from sim.stockflow import STOCK_UNITS, StockFlow, replay
 
-
 BEIJING = ["bj_core", "bj_central", "bj_tongzhou", "bj_other"]
 
 
