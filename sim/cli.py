@@ -249,7 +249,7 @@ def command_calibrate(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r[{elapsed:.1f} min] {stage}: {done}/{total}" + ("\n" if done == total else ""))
             sys.stderr.flush()
 
-    fit = calibrate(args.scenario, args.out, args.seed, args.budget, report, args.backend, args.workers)
+    fit = calibrate(args.scenario, args.out, args.seed, args.budget, report, args.backend, args.workers, args.until)
     print(
         f"{fit.evaluations} parameter sets, {len(fit.samples)} in the ensemble, best log posterior "
         f"{fit.log_posterior[0]:.2f} -> {args.out}/fitted.toml, ensemble.csv, fit.md"
@@ -351,6 +351,9 @@ def parser() -> argparse.ArgumentParser:
         "--backend", choices=("serial", "processes", "dask"), default="processes", help="executor of the full runs"
     )
     calibrate.add_argument("--workers", type=_positive, default=2, help="worker processes for the full runs")
+    calibrate.add_argument(
+        "--until", type=float, metavar="YEAR", help="fit only the targets observed by YEAR (out-of-sample check)"
+    )
     calibrate.set_defaults(handler=command_calibrate)
     return top
 

@@ -112,3 +112,22 @@ def test_every_stock_has_a_unit_and_a_rate(historical):
         quantity_unit(unit)
     rates = model.derivative(historical.start, effects.at(0))(historical.start, model.state)
     assert set(STOCK_UNITS) <= set(rates)
+
+
+SIGN_VARIES: dict[str, str] = {}
+"""Levers whose effect on Beijing's 2035 population changes sign across the ensemble (docs/calibration.md)."""
+
+
+@pytest.mark.slow
+def test_the_sign_of_each_levers_effect_on_beijing_in_2035_holds_across_the_ensemble(historical):
+    """Each lever switched off alone, 16 members of the shipped ensemble replayed on each: the sign is shared."""
+    from sim.calibration.shapley import _coalition_outcomes, levers, stock_flow_members
+
+    members = stock_flow_members(SCENARIOS.parent / "calibration" / "ensemble.csv", 16)
+    scenario = replace(historical, end=2035)
+    everything = _coalition_outcomes((scenario, [], members))[:, 1]
+    for lever, names in levers(scenario).items():
+        effect = everything - _coalition_outcomes((scenario, names, members))[:, 1]
+        if lever in SIGN_VARIES:
+            continue
+        assert (np.sign(effect) == np.sign(np.median(effect))).all(), (lever, effect)

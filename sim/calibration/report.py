@@ -42,8 +42,17 @@ def fitted_document(fit: Fit, command: str, kinds: dict[str, str]) -> str:
     return header + tomli_w.dumps(groups)
 
 
-def fit_table(targets: dict[str, Target], best: dict[str, float], ensemble: dict[str, np.ndarray]) -> str:
-    """Markdown: target, observed, best fit, ensemble 5-95 %, misfit in sigmas, within tolerance."""
+def fit_table(
+    targets: dict[str, Target],
+    best: dict[str, float],
+    ensemble: dict[str, np.ndarray],
+    fitted: set[str] | None = None,
+) -> str:
+    """Markdown: target, observed, best fit, ensemble 5-95 %, misfit in sigmas, within tolerance.
+
+    Targets not in ``fitted`` (when given) are marked out-of-sample, with whether the observed
+    value falls inside the ensemble's range.
+    """
     lines = [
         "| target | meaning | observed | best fit | ensemble 5-95 % | misfit [sigma] | within tolerance |",
         "|---|---|---|---|---|---|---|",
@@ -54,9 +63,16 @@ def fit_table(targets: dict[str, Target], best: dict[str, float], ensemble: dict
         z = float(target.misfit(value))
         lines.append(
             f"| {name} | {target.meaning} | {target.value:,.4g} | {value:,.4g} | {low:,.4g} to {high:,.4g} | "
-            f"{z:+.2f} | {'yes' if abs(z) <= 1 else 'no'} |"
+            f"{z:+.2f} | {'yes' if abs(z) <= 1 else 'no'}{_held_out(name, target, low, high, fitted)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _held_out(name: str, target: Target, low: float, high: float, fitted: set[str] | None) -> str:
+    if fitted is None or name in fitted:
+        return ""
+    inside = "inside" if low <= target.value <= high else "outside"
+    return f" (out-of-sample; observed {inside} the ensemble's range)"
 
 
 def write_ensemble(fit: Fit, path: Path) -> None:

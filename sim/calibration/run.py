@@ -32,18 +32,25 @@ def calibrate(
     progress: Callable[[str, int, int], None] | None = None,
     backend: str = "processes",
     workers: int = 2,
+    until: float | None = None,
 ) -> Fit:
-    """Fit both blocks by turns, then write ``fitted.toml``, ``ensemble.csv`` and ``fit.md`` into ``out``."""
+    """Fit both blocks by turns, then write ``fitted.toml``, ``ensemble.csv`` and ``fit.md`` into ``out``.
+
+    ``until`` (a decimal year) fits only the targets observed by then; fit.md still compares
+    every target, so the others are out-of-sample predictions.
+    """
     started = time.perf_counter()
     scenario = load_scenario(scenario_path)
     targets = load_targets(TARGETS)
+    used = {k: t for k, t in targets.items() if until is None or (t.time != "max" and t.time <= until + 1e-6)}
     free = load_free_parameters(FREE_PARAMETERS)
-    fit = fit_blocks(scenario, targets, free, BUDGETS[budget], seed, backend, workers, progress)
+    fit = fit_blocks(scenario, used, free, BUDGETS[budget], seed, backend, workers, progress)
     best, ensemble = full_runs(scenario, targets, fit, REPORT_MEMBERS[budget], backend, workers)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     command = f"python -m sim calibrate {scenario_path} --seed {seed} --budget {budget}"
+    command += f" --until {until:g}" if until is not None else ""
     kinds = {name: policy["kind"] for name, policy in scenario.document.get("policies", {}).items()}
     atomic_write(out / "fitted.toml", fitted_document(fit, command, kinds))  # each file appears whole or not at all
     atomic_write(out / "ensemble.csv", lambda path: write_ensemble(fit, path))
@@ -55,7 +62,12 @@ def calibrate(
         "sets replayed on recorded agent effects, agents' sets in full runs; docs/calibration.md). The\n"
         f"columns are full runs of 2014-2020: the best fit, and {len(next(iter(ensemble.values())))} members "
         "of the ensemble for the\n5-95 % range. Misfits are in sigmas of each target's tolerance.\n\n"
-        + fit_table(targets, best, ensemble)
+        + (
+            f"Fitted to the targets observed by {until:g} only; the rows marked out-of-sample are predictions.\n\n"
+            if until is not None
+            else ""
+        )
+        + fit_table(targets, best, ensemble, set(used))
         + "\n## Parameters\n\n| parameter | block | prior | best | ensemble 5-95 % |\n|---|---|---|---|---|\n"
         + "".join(
             f"| `{p.address}` | {p.block} | {p.prior} on [{p.low:g}, {p.high:g}] | {fit.samples[0, i]:.4g} | "
