@@ -177,6 +177,7 @@ EXAMPLES = """examples:
   sim run scenarios/historical.toml --seed 7         one run folder: runs/historical/
   sim compare scenarios/historical.toml scenarios/counterfactual.toml runs/plan2021 --reference historical
   sim compare scenarios/plan2021.toml scenarios/historical.toml --seeds 20 --out runs/fans
+  sim compare runs/historical sweeps/lhs             a sweep folder: one fan over its design
   sim report runs/historical runs/plan2021 --out brief.html
   sim export runs/historical --csv --xlsx --out runs/historical/export
   sim list policies scenarios/plan2021.toml          (also: regions, outputs)
@@ -185,7 +186,7 @@ EXAMPLES = """examples:
 
 
 def _inputs(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("inputs", nargs="+", metavar="SCENARIO.toml|RUN_FOLDER")
+    sub.add_argument("inputs", nargs="+", metavar="SCENARIO.toml|RUN_FOLDER|SWEEP_FOLDER")
     sub.add_argument("--reference", help="scenario the differences are taken from (default: the first)")
     sub.add_argument("--seeds", type=int, default=1, help="runs per scenario file, drawn as quantile fans")
     sub.add_argument(

@@ -8,6 +8,8 @@ import pytest
 
 import sim
 
+pytest_plugins = ["tiers"]  # test tiers (-m fast) and --regenerate-golden: tests/tiers.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 

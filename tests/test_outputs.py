@@ -399,3 +399,34 @@ def test_fans_over_a_calibration_ensemble(tmp_path: Path) -> None:
     bad.write_text("sample,population.no_such,log_posterior\n0,1.0,-1\n", encoding="utf-8")
     with pytest.raises(sim.InputError, match="population.no_such"):
         compare([path], tmp_path / "out2", formats=(), ensemble=bad)
+
+
+def test_a_sweep_folder_is_compared_as_a_fan_over_its_design(tmp_path: Path) -> None:
+    """A sweep folder is an input like a run folder: its runs make a fan labeled with the design,
+    the table's median and 5-95% are the sweep's own, and what it does not keep is left out, not drawn empty."""
+    sweep_file = tmp_path / "tiny.toml"
+    sweep_file.write_text(
+        f'name = "tiny"\nscenario = "{(SCENARIOS / "historical.toml").as_posix()}"\n[run]\nend = 2020\n'
+        '[uncertainties."population.jobs_weight"]\nlow = 1.0\nhigh = 3.0\n'
+        '[design]\nmethod = "lhs"\nsamples = 4\nseed = 1\n[replications]\ncount = 1\nseed = 3\n'
+        '[outputs]\nvariables = ["population"]\ntimes = "yearly"\n[execution]\nbackend = "serial"\n',
+        encoding="utf-8",
+    )
+    assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "swept"), "--no-analysis"]) == 0
+    base = short(tmp_path, "base", "historical.toml")
+    made = compare([base, tmp_path / "swept"], tmp_path / "cmp", reference="base", formats=("png",))
+    swept = next(s for s in made.sources if s.name == "tiny")
+    assert swept.span == "4 runs of sweep tiny (lhs over population.jobs_weight; 1 seed)"
+    assert swept.scenario_file == SCENARIOS / "historical.toml"
+    beijing = swept.dataset.population.sel(time=2020.0, region=list(style.BEIJING)).sum("region") / 1e4
+    row = next(r for r in made.rows if r.scenario == "tiny" and r.output.key == "beijing_residents")
+    assert row.median[2020] == pytest.approx(float(np.median(beijing)))
+    assert row.low[2020] == pytest.approx(float(np.quantile(beijing, 0.05)))
+    assert row.high[2020] < beijing.max() + 1e-9 and row.low[2020] < row.high[2020]
+    assert not any(r.scenario == "tiny" and r.output.key == "xiongan_jobs" for r in made.rows)
+    assert {"key_outputs", "xiongan_and_tongzhou", "jobs_and_firms"} <= set(made.figures)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "sweep.toml").write_text(sweep_file.read_text(), encoding="utf-8")
+    with pytest.raises(sim.InputError, match="sweep not yet finished"):
+        compare([unfinished], tmp_path / "cmp2")

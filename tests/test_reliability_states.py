@@ -7,10 +7,6 @@ validated parameter ranges, pairs at their extremes included. The property tests
 stock-and-flow part with the firm agents held at their 2014 state (``frozen_firms``), so a
 21-year batch of hundreds of parameter sets takes seconds; the full model gets a few extreme
 pairs on short horizons.
-
-Tests marked xfail(strict=True) are model problems found here (allowed values that produce
-bad states or are refused only at run time); they flip to failures when the equations or the
-validation ranges are fixed, and the marker is then removed.
 """
 
 from __future__ import annotations

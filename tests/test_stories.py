@@ -17,7 +17,7 @@ import xarray as xr
 import sim
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-STORIES = ("xiongan_accelerated", "rail_first", "incentives_withdrawn")
+STORIES = ("xiongan_accelerated", "rail_first", "incentives_withdrawn", "core_strict")
 BEIJING = ["bj_core", "bj_central", "bj_tongzhou", "bj_other"]
 
 
@@ -89,3 +89,16 @@ def test_rail_first_disperses_nothing_by_order(runs: dict[str, xr.Dataset]) -> N
         for n, ds in (("rail_first", rail), ("plan2021", plan))
     }
     assert institutions["rail_first"] > institutions["plan2021"]
+
+
+@pytest.mark.slow
+def test_core_strict_holds_the_core_near_its_plan_level_from_2021_only(runs: dict[str, xr.Dataset]) -> None:
+    """The same path as plan2021 to 2021 (the cap is not yet in force), then a core near 170 万 by 2035
+    (the housing above the cap is removed over 14 years; residents follow their homes with a lag)."""
+    plan, strict = runs["plan2021"], runs["core_strict"]
+    until = dict(time=slice(None, 2021.0))
+    np.testing.assert_array_equal(plan.population.sel(**until).values, strict.population.sel(**until).values)
+    core = {n: ds.population.sel(region="bj_core") for n, ds in (("plan2021", plan), ("core_strict", strict))}
+    assert (core["core_strict"].sel(time=2035.0) < core["plan2021"].sel(time=2035.0)).all(), "in every seed"
+    assert median(core["core_strict"].sel(time=2035.0)) == pytest.approx(1_700_000, rel=0.04)
+    assert median(core["plan2021"].sel(time=2035.0)) > 1_700_000 * 1.04, "without the cap the plan level is missed"

@@ -105,7 +105,12 @@ def _panels(runs: Runs, reference: str | None) -> Figure:
     start = min(float(ds.time[0]) for ds in runs.values())
     end = max(float(ds.time[-1]) for ds in runs.values())
     for ax, output in zip(axes, KEY_OUTPUTS):
+        lacking = [name for name, ds in runs.items() if not _has(ds, output)]
+        if lacking:
+            ax.text(0.5, 0.04, f"not kept by {', '.join(lacking)}", transform=ax.transAxes, ha="center", fontsize=8)
         for order, (name, ds) in enumerate(runs.items()):
+            if name in lacking or (reference is not None and reference in lacking):
+                continue
             if reference is None:
                 series = output.pick(ds)
             elif name == reference:
@@ -125,6 +130,15 @@ def _panels(runs: Runs, reference: str | None) -> Figure:
     title(fig, heading, list(runs))
     bottom_legend(fig, list(legend.entries.values()), list(legend.entries), 4)
     return fig
+
+
+def _has(ds: xr.Dataset, output: KeyOutput) -> bool:
+    """Whether the results keep what ``output`` reads (a sweep keeps only the outputs it names)."""
+    try:
+        output.pick(ds)
+    except (AttributeError, KeyError):
+        return False
+    return True
 
 
 def difference(series: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
@@ -159,8 +173,12 @@ def summary(runs: Runs, reference: str) -> list[Row]:
     """Median (and 5-95% where runs) of each key output in each summary year, and the median difference."""
     rows = []
     for output in KEY_OUTPUTS:
+        if not _has(runs[reference], output):
+            continue
         base = output.pick(runs[reference])
         for name, ds in runs.items():
+            if not _has(ds, output):
+                continue
             row = Row(output, name)
             series = output.pick(ds)
             change = difference(series, base)
@@ -258,19 +276,32 @@ class Comparison:
         return {s.name: s.dataset for s in self.sources}
 
 
-COMPARE_FIGURES: dict[str, Callable[[Runs, str], Figure | None]] = {
-    "key_outputs": lambda runs, ref: _panels(runs, None),
-    "differences": lambda runs, ref: _panels(runs, ref) if len(runs) > 1 else None,
-    "population_by_region": lambda runs, ref: figures.by_region(runs, "population"),
-    "beijing_and_plans": lambda runs, ref: figures.beijing_and_plans(runs),
-    "xiongan_and_tongzhou": lambda runs, ref: figures.xiongan_and_tongzhou(runs),
-    "relocation_counters": lambda runs, ref: figures.relocation_counters(runs),
-    "relocation_by_destination": lambda runs, ref: figures.relocation_by_destination(runs),
-    "jobs_by_region": lambda runs, ref: figures.by_region(runs, "jobs"),
-    "jobs_and_firms": lambda runs, ref: figures.jobs_and_firms({ref: runs[ref]}),
-    "flow_matrix": lambda runs, ref: figures.flow_matrix({ref: runs[ref]}),
+REFERENCE_ONLY = ("jobs_and_firms", "flow_matrix")
+
+COMPARE_FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Runs, str], Figure | None]]] = {
+    "key_outputs": ((), lambda runs, ref: _panels(runs, None)),
+    "differences": ((), lambda runs, ref: _panels(runs, ref) if len(runs) > 1 else None),
+    "population_by_region": (("population",), lambda runs, ref: figures.by_region(runs, "population")),
+    "beijing_and_plans": (("population",), lambda runs, ref: figures.beijing_and_plans(runs)),
+    "xiongan_and_tongzhou": (
+        ("population", "jobs", "construction_workforce"),
+        lambda runs, ref: figures.xiongan_and_tongzhou(runs),
+    ),
+    "relocation_counters": (
+        ("dispersed_firms_cum", "refused_registrations_cum", "high_end_share_new_entrants", "institutions_moved_cum"),
+        lambda runs, ref: figures.relocation_counters(runs),
+    ),
+    "relocation_by_destination": (
+        ("relocated_firms_cum", "institutions"),
+        lambda runs, ref: figures.relocation_by_destination(runs),
+    ),
+    "jobs_by_region": (("jobs",), lambda runs, ref: figures.by_region(runs, "jobs")),
+    "jobs_and_firms": (("jobs", "firms", "institutions"), lambda runs, ref: figures.jobs_and_firms({ref: runs[ref]})),
+    "flow_matrix": ((), lambda runs, ref: figures.flow_matrix({ref: runs[ref]})),
 }
-"""Figures of a comparison, in reading order; the last two show the reference scenario alone."""
+"""Figures of a comparison in reading order, each with the variables it reads; the last two show the
+reference scenario alone. A figure leaves out the inputs that do not keep its variables (a sweep keeps
+only the outputs its file names) and is not drawn when none, or not the reference where it needs it, does."""
 
 
 def compare(
@@ -302,10 +333,15 @@ def compare(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {}
-    for name, draw in COMPARE_FIGURES.items() if formats else ():  # no formats: the table only
+    for name, (variables, draw) in COMPARE_FIGURES.items() if formats else ():  # no formats: the table only
+        keeping = {n: ds for n, ds in runs.items() if all(v in ds for v in variables)}
+        if not keeping or (name in REFERENCE_ONLY and reference not in keeping):
+            if progress:
+                progress(f"not drawing {name}: no input keeps {', '.join(variables)}")
+            continue
         if progress:
             progress(f"drawing {name}")
-        fig = draw(runs, reference)
+        fig = draw(keeping, reference if reference in keeping else next(iter(keeping)))
         if fig is not None:
             written[name] = save(fig, folder / "figures", name, formats)
     rows = summary(runs, reference)

@@ -2,7 +2,8 @@
 
 Each input becomes one labeled results Dataset named after its scenario. A scenario file is run
 here (``seeds`` > 1 runs a batch with a ``run`` axis, drawn as quantile fans); a run folder is
-read from its ``results.nc``.
+read from its ``results.nc``; a sweep folder (``sim sweep``) likewise, its runs drawn as a fan
+labeled with the design they span and its failed runs left out of the quantiles.
 """
 
 from __future__ import annotations
@@ -51,20 +52,49 @@ def _span(dataset: xr.Dataset) -> str:
     return dataset.attrs.get("runs_span") or f"{dataset.sizes['run']} seeds"
 
 
+def _recorded_scenario(manifest: Path) -> Path | None:
+    """The scenario file a run or sweep folder's manifest names, where it still exists."""
+    if not manifest.is_file():
+        return None
+    recorded = Path(json.loads(manifest.read_text(encoding="utf-8")).get("scenario_file", ""))
+    return recorded if recorded.is_file() else None
+
+
+def _sweep_span(dataset: xr.Dataset) -> str:
+    """What a sweep's fan spans: its runs, design, varied values and seeds, and the runs that failed."""
+    varied = [
+        str(c) for c in dataset.coords if dataset.coords[c].dims == ("run",) and c not in ("run", "seed", "point")
+    ]
+    seeds = len(np.unique(dataset.seed.values)) if "seed" in dataset.coords else 1
+    shown = ", ".join(varied[:3]) + (f" and {len(varied) - 3} more" if len(varied) > 3 else "")
+    failed = 0
+    if dataset.data_vars:
+        first = next(iter(dataset.data_vars.values()))
+        failed = int(first.isnull().all([d for d in first.dims if d != "run"]).sum())
+    text = (
+        f"{dataset.sizes['run']} runs of sweep {dataset.attrs.get('sweep', '?')} "
+        f"({dataset.attrs.get('design', '?')} over {shown or 'no values'}; {seeds} seed{'s' if seeds > 1 else ''})"
+    )
+    return text + (f", {failed} failed and left out" if failed else "")
+
+
 def _from_folder(folder: Path) -> Source:
     if not (folder / "results.nc").is_file():
+        hint = (
+            " (a sweep not yet finished: run `sim sweep` again to complete it)"
+            if (folder / "sweep.toml").is_file()
+            else ""
+        )
         raise InputError(
-            folder,
-            "",
-            "expected a scenario file (.toml) or a run folder holding results.nc "
-            "(sweep folders are read once the sweep format lands)",
+            folder, "", f"expected a scenario file (.toml), a run folder or a sweep folder holding results.nc{hint}"
         )
     dataset = open_run(folder)
-    scenario_file = None
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        recorded = Path(json.loads(manifest.read_text(encoding="utf-8")).get("scenario_file", ""))
-        scenario_file = recorded if recorded.is_file() else None
+    scenario_file = _recorded_scenario(folder / "manifest.json")
+    if (folder / "sweep.toml").is_file():
+        dataset.attrs["runs_span"] = _sweep_span(dataset)
+        return Source(
+            dataset.attrs.get("sweep", folder.name), dataset, folder, scenario_file, dataset.attrs["runs_span"]
+        )
     return Source(dataset.attrs.get("scenario", folder.name), dataset, folder, scenario_file, _span(dataset))
 
 

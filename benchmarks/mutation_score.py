@@ -1,0 +1,103 @@
+"""Mutation score per module from a finished mutmut run (``mutants/``), equivalent mutants set apart.
+
+    python -m mutmut run --max-children 1 && python benchmarks/mutation_score.py
+    python benchmarks/mutation_score.py --recheck   # after adding tests: survivors back to "not checked"
+
+Reads mutmut's per-file results (``mutants/**/*.py.meta``) and the reviewed list of
+equivalent mutants (``tests/equivalent_mutants.toml``: mutant name -> why no test can
+tell it from the original). Score = killed / (all checked - equivalent); a timeout counts
+as killed (the mutant made the tests hang). Prints one row per module and the time the
+mutants took (the sum of their test runs, one process), and lists the survivors that
+are not on the equivalent list: each is a missing test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KILLED = {1, 3, 36, 24, -24, 152, 255}  # mutmut's exit codes for killed and timed out
+SURVIVED = {0}
+
+
+def recheck(metas: list[Path]) -> int:
+    """Mark survivors and mutants without tests as not checked, so the next ``mutmut run`` tests them again.
+
+    mutmut keeps a verdict until the mutated function changes; new tests alone do not reopen it.
+    """
+    reopened = 0
+    for meta in metas:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code is not None and code not in KILLED:
+                codes[name] = None
+                reopened += 1
+        meta.write_text(json.dumps(data), encoding="utf-8")
+    print(f"{reopened} mutants reopened; now run `python -m mutmut run --max-children 1`")
+    return 0
+
+
+def main() -> int:
+    equivalent = tomllib.loads((ROOT / "tests" / "equivalent_mutants.toml").read_text(encoding="utf-8"))
+    metas = sorted((ROOT / "mutants" / "sim").rglob("*.py.meta"))
+    if not metas:
+        print("no mutmut results under mutants/: run `python -m mutmut run --max-children 1` first")
+        return 1
+    if sys.argv[1:] == ["--recheck"]:
+        return recheck(metas)
+    rows, missing, stale, seconds = [], [], [], 0.0
+    known = set()
+    for meta in metas:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes = data["exit_code_by_key"]
+        known.update(codes)
+        if not codes:
+            continue
+        module = meta.relative_to(ROOT / "mutants").as_posix().removesuffix(".meta")
+        tally = Counter()
+        for name, code in codes.items():
+            if code is None:
+                tally["not checked"] += 1
+            elif code in KILLED:
+                tally["killed"] += 1
+                if name in equivalent:
+                    stale.append(f"{name} (killed)")
+            elif name in equivalent:
+                tally["equivalent"] += 1
+            elif code in SURVIVED:
+                tally["survived"] += 1
+                missing.append(name)
+            else:
+                tally[f"other ({code})"] += 1
+                missing.append(f"{name} (exit code {code})")
+        seconds += sum(data.get("durations_by_key", {}).values())
+        checked = sum(v for k, v in tally.items() if k not in ("not checked", "equivalent"))
+        score = tally["killed"] / checked if checked else float("nan")
+        rows.append((module, len(codes), tally, score))
+    print(f"{'module':28} {'mutants':>7} {'checked':>7} {'killed':>6} {'equiv':>5} {'surv':>5} {'score':>6}")
+    for module, total, tally, score in rows:
+        checked = total - tally["not checked"]
+        print(
+            f"{module:28} {total:7d} {checked:7d} {tally['killed']:6d} {tally['equivalent']:5d} "
+            f"{tally['survived']:5d} {score:6.1%}"
+        )
+    print(f"test time of the checked mutants: {seconds / 60:.1f} min (one process)")
+    if missing:
+        print("survivors not on the equivalent list (each needs a test or a reviewed reason):")
+        for name in missing:
+            print("   ", name)
+    stale += [f"{name} (no such mutant)" for name in equivalent if name not in known]
+    if stale:
+        print("entries of tests/equivalent_mutants.toml to review (renumbered after a code change?):")
+        for name in stale:
+            print("   ", name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
