@@ -228,6 +228,13 @@ def test_admission_control_cuts_arrivals_not_moves_between_districts(to_2021, hi
     assert abs(within_per_resident(on) / within_per_resident(no) - 1) < 0.10
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="with the shipped fit (population.outside_capture 0.43, hand-set 0.2; ensemble 0.18-0.59) Tianjin is "
+    "3.8 % larger in 2020 than in the counterfactual: more of the movers admission control keeps out stay in the "
+    "region. The 2020 census of Tianjin does not refute it (model +2.9 %, within its 5 % tolerance); "
+    "docs/calibration.md",
+)
 def test_migrants_kept_out_of_beijing_are_not_poured_into_tianjin(historical_2021, to_2021):
     counterfactual = sim.run(replace(sim.load_scenario(SCENARIOS / "counterfactual.toml"), end=2021))
     ratio = historical_2021.population.sel(region="tianjin", time=2020.0) / counterfactual.population.sel(
