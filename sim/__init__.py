@@ -12,16 +12,21 @@ and scripts that only validate stay fast, and no matplotlib backend is chosen fo
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from sim.errors import InputError
 from sim.scenario import Scenario, load_scenario
 
-try:
-    __version__ = version("beijing-relocation-sim")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+source"
+
+def _version() -> str:
+    """The installed package's version (importlib.metadata: 20-40 ms, so looked up on first use)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("beijing-relocation-sim")
+    except PackageNotFoundError:  # running from a source tree
+        return "0.0.0+source"
+
 
 _LAZY = {
     "run": "sim.results",
@@ -36,6 +41,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value  # later look-ups skip this hook
@@ -44,7 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*globals(), *_LAZY, "__version__"})
 
 
 __all__ = ["InputError", "Scenario", "__version__", "load_scenario", *_LAZY]

@@ -166,6 +166,8 @@ class StateCheck:
         bad_runs = np.zeros(self.model.runs, bool)
         for name, array in self._arrays().items():
             values = np.asarray(array, float).reshape(array.shape[0], -1)
+            if values.size == 0 or (values.min() >= 0 and np.isfinite(values.max())):
+                continue  # the usual month: all finite and non-negative (min is NaN if any value is)
             scale = np.nanmax(np.where(np.isfinite(values), np.abs(values), 0.0), axis=1, initial=1.0)
             bad = ~np.isfinite(values) | (values < -ROUND_OFF * scale[:, None])
             for run in np.flatnonzero(bad.any(axis=1) & ~self.failed & ~bad_runs):

@@ -97,10 +97,20 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_folders_as_recorded(args: argparse.Namespace) -> None:
+    """--seeds and --ensemble run scenario files; say so when folders are given with them."""
+    folders = [i for i in args.inputs if Path(i).is_dir()]
+    if folders and (args.seeds > 1 or args.ensemble):
+        print(
+            f"note: {', '.join(folders)} drawn as recorded; --seeds and --ensemble run scenario files", file=sys.stderr
+        )
+
+
 def command_compare(args: argparse.Namespace) -> int:
     from sim.outputs.compare import compare
     from sim.outputs.report import report
 
+    _note_folders_as_recorded(args)
     made = compare(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
     if not args.no_report:
         report(made, made.folder / "report.html")
@@ -116,6 +126,7 @@ def command_compare(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from sim.outputs.report import report
 
+    _note_folders_as_recorded(args)
     path = report(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
     print(f"report -> {path}")
     return 0
@@ -125,9 +136,10 @@ def command_export(args: argparse.Namespace) -> int:
     from sim.outputs.export import EXPORTERS, export
 
     formats = [name for name in EXPORTERS if getattr(args, name)] or ["csv"]
+    out = args.out or Path("runs", "export", Path(args.source).stem)  # one folder per source: exports never mix
     _stage(f"exporting {args.source} as {', '.join(formats)}")
-    paths = export(args.source, args.out, formats)
-    print(f"{len(paths)} files -> {args.out}")
+    paths = export(args.source, out, formats)
+    print(f"{len(paths)} files -> {out}")
     return 0
 
 
@@ -182,6 +194,7 @@ EXAMPLES = """examples:
   sim export runs/historical --csv --xlsx --out runs/historical/export
   sim list policies scenarios/plan2021.toml          (also: regions, outputs)
   sim diff scenarios/plan2021.toml                   what it changes relative to the file it extends
+  sim explore scenarios/plan2021.toml                sliders in a local web page (127.0.0.1)
 """
 
 
@@ -258,6 +271,12 @@ def command_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_explore(args: argparse.Namespace) -> int:
+    from sim.explore.cli import explore
+
+    return explore(args)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -268,16 +287,27 @@ def _positive(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
-    from sim import __version__
+class _ShowVersion(argparse.Action):
+    """``--version``: the package's version, looked up only when asked (not on every command)."""
 
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace, values, option_string=None) -> None:
+        from sim import __version__
+
+        sys.stdout.write(f"sim {__version__}\n")
+        parser.exit()
+
+
+def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="sim",
         description="Simulator of Beijing's non-capital-function relocation.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    top.add_argument("--version", action="version", version=f"sim {__version__}")
+    top.add_argument("--version", action=_ShowVersion)
     top.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     commands = top.add_subparsers(dest="command", required=True)
 
@@ -310,7 +340,7 @@ def parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export one run's results (wide CSV per variable, Excel)")
     export.add_argument("source", metavar="SCENARIO.toml|RUN_FOLDER")
-    export.add_argument("--out", default="runs/export", help="folder to write into (default runs/export)")
+    export.add_argument("--out", help="folder to write into (default runs/export/NAME, NAME the run folder or file's)")
     from sim.outputs.export import EXPORTERS
 
     for name, (_, text) in EXPORTERS.items():
@@ -356,6 +386,28 @@ def parser() -> argparse.ArgumentParser:
         "--until", type=float, metavar="YEAR", help="fit only the targets observed by YEAR (out-of-sample check)"
     )
     calibrate.set_defaults(handler=command_calibrate)
+
+    explore = commands.add_parser(
+        "explore", help="a local web page: policy levers as sliders, trajectories redrawn (127.0.0.1 only)"
+    )
+    explore.add_argument("scenario", metavar="SCENARIO.toml")
+    explore.add_argument("--port", type=_positive, default=8765, help="port on 127.0.0.1 (default 8765)")
+    explore.add_argument("--seed", type=_seed, help="override the scenario's seed")
+    explore.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+    explore.add_argument("--save-dir", help="where 'Save scenario' writes (default: the scenario file's folder)")
+    explore.add_argument(
+        "--ensemble",
+        metavar="ENSEMBLE.csv",
+        help="calibration ensemble drawn as bands (default calibration/ensemble.csv)",
+    )
+    explore.add_argument("--static", metavar="OUT.html", help="write one self-contained HTML file over a grid instead")
+    explore.add_argument(
+        "--grid",
+        action="append",
+        metavar="ADDRESS=LEVELS",
+        help="with --static: a slider and its levels, v1,v2,... or low:high:n (1-3 of them; at most 400 runs)",
+    )
+    explore.set_defaults(handler=command_explore)
     return top
 
 

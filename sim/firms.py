@@ -56,10 +56,13 @@ MANUFACTURING, WHOLESALE, HIGH_END, OTHER = range(N_SECTORS)
 # sectors whose transfers count as K2 projects (assumed): industrial transfer proper, resolved one to one
 # in Beijing; high-end moves are 100-firm super-individuals, each of which would add a lump of projects
 INDUSTRIAL = (MANUFACTURING, WHOLESALE)
+IS_INDUSTRIAL = np.isin(np.arange(N_SECTORS), INDUSTRIAL)  # by sector index (a lookup is cheaper than isin)
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
 RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
 MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
 ENTRY_BOOST_MAX = 2.0  # cheap space at most doubles would-be entrants (assumed; demand bounds entry, not rent)
+GROWTH = 8  # columns grow by at least 1/GROWTH of their capacity when full (capacity stays close to use)
+BLOCK_VALUES = 2**16  # per-slot hazards are computed over blocks of runs of about this many slots (cache-sized)
 MAX_AGENTS_PER_RUN = 1_000_000  # firm agents a run may hold (about 40 MB of columns); 20x the 2014 stock
 SPACE_DELAY_ORDER = 3
 FIT_ITERATIONS, FIT_TOLERANCE = 500, 1e-9  # destination-constant balancing (log inflow / stock)
@@ -242,15 +245,14 @@ class Firms:
         self.pharma = np.zeros((runs, n), bool)
         self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
-        self._uniforms = np.ones((runs, n))  # reused buffer for one draw per used slot
-        self._work = np.zeros((3, runs, n))  # reused buffers for the per-slot hazards
         self._flags = np.zeros((runs, n), bool)  # reused buffer for per-slot events
+        self._work = self._block_buffers()
         size = runs * len(regions) * N_SECTORS
         self._firm_tally, self._job_tally = np.zeros(size), np.zeros(size)  # kept up to date event by event
         self.counters = FirmCounters(runs, len(regions))
-        run = np.repeat(np.arange(runs), n)
         ages = streams.random("firm ages", n) * 20.0  # assumed: initial ages uniform over 0-20 years
-        self._add(run, np.tile(region, runs), np.tile(sector, runs), ages.ravel(), "initial firms")
+        for b in range(runs):  # run by run: the same draws as all at once, without batch-sized temporaries
+            self._add(np.full(n, b), region, sector, ages[b], "initial firms")
 
         # 2014 references: the firms each region's demand supported, and the space they occupied
         p = params
@@ -269,11 +271,21 @@ class Firms:
 
     def _grow(self, needed: int) -> None:
         capacity = self.alive.shape[1]
-        extra = max(needed - capacity, capacity // 2)
-        for name in (*self.COLUMNS, "_uniforms", "_flags"):
+        extra = max(needed - capacity, capacity // GROWTH)
+        for name in (*self.COLUMNS, "_flags"):
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
-        self._work = np.zeros((3, *self.alive.shape))
+        self._work = self._block_buffers()
+
+    def _block_buffers(self) -> np.ndarray:
+        """Reused buffers for the per-slot hazards and draws of one block of runs (4, runs per block, capacity)."""
+        runs, capacity = self.alive.shape
+        return np.zeros((4, min(runs, max(1, BLOCK_VALUES // capacity)), capacity))
+
+    def _blocks(self) -> list[slice]:
+        """The runs in blocks that fit the per-slot buffers (one block of all runs when they fit)."""
+        runs, size = self.alive.shape[0], self._work.shape[1]
+        return [slice(start, min(start + size, runs)) for start in range(0, runs, size)]
 
     def _cells(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray) -> np.ndarray:
         return ((run * len(self.regions) + region) * N_SECTORS + sector).astype(np.int32)
@@ -291,7 +303,7 @@ class Firms:
         """
         runs = self.alive.shape[0]
         per_run = np.bincount(run, minlength=runs)
-        alive = np.count_nonzero(self.alive, axis=1)
+        alive = np.array([np.count_nonzero(row) for row in self.alive])  # (count_nonzero along an axis is slow)
         if (alive + per_run > MAX_AGENTS_PER_RUN).any():
             b = int(np.argmax(alive + per_run))
             raise InputError(
@@ -462,27 +474,30 @@ class Firms:
         rent = rent_index(jobs, self.space, p.space_occupancy_2014, p.rent_elasticity)  # (run, region)
         rent_by_cell = np.repeat(rent - 1.0, N_SECTORS, axis=1).ravel()  # rent index - 1 by flat cell
         width = int(self.extent.max())
-        rent_excess = np.take(rent_by_cell, self.cell[:, :width])  # (run, width)
 
         # 1. ageing and exit: exit_rate_s * (1 + boost * exp(-age / 3)) * exp(min(response * c * (rho - 1), 50)),
-        # computed in place in reused buffers (the same operations in the same order as the formula)
-        alive, sensitivity, age = self.alive[:, :width], self.cost_sensitivity[:, :width], self.age[:, :width]
-        age += ctx.dt  # dead slots age too; entry resets them
-        push, youth, hazard = (buffer[:, :width] for buffer in self._work)
-        np.multiply(p.rent_exit_response[:, None], sensitivity, out=push)
-        np.multiply(push, rent_excess, out=push)
-        np.minimum(push, MAX_EXPONENT, out=push)
-        np.exp(push, out=push)
-        np.negative(age, out=youth)
-        np.divide(youth, YOUNG_FIRM_AGE, out=youth)
-        np.exp(youth, out=youth)
-        np.multiply(p.young_exit_boost[:, None], youth, out=youth)
-        np.add(1, youth, out=youth)
+        # computed in place in reused buffers, block of runs by block (the same operations in the same order
+        # as the formula); takes by cell use mode="clip" (cells are valid; "raise" would buffer ``out``: 10x slower)
+        self.age[:, :width] += ctx.dt  # dead slots age too; entry resets them
         exit_by_cell = np.broadcast_to(p.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
-        np.take(exit_by_cell, self.cell[:, :width], out=hazard)
-        np.multiply(hazard, youth, out=hazard)
-        np.multiply(hazard, push, out=hazard)
-        exiting = np.logical_and(alive, self._events(hazard, ctx.dt, "exit", width), out=self._flags[:, :width])
+        exiting = self._flags[:, :width]
+        for rows in self._blocks():
+            push, youth, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
+            cell = self.cell[rows, :width]
+            np.take(rent_by_cell, cell, out=hazard, mode="clip")  # rent index - 1
+            np.multiply(p.rent_exit_response[rows, None], self.cost_sensitivity[rows, :width], out=push)
+            np.multiply(push, hazard, out=push)
+            np.minimum(push, MAX_EXPONENT, out=push)
+            np.exp(push, out=push)
+            np.negative(self.age[rows, :width], out=youth)
+            np.divide(youth, YOUNG_FIRM_AGE, out=youth)
+            np.exp(youth, out=youth)
+            np.multiply(p.young_exit_boost[rows, None], youth, out=youth)
+            np.add(1, youth, out=youth)
+            np.take(exit_by_cell, cell, out=hazard, mode="clip")
+            np.multiply(hazard, youth, out=hazard)
+            np.multiply(hazard, push, out=hazard)
+            np.logical_and(self.alive[rows, :width], self._events(hazard, ctx.dt, "exit", rows), out=exiting[rows])
         run, slot = _selected(exiting)
         c.exits += self._by_sector(run, slot)
         self._remove(run, slot)
@@ -500,10 +515,15 @@ class Firms:
                 & (self.sector[:, :width] == programme.sector)
                 & np.take(programme.targeted, self.region[:, :width])
             )
-            uniform = self.streams.random_into(
-                f"dispersal: {name}", np.where(active, self.extent, 0), self._uniforms[:, :width]
-            )
-            hit = uniform < -np.expm1(-rate * self.cost_sensitivity[:, :width] * ctx.dt)
+            hit, sizes = self._flags[:, :width], np.where(active, self.extent, 0)
+            for rows in self._blocks():
+                chance, uniform = self._work[2, : rows.stop - rows.start, :width], self._work[3]
+                np.multiply(-rate[rows], self.cost_sensitivity[rows, :width], out=chance)
+                np.multiply(chance, ctx.dt, out=chance)
+                np.expm1(chance, out=chance)
+                np.negative(chance, out=chance)
+                uniform = self.streams.random_into(f"dispersal: {name}", sizes, uniform[: len(chance), :width], rows)
+                np.less(uniform, chance, out=hit[rows])
             run, slot = _selected(eligible & hit)
             c.dispersed += self._by_sector(run, slot)
             closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
@@ -527,17 +547,18 @@ class Firms:
             moved = self._move(run, slot, destination, moved)
 
         # 3. spontaneous relocation (splits may have used new slots; movers of step 2 do not move again)
-        if int(self.extent.max()) != width:
-            width = int(self.extent.max())
-            rent_excess = np.take(rent_by_cell, self.cell[:, :width])
-        push, hazard = self._work[0, :, :width], self._work[2, :, :width]
-        np.multiply(p.cost_push[:, None], self.cost_sensitivity[:, :width], out=push)
-        np.multiply(push, rent_excess, out=push)
-        np.minimum(push, MAX_EXPONENT, out=push)
-        np.exp(push, out=push)
-        np.multiply(p.relocation_rate[:, None], push, out=hazard)
+        width = int(self.extent.max())
         moving = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
-        run, slot = _selected(np.logical_and(moving, self._events(hazard, ctx.dt, "relocation", width), out=moving))
+        for rows in self._blocks():
+            push, _, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
+            np.take(rent_by_cell, self.cell[rows, :width], out=hazard, mode="clip")  # rent index - 1
+            np.multiply(p.cost_push[rows, None], self.cost_sensitivity[rows, :width], out=push)
+            np.multiply(push, hazard, out=push)
+            np.minimum(push, MAX_EXPONENT, out=push)
+            np.exp(push, out=push)
+            np.multiply(p.relocation_rate[rows, None], push, out=hazard)
+            np.logical_and(moving[rows], self._events(hazard, ctx.dt, "relocation", rows), out=moving[rows])
+        run, slot = _selected(moving)
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
             pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
@@ -586,17 +607,20 @@ class Firms:
             "refused changes", expected * self.params.apply_despite_ban
         )
 
-    def _events(self, hazard: np.ndarray, dt: float, stream: str, width: int) -> np.ndarray:
-        """Per-slot events of a hazard over the month, u < 1 - exp(-hazard dt); ``hazard`` is overwritten."""
+    def _events(self, hazard: np.ndarray, dt: float, stream: str, rows: slice) -> np.ndarray:
+        """Per-slot events of a hazard over the month for a block of runs, u < 1 - exp(-hazard dt).
+
+        One uniform per used slot of each run (padded with 1.0) in the reused buffer; ``hazard``
+        (block, width) is overwritten.
+        """
         np.negative(hazard, out=hazard)
         np.multiply(hazard, dt, out=hazard)
         np.expm1(hazard, out=hazard)
         np.negative(hazard, out=hazard)
-        return np.less(self._uniform(stream, width), hazard)
-
-    def _uniform(self, stream: str, width: int) -> np.ndarray:
-        """One uniform draw per used slot of each run, (run, width), in the reused buffer (padded with 1.0)."""
-        return self.streams.random_into(stream, self.extent, self._uniforms[:, :width])
+        uniform = self.streams.random_into(
+            stream, self.extent, self._work[3, : hazard.shape[0], : hazard.shape[1]], rows
+        )
+        return np.less(uniform, hazard)
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""
@@ -625,7 +649,7 @@ class Firms:
             (run[from_beijing], sector[from_beijing], destination[from_beijing]),
             weight[from_beijing],
         )
-        transfer = self.transfer_origins[origin] & self.transfer_destinations[destination] & np.isin(sector, INDUSTRIAL)
+        transfer = self.transfer_origins[origin] & self.transfer_destinations[destination] & IS_INDUSTRIAL[sector]
         np.add.at(c.transfers, run[transfer], weight[transfer])
         employees, old_cell = self.employees[run, slot], self.cell[run, slot]
         self.region[run, slot] = destination

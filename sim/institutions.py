@@ -14,6 +14,7 @@ from importlib import resources
 
 import numpy as np
 
+from sim.errors import InputError
 from sim.random import Streams
 from sim.regions import Regions
 from sim.sectors import INSTITUTION_KINDS
@@ -53,6 +54,23 @@ class Institutions:
         self.moved = np.zeros((runs, len(kinds)), bool)
         self.moved_count = np.zeros(runs)  # cumulative institutions relocated
         self.staff_moved = np.zeros(runs)  # cumulative staff relocated
+        self._tallies: dict[str, np.ndarray] = {}  # by-region sums, read-only, until the next move
+
+    def check_orders(self, policies: dict[str, dict], source: str) -> None:
+        """An institution move may order at most what its origins held in 2014; more is a mistake in the
+        scenario (the surplus would be silently not moved), so it is refused when the model is set up."""
+        for name, p in policies.items():
+            if p["kind"] != "institution_move":
+                continue
+            origins = np.isin(np.array(self.regions.codes)[self.region[0]], p["from"])
+            held = int(np.count_nonzero((self.kind == INSTITUTION_KINDS.index(p["institution"])) & origins))
+            if p["count"] > held:
+                raise InputError(
+                    source,
+                    f"policies.{name}.count",
+                    f"{p['count']} {p['institution']} institutions ordered from {', '.join(p['from'])}, which hold "
+                    f"{held} in 2014 (sim/data/institutions_2014.csv); expected at most {held}",
+                )
 
     def _by_region(self, value: np.ndarray) -> np.ndarray:
         runs, n = self.region.shape[0], len(self.regions)
@@ -61,17 +79,25 @@ class Institutions:
             cell.ravel(), weights=np.broadcast_to(value, cell.shape).ravel(), minlength=runs * n
         ).reshape(runs, n)
 
+    def _tally(self, name: str, count) -> np.ndarray:
+        """A by-region sum kept until the next move (read several times a month; institutions move rarely)."""
+        if name not in self._tallies:
+            self._tallies[name] = count()
+            self._tallies[name].flags.writeable = False
+        return self._tallies[name]
+
     def jobs(self) -> np.ndarray:
         """Staff by (run, region)."""
-        return self._by_region(self.staff)
+        return self._tally("jobs", lambda: self._by_region(self.staff))
 
     def service_capacity(self) -> np.ndarray:
         """Service capacity by (run, region) [persons served]."""
-        return self._by_region(self.capacity)
+        return self._tally("services", lambda: self._by_region(self.capacity))
 
     def counts(self) -> np.ndarray:
         """Institutions by (run, region, kind)."""
-        return np.stack([self._by_region(self.kind == k) for k in range(len(INSTITUTION_KINDS))], axis=-1)
+        kinds = range(len(INSTITUTION_KINDS))
+        return self._tally("counts", lambda: np.stack([self._by_region(self.kind == k) for k in kinds], axis=-1))
 
     def move(self, order: MoveOrder, runs_ordered: np.ndarray) -> np.ndarray:
         """Carry out a move in the runs ordered to (a mask); return the staff moved by (run, origin, destination).
@@ -92,6 +118,7 @@ class Institutions:
         flows = np.zeros((runs, len(self.regions), len(self.regions)))
         np.add.at(flows, (run, self.region[run, item], destination), self.staff[run, item])
         self.region[run, item] = destination
+        self._tallies.clear()
         self.moved[run, item] = True
         self.moved_count += chosen.sum(axis=1)
         self.staff_moved += flows.sum(axis=(1, 2))

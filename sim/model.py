@@ -165,6 +165,8 @@ class Model:
             f"overrides of {scenario.path}",
         )
         self.institutions = Institutions(self.regions, self.streams)
+        for run in per_run:
+            self.institutions.check_orders(run.policies, str(scenario.path))
         self.built_services = np.zeros((self.runs, n))  # service capacity delivered by construction projects
         levers = self.timeline.levers()
         self.start_inputs = self._month_inputs(levers)
@@ -262,16 +264,19 @@ class Model:
         """Run every month; a bad state raises StateError (``failures='raise'``) or masks its run ('mask')."""
         self.check = StateCheck(self, failures)
         months = (self.scenario.end - self.scenario.start) * 12
-        frames: dict[str, list[np.ndarray]] = {k: [] for k in RECORDED}
+        frames: dict[str, np.ndarray] = {}  # (time, run, ...), filled month by month (no copies to stack)
         for month in range(months + 1):
             for key, value in self.observe(self.scenario.start + month * DT).items():
-                frames[key].append(np.array(value, float, copy=True))
+                if key not in frames:
+                    frames[key] = np.empty((months + 1, *np.shape(value)))
+                frames[key][month] = value
             if month < months:
                 self.check.step(month)
             if progress is not None:
                 progress(month, months)
         time = self.scenario.start + np.arange(months + 1) * DT
-        return self.check.finish(History(time, {k: np.stack(v) for k, v in frames.items()}, self.timeline.logs()))
+        history = History(time, {k: frames[k] for k in RECORDED}, self.timeline.logs())
+        return self.check.finish(history)
 
     def effects(self) -> AgentEffects:
         """The agents' and the timeline's effects on the stocks so far (needs ``record_effects=True``)."""

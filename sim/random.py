@@ -38,9 +38,10 @@ class Streams:
             row[:size] = generator.random(size)
         return out
 
-    def random_into(self, name: str, sizes: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """As ``random(name, sizes, out.shape[1])``, written into ``out`` (a reused buffer, no allocation)."""
-        for row, generator, size in zip(out, self.generators(name), np.broadcast_to(sizes, len(self.seeds))):
+    def random_into(self, name: str, sizes: np.ndarray, out: np.ndarray, runs: slice = slice(None)) -> np.ndarray:
+        """As ``random(name, sizes, out.shape[1])[runs]``, written into ``out`` (a reused buffer, no allocation)."""
+        sizes = np.broadcast_to(sizes, len(self.seeds))[runs]
+        for row, generator, size in zip(out, self.generators(name)[runs], sizes):
             generator.random(out=row[:size])
             row[size:] = 1.0
         return out

@@ -173,7 +173,9 @@ def run(
 
 
 def tidy(dataset: xr.Dataset) -> Any:
-    """One row per value: time, region, sector, institution (where they apply), variable, value, unit."""
+    """One row per value: time, region, destination, sector, institution (where they apply), variable, value, unit.
+
+    Every dimension of the dataset is a column, so that no two rows of a variable share their labels."""
     import pandas as pd
 
     frames = []
@@ -185,7 +187,7 @@ def tidy(dataset: xr.Dataset) -> Any:
         frames.append(frame)
     columns = [
         "time",
-        *[c for c in ("run", "region", "sector", "institution") if c in dataset.dims],
+        *[c for c in dataset.dims if c != "time"],
         "variable",
         "value",
         "unit",

@@ -413,7 +413,6 @@ def write_run(
     when every file, the manifest last, is written.
     """
     from sim import __version__
-    from sim.plots import save_all
     from sim.results import tidy
 
     _check_write_args(dataset, scenario, seed, wall_time)
@@ -432,6 +431,8 @@ def write_run(
         started = time.perf_counter()
         figures = []
         if plots:
+            from sim.plots import save_all  # matplotlib: only when figures are drawn
+
             (root / "plots").mkdir()
             figures = [str(p.relative_to(root).as_posix()) for p in save_all(stored, root / "plots")]
         files = ["results.nc", "results.csv", "scenario.toml", "events.csv", *figures]

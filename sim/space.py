@@ -156,7 +156,8 @@ def addresses(scenario: Scenario) -> dict[str, Address]:
 def as_date(year: float) -> dt.date:
     """The calendar day a decimal year falls in (the inverse of ``sim.scenario.decimal_year`` on whole days)."""
     whole = math.floor(year)
-    months = (year - whole) * 12
+    # rounded: 2015.58333... (1 August) times 12 is 6.99999... in floating point, which is not July
+    months = round((year - whole) * 12, 9)
     month = min(int(months), 11)
     first = dt.date(whole, month + 1, 1)
     days = ((first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - first).days

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy.special import logit
 
 from sim.engine import smooth, step
 from sim.errors import InputError
@@ -30,6 +29,7 @@ from sim.population import (
     fit_region_constants,
     housing_removed,
     housing_starts,
+    logit,
     migration_balance,
     migration_friction,
 )

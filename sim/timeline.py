@@ -249,7 +249,7 @@ class Timeline:
         for month, count in zip(months, batch):
             yield self.env.timeout(max(month - self.env.now, 0.0))
             self.orders.append(MoveOrder(name, p["institution"], int(count), tuple(p["from"]), p["to"]))
-            self._note(name, f"{count} {p['institution']} to {p['to']}")
+            self._note(name, f"{count} {p['institution']} ordered to {p['to']}")
 
     def _construction(self, name: str, p: dict) -> Generator:
         starts = np.linspace(self.month(p["start"]), self.month(p["end"]), p["projects"])

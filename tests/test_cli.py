@@ -92,10 +92,15 @@ def test_tidy_csv_columns(historical_run: Path) -> None:
     with open(historical_run / "results.csv", newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader)
-        first = next(reader)
-    assert header == ["time", "region", "sector", "institution", "variable", "value", "unit"]
-    assert float(first[0]) == 2014.0
-    float(first[header.index("value")])
+        rows = list(reader)
+    with xr.open_dataset(historical_run / "results.nc", engine="scipy") as results:
+        dims = list(results.dims)
+    assert header[-3:] == ["variable", "value", "unit"] and header[:2] == ["time", "region"]
+    assert sorted(header[:-3]) == sorted(dims), "a column for every dimension (destination included)"
+    assert float(rows[0][0]) == 2014.0
+    float(rows[0][header.index("value")])
+    labels = [tuple(r[: header.index("value")]) for r in rows]
+    assert len(set(labels)) == len(labels), "every value has its own labels (migration: origin and destination)"
 
 
 def test_event_log(historical_run: Path) -> None:

@@ -527,3 +527,23 @@ def test_a_programme_active_in_one_run_of_a_batch_leaves_the_other_as_if_alone()
         width = single.extent[0]
         for column in ("alive", "region", "weight", "age"):
             np.testing.assert_array_equal(getattr(batch, column)[run, :width], getattr(single, column)[0, :width])
+
+
+def test_hazards_in_blocks_of_runs_give_the_same_months_as_all_runs_at_once(short_historical, monkeypatch):
+    """Per-slot hazards and draws are computed block of runs by block (small buffers for large batches):
+    one run per block and all runs in one block give the same firms, bit for bit."""
+
+    def months(block_values: int) -> Model:
+        monkeypatch.setattr(sim.firms, "BLOCK_VALUES", block_values)
+        model = Model(short_historical, seeds=[4, 5, 6], overrides=[{}, {"firms.relocation_rate": 0.2}, {}])
+        for month in range(12):
+            model.step(month)
+        return model
+
+    one_by_one, together = months(1), months(2**30)
+    assert one_by_one.firms._work.shape[1] == 1 and together.firms._work.shape[1] == 3
+    for column in (*Firms.COLUMNS, "extent"):
+        np.testing.assert_array_equal(getattr(one_by_one.firms, column), getattr(together.firms, column))
+    np.testing.assert_array_equal(one_by_one.firms.counts(), together.firms.counts())
+    c = together.firms.counters
+    assert c.exits.sum() > 0 and c.spontaneous_moves.sum() > 0 and c.dispersed.sum() > 0

@@ -113,3 +113,13 @@ def test_institutions_of_a_region_the_scenario_removed_are_left_out():
     assert counts[CORE].sum() == 0  # the core's rows (the first of the table) are skipped, the rest still read
     np.testing.assert_array_equal(counts[CENTRAL], [30, 10, 20, 25, 57])
     np.testing.assert_array_equal(counts[OTHER], [5, 2, 10, 0, 0])
+
+
+def test_an_order_beyond_what_the_origins_held_in_2014_is_refused_naming_the_policy(institutions) -> None:
+    from sim.errors import InputError
+
+    held = int(np.count_nonzero((institutions.kind == HOSPITAL) & np.isin(institutions.region[0], [CORE, CENTRAL])))
+    move = {"kind": "institution_move", "institution": "hospital", "from": ["bj_core", "bj_central"], "to": "xiongan"}
+    institutions.check_orders({"exactly_all": {**move, "count": held}}, "story.toml")  # all of them: allowed
+    with pytest.raises(InputError, match=rf"policies\.too_many\.count: {held + 1} hospital .* hold {held} in 2014"):
+        institutions.check_orders({"too_many": {**move, "count": held + 1}}, "story.toml")

@@ -61,7 +61,7 @@ def two_runs(stories: list[Path]) -> dict[str, xr.Dataset]:
 
 # --- cheap imports ------------------------------------------------------------------------------
 
-HEAVY = ("matplotlib", "xarray", "pandas")
+HEAVY = ("matplotlib", "xarray", "pandas", "scipy.special")
 
 
 def loaded_after(code: str) -> list[str]:
@@ -83,6 +83,19 @@ def test_check_command_loads_no_plotting_or_tables() -> None:
         "try:\n    runpy.run_module('sim', run_name='__main__')\nexcept SystemExit as end:\n    assert end.code == 0\n"
     )
     assert loaded_after(code) == []
+
+
+def test_run_without_figures_loads_no_plotting(tmp_path: Path) -> None:
+    """``run --no-plots`` (sweeps' and scripts' fast path) does not pay for importing matplotlib."""
+    scenario = tmp_path / "short.toml"
+    scenario.write_text(f"extends = {str(SCENARIOS / 'historical.toml')!r}\n[run]\nend = 2015\n", encoding="utf-8")
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['sim', 'run', {str(scenario)!r}, '--out', {str(tmp_path / 'out')!r}, '--no-plots']\n"
+        "try:\n    runpy.run_module('sim', run_name='__main__')\nexcept SystemExit as end:\n    assert end.code == 0\n"
+    )
+    assert "matplotlib" not in loaded_after(code)
+    assert (tmp_path / "out" / "results.nc").exists()
 
 
 def test_drawing_sets_no_matplotlib_backend() -> None:
@@ -172,7 +185,15 @@ def test_report_targets_read_the_model(two_runs: dict[str, xr.Dataset], compared
     assert rows["X5"]["base"] == float(ds.construction_workforce.max())
     beijing = ds.population.sel(region=["bj_core", "bj_central", "bj_tongzhou", "bj_other"]).sum("region")
     assert rows["F6_2017"]["base"] == pytest.approx(float(beijing.isel(time=4 * 12)))
-    assert "Against the 2021 report" in (compared / "report.html").read_text(encoding="utf-8")
+    text = (compared / "report.html").read_text(encoding="utf-8")
+    assert "Against the 2021 report" in text
+    from sim.calibration.targets import load_targets
+
+    targets = load_targets()
+    reached = {k: v["base"] for k, v in rows.items() if v["base"] is not None}
+    within = sum(abs(float(targets[k].misfit(v))) <= 1 for k, v in reached.items())
+    assert f"{within} of {len(reached)} within" in text, "each scenario's count of targets within tolerance"
+    assert text.count('class="n miss"') >= len(reached) - within, "every miss marked"
 
 
 def test_report_includes_the_calibration_fit_where_present(
@@ -333,6 +354,18 @@ def test_export_wide_csv_and_excel(stories: list[Path], tmp_path: Path) -> None:
         assert ("population", "persons", ds.population.attrs["long_name"]) in list(book["about"].values)
 
 
+def test_export_by_default_writes_one_folder_per_source(
+    stories: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two exports without --out never mix: each goes to runs/export/NAME."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("one", "two"):
+        assert main(["run", str(stories[0]), "--out", name, "--no-plots"]) == 0
+        assert main(["export", name, "--csv"]) == 0
+    assert (tmp_path / "runs" / "export" / "one" / "csv" / "jobs.csv").is_file()
+    assert (tmp_path / "runs" / "export" / "two" / "csv" / "jobs.csv").is_file()
+
+
 def test_export_xmile_from_a_run_folder_uses_its_scenario_and_seed(stories: list[Path], tmp_path: Path) -> None:
     import xml.etree.ElementTree as ET
 
@@ -359,6 +392,9 @@ def test_list_and_diff(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "policies", str(SCENARIOS / "plan2021.toml")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(sim.load_scenario(SCENARIOS / "plan2021.toml").policies)
+    months = {line.split()[0]: line.split()[2] for line in lines}
+    assert months["rail_beijing_tangshan"] == "2022-12", "30 Dec 2022 falls in December, not a 13th month"
+    assert months["universities_to_xiongan"].startswith("2023-09")
     assert main(["diff", str(SCENARIOS / "plan2021.toml")]) == 0
     out = capsys.readouterr().out
     assert "+ policy universities_to_xiongan (institution_move)" in out and "historical" in out.splitlines()[0]
@@ -418,8 +454,9 @@ def test_a_sweep_folder_is_compared_as_a_fan_over_its_design(tmp_path: Path) -> 
     )
     assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "swept"), "--no-analysis"]) == 0
     base = short(tmp_path, "base", "historical.toml")
-    made = compare([base, tmp_path / "swept"], tmp_path / "cmp", reference="base", formats=("png",))
+    made = compare([base, tmp_path / "swept"], tmp_path / "cmp", reference="base", formats=("svg",))
     swept = next(s for s in made.sources if s.name == "tiny")
+    assert "not drawn: tiny" in (tmp_path / "cmp" / "figures" / "xiongan_and_tongzhou.svg").read_text(encoding="utf-8")
     assert swept.span == "4 runs of sweep tiny (lhs over population.jobs_weight; 1 seed)"
     assert swept.scenario_file == SCENARIOS / "historical.toml"
     beijing = swept.dataset.population.sel(time=2020.0, region=list(style.BEIJING)).sum("region") / 1e4

@@ -65,6 +65,10 @@ CORPUS["unknown parameter group"] = over("[populations]\njobs_weight = 2\n")
 CORPUS["out_migration_rate 0 (the fit cannot start)"] = over("[population]\nout_migration_rate = 0.0\n")
 CORPUS["outside_in_migration 0"] = over("[population]\noutside_in_migration = 0\n")
 CORPUS["workers beyond the workforce"] = over("[construction]\nworkforce_capacity = 10\n")
+CORPUS["more institutions ordered than the origins hold"] = over(
+    '[policies.many_hospitals]\nkind = "institution_move"\ninstitution = "hospital"\ncount = 600\n'
+    'from = ["bj_core", "bj_central"]\nto = "xiongan"\nstart = 2026-01-01\nend = 2028-12-01\n'
+)
 
 # -- policies ------------------------------------------------------------------------------------------
 WRONG = {

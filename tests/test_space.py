@@ -122,6 +122,18 @@ def test_dates_as_values_decimal_years_dates_and_strings_agree(plan):
         with_values(plan, {address: 2027.0})
 
 
+def test_every_day_survives_the_round_trip_through_a_decimal_year():
+    """as_date inverts decimal_year: 1 August 2015 (2015.58333..., times 12 is 6.99999... in floating point) stays."""
+    from sim.scenario import decimal_year
+
+    day, wrong = dt.date(2014, 1, 1), []
+    while day <= dt.date(2035, 12, 31):
+        if as_date(decimal_year(day, Path("x"), "date")) != day:
+            wrong.append(day)
+        day += dt.timedelta(days=1)
+    assert wrong == []
+
+
 def test_a_changed_scenario_has_a_new_hash_and_the_old_one_is_unchanged(plan):
     own = plan.parameters["population.jobs_weight"]
     changed = with_values(plan, {"population.jobs_weight": own + 1.0})

@@ -278,6 +278,15 @@ class Comparison:
 
 REFERENCE_ONLY = ("jobs_and_firms", "flow_matrix")
 
+
+def _note_left_out(fig: Figure, name: str, left_out: list[str]) -> None:
+    """Say in the title which inputs a figure does not draw, and why, so that no scenario goes missing unseen."""
+    if not left_out:
+        return
+    why = "it draws the reference alone" if name in REFERENCE_ONLY else "their results do not keep what it shows"
+    fig.suptitle(f"{fig.get_suptitle()}  (not drawn: {', '.join(left_out)}; {why})", fontsize=11, y=0.985)
+
+
 COMPARE_FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Runs, str], Figure | None]]] = {
     "key_outputs": ((), lambda runs, ref: _panels(runs, None)),
     "differences": ((), lambda runs, ref: _panels(runs, ref) if len(runs) > 1 else None),
@@ -342,6 +351,10 @@ def compare(
         if progress:
             progress(f"drawing {name}")
         fig = draw(keeping, reference if reference in keeping else next(iter(keeping)))
+        if fig is not None:
+            _note_left_out(
+                fig, name, [n for n in runs if n not in keeping or name in REFERENCE_ONLY and n != reference]
+            )
         if fig is not None:
             written[name] = save(fig, folder / "figures", name, formats)
     rows = summary(runs, reference)

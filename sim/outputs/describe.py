@@ -99,7 +99,7 @@ def _when(policy: dict[str, Any]) -> str:
 
     def month(value: float) -> str:
         year = int(value + 1e-9)
-        return f"{year}-{int(round((value - year) * 12)) + 1:02d}"
+        return f"{year}-{int((value - year) * 12 + 1e-6) + 1:02d}"  # the month the date falls in
 
     if "date" in policy:
         return month(policy["date"])

@@ -9,6 +9,7 @@ Nothing here writes files; ``sim.outputs.style.save`` does.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -86,7 +87,8 @@ def line(ax: Axes, series: xr.DataArray, colour: str, scale: float = 1.0, style:
 def fan_entries(legend: Legend, runs: Runs) -> None:
     span = span_of(runs)
     if span:
-        legend.add(f"median, 25-75% and 5-95% across {span}", Patch(facecolor="0.5", alpha=0.35))
+        label = textwrap.fill(f"median, 25-75% and 5-95% across {span}", 60)  # a long label would push others out
+        legend.add(label, Patch(facecolor="0.5", alpha=0.35))
 
 
 def colours_for(runs: Runs) -> dict[str, str]:

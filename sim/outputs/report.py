@@ -42,7 +42,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px solid #ddd; padding: 3px 6px; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; } th { background: #f3f3f3; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; } td.miss { color: #b00020; } th { background: #f3f3f3; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; } .swatch { display: inline-block; width: 1em; height: 1em;
 vertical-align: middle; margin-right: 0.4em; } ul.diff { font-family: monospace; font-size: 0.85em; }
@@ -103,18 +103,33 @@ def _readable(value: float) -> str:
 
 
 def _targets(comparison: Comparison) -> str:
-    """The 2021 report's figures against each scenario (medians where there are several runs)."""
+    """The 2021 report's figures against each scenario (medians where there are several runs), each value
+    marked within its tolerance or not (the misfit in tolerances), and a count per scenario."""
     names = [s.name for s in comparison.sources]
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = [f"<tr><th>target</th><th>meaning</th><th>report</th>{head}</tr>"]
+    within = dict.fromkeys(names, 0)
+    counted = dict.fromkeys(names, 0)
     for key, target, values in target_rows(comparison.runs):
         when = "peak" if target.time == "max" else f"at {target.time:g}"
         report_value = f"{target.relation} {_readable(target.value)} ({when}, ±{_readable(target.sigma)})"
-        cells = "".join(f'<td class="n">{"" if v is None else _readable(v)}</td>' for v in values.values())
+        cells = []
+        for name, value in values.items():
+            if value is None:
+                cells.append('<td class="n"></td>')
+                continue
+            z = float(target.misfit(value))
+            counted[name] += 1
+            within[name] += abs(z) <= 1
+            mark = "within" if abs(z) <= 1 else f"outside: {z:+.1f} tolerances"
+            css = "n" if abs(z) <= 1 else "n miss"
+            cells.append(f'<td class="{css}">{_readable(value)}<br><small>{mark}</small></td>')
         rows.append(
             f"<tr><td>{html.escape(key)}</td><td>{html.escape(target.meaning)}</td>"
-            f"<td>{html.escape(report_value)}</td>{cells}</tr>"
+            f"<td>{html.escape(report_value)}</td>{''.join(cells)}</tr>"
         )
+    count = "".join(f"<td class='n'>{within[n]} of {counted[n]} within</td>" for n in names)
+    rows.append(f"<tr><th colspan='3'>targets within their tolerance</th>{count}</tr>")
     return "<table>" + "\n".join(rows) + "</table>"
 
 
@@ -166,8 +181,9 @@ def render(comparison: Comparison) -> str:
         "<p>Values at 1 January of each year; medians with 5-95% ranges where there are several runs.</p>",
         _table(comparison),
         "<h2>Against the 2021 report</h2>",
-        "<p>The report's figures (<code>calibration/targets.toml</code>) and each scenario's value; "
-        "a scenario that changes the record before 2021 is not expected to meet them.</p>",
+        "<p>The report's figures (<code>calibration/targets.toml</code>) and each scenario's value, marked "
+        "<i>within</i> its tolerance or <i>outside</i> (in red, with the misfit in tolerances); the last row "
+        "counts them. A scenario that changes the record before 2021 is not expected to meet them.</p>",
         _targets(comparison),
         _fit_section(),
         "<h2>Figures</h2>",

@@ -67,14 +67,14 @@ def _sweep_span(dataset: xr.Dataset) -> str:
         str(c) for c in dataset.coords if dataset.coords[c].dims == ("run",) and c not in ("run", "seed", "point")
     ]
     seeds = len(np.unique(dataset.seed.values)) if "seed" in dataset.coords else 1
-    shown = ", ".join(varied[:3]) + (f" and {len(varied) - 3} more" if len(varied) > 3 else "")
+    shown = varied[0] if len(varied) == 1 else f"{len(varied)} values"  # a legend label: short
     failed = 0
     if dataset.data_vars:
         first = next(iter(dataset.data_vars.values()))
         failed = int(first.isnull().all([d for d in first.dims if d != "run"]).sum())
     text = (
         f"{dataset.sizes['run']} runs of sweep {dataset.attrs.get('sweep', '?')} "
-        f"({dataset.attrs.get('design', '?')} over {shown or 'no values'}; {seeds} seed{'s' if seeds > 1 else ''})"
+        f"({dataset.attrs.get('design', '?')} over {shown}; {seeds} seed{'s' if seeds > 1 else ''})"
     )
     return text + (f", {failed} failed and left out" if failed else "")
 
