@@ -15,8 +15,11 @@ is a model problem to report; the ranking points at where to look).
 
 from __future__ import annotations
 
+import functools
 import json
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,9 +52,36 @@ def _parameter_table() -> dict[str, dict[str, Any]]:
     return {f"{group}.{name}": spec for group, table in PARAMETERS.items() for name, spec in table.items()}
 
 
-def suspects(variable: str, parameters: Mapping[str, np.ndarray], run: int, top: int = 3) -> list[dict[str, Any]]:
-    """The parameters of ``variable`` furthest from their defaults in ``run`` (value, default, range)."""
+FITTED = Path(__file__).resolve().parents[1] / "calibration" / "fitted.toml"
+
+
+@functools.cache
+def shipped_defaults() -> dict[str, Any]:
+    """Parameter defaults as shipped: parameters.toml's values, the fitted ones (calibration/fitted.toml) over them."""
+    values = {key: spec["value"] for key, spec in _parameter_table().items()}
+    if FITTED.is_file():
+        with open(FITTED, "rb") as handle:
+            fitted = tomllib.load(handle)
+        for group, table in fitted.items():
+            if group in PARAMETERS:
+                values |= {f"{group}.{name}": value for name, value in table.items()}
+    return values
+
+
+def suspects(
+    variable: str,
+    parameters: Mapping[str, np.ndarray],
+    run: int,
+    top: int = 3,
+    base: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The parameters of ``variable`` furthest from their reference in ``run`` (value, default, range).
+
+    The reference is ``base`` where given, else the shipped defaults: sim/data/parameters.toml
+    with the calibrated values of calibration/fitted.toml over it.
+    """
     table = _parameter_table()
+    base = shipped_defaults() if base is None else base
     found = []
     for key in SUSPECTS.get(variable, _POPULATION):
         if key not in parameters or key not in table:
@@ -59,18 +89,22 @@ def suspects(variable: str, parameters: Mapping[str, np.ndarray], run: int, top:
         spec = table[key]
         low, high = spec["range"]
         value = np.atleast_1d(np.asarray(parameters[key][run], float))
-        default = spec["value"]
-        base = np.array(list(default.values()), float) if isinstance(default, dict) else np.full(value.shape, default)
-        if base.shape != value.shape:
-            base = np.full(value.shape, float(np.mean(base)))
-        distance = np.abs(value - base) / max(high - low, 1e-12)
+        default = base.get(key, spec["value"])
+        if isinstance(default, dict):
+            default = list(default.values())
+        reference = (
+            np.broadcast_to(np.asarray(default, float), value.shape) if np.size(default) in (1, value.size) else None
+        )
+        if reference is None:
+            reference = np.full(value.shape, float(np.mean(default)))
+        distance = np.abs(value - reference) / max(high - low, 1e-12)
         at = int(np.argmax(distance))
         if distance[at] > 0:
             found.append(
                 {
                     "parameter": key,
                     "value": float(value[at]) if value.size > 1 else float(value[0]),
-                    "default": float(base[at]),
+                    "default": float(reference[at]),
                     "range": [low, high],
                     "distance": float(distance[at]),
                 }

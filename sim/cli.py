@@ -255,12 +255,15 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_calibrate(args: argparse.Namespace) -> int:
     from sim.calibration.run import calibrate
 
+    started = time.perf_counter()
+
     def report(stage: str, done: int, total: int) -> None:
         if sys.stderr.isatty():
-            sys.stderr.write(f"\r{stage}: {done}/{total}" + ("\n" if done == total else ""))
+            elapsed = (time.perf_counter() - started) / 60
+            sys.stderr.write(f"\r[{elapsed:.1f} min] {stage}: {done}/{total}" + ("\n" if done == total else ""))
             sys.stderr.flush()
 
-    fit = calibrate(args.scenario, args.out, args.seed, args.budget, report)
+    fit = calibrate(args.scenario, args.out, args.seed, args.budget, report, args.backend, args.workers, args.until)
     print(
         f"{fit.evaluations} parameter sets, {len(fit.samples)} in the ensemble, best log posterior "
         f"{fit.log_posterior[0]:.2f} -> {args.out}/fitted.toml, ensemble.csv, fit.md"
@@ -375,6 +378,13 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", default="calibration", help="folder for fitted.toml, ensemble.csv, fit.md")
     calibrate.add_argument("--seed", type=_seed, default=0, help="seed of the search and the sampler")
     calibrate.add_argument("--budget", choices=("small", "full"), default="full", help="search and sampler sizes")
+    calibrate.add_argument(
+        "--backend", choices=("serial", "processes", "dask"), default="processes", help="executor of the full runs"
+    )
+    calibrate.add_argument("--workers", type=_positive, default=2, help="worker processes for the full runs")
+    calibrate.add_argument(
+        "--until", type=float, metavar="YEAR", help="fit only the targets observed by YEAR (out-of-sample check)"
+    )
     calibrate.set_defaults(handler=command_calibrate)
 
     explore = commands.add_parser(

@@ -38,6 +38,19 @@ from sim.scenario import Scenario
 DT = 1 / 12  # years: one month
 DELAY_ORDER = 3
 
+STOCK_UNITS = {
+    "population": "persons",
+    "housing": "persons",  # capacity, in the residents it houses
+    "housing_in_construction": "persons",
+    "local_services": "persons served",
+    "households_following": "persons",
+    "births_cum": "persons",
+    "deaths_cum": "persons",
+    "in_from_outside_cum": "persons",
+    "out_to_outside_cum": "persons",
+}
+"""Each stock's unit; its derivative (``StockFlow.derivative``) is in this unit per year (tests/test_validation.py)."""
+
 STOCK_FLOW_OUTPUTS = (
     "population",
     "migrant_population",
@@ -234,8 +247,12 @@ class StockFlow:
         """Housing delivered by finished projects at the start of the month (before the agents act)."""
         self.state["housing"] = self.state["housing"] + inputs.housing_added
 
-    def advance(self, time: float, inputs: MonthInputs) -> None:
-        """The stocks advance by one month from ``time`` (after ``receive`` and the agents)."""
+    def advance(self, time: float, inputs: MonthInputs, substeps: int = 1) -> None:
+        """The stocks advance by one month from ``time`` (after ``receive`` and the agents).
+
+        ``substeps`` > 1 integrates the month in that many steps with the month's inputs held:
+        the integration-error check (Sterman ch. 21) halves the step this way.
+        """
         derivative = self.derivative(time, inputs)
 
         def stocks(t: float, s: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -243,7 +260,8 @@ class StockFlow:
             del rates["_flows"]
             return rates
 
-        self.state = step(stocks, time, self.state, DT, self.scenario.method)
+        for i in range(substeps):
+            self.state = step(stocks, time + i * DT / substeps, self.state, DT / substeps, self.scenario.method)
 
     def observe(
         self, time: float, inputs: MonthInputs, outputs: Sequence[str] = STOCK_FLOW_OUTPUTS
@@ -311,8 +329,12 @@ def replay(
     overrides: Sequence[Mapping[str, Any]],
     outputs: Sequence[str] = STOCK_FLOW_OUTPUTS,
     compiled: bool = False,
+    substeps: int = 1,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Integrate a batch of parameter sets of the stock-and-flow part with recorded agent effects.
+
+    ``substeps`` > 1 takes that many integration steps a month, the agents' effects held
+    as the month's inputs (a smaller step for the integration-error check).
 
     Returns the times and each output as (time, run, ...), like ``sim.model.History``.
     ``compiled=True`` integrates with the numba kernel (``sim.stockflow_kernel``, the ``fast``
@@ -335,6 +357,6 @@ def replay(
             frames[key][month] = observed[key]
         if month < months:
             model.receive(effects.at(month))
-            model.advance(time, effects.at(month))
+            model.advance(time, effects.at(month), substeps)
     times = scenario.start + np.arange(months + 1) * DT
     return times, frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ import sim
 from sim.calibration.fit import StockFlowObjective, fit_stock_flow, record_effects, replay_dataset
 from sim.calibration.parameters import FreeParameter, load_free_parameters
 from sim.calibration.targets import load_targets
+from sim.space import addresses
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,11 @@ def effects(window):
 
 
 def test_free_parameters_are_valid_addresses_with_priors(window):
+    space = addresses(window)
     for p in load_free_parameters():
-        group, name = p.address.split(".", 1)
-        assert f"{group}.{name}" in window.parameters
+        assert p.address in space, p.address
+        assert space[p.address].low <= p.low < p.high <= space[p.address].high
+        assert (p.address in window.parameters) == (p.block == "stock_flow" or p.address.startswith("firms."))
         assert p.low < p.high and np.isfinite(p.log_prior(np.array([(p.low + p.high) / 2])))[0]
         assert np.isneginf(p.log_prior(np.array([p.high + 1])))[0]
 
@@ -90,18 +94,30 @@ def test_recovery_of_known_values_from_synthetic_data(window, effects):
     assert high[trend] - low[trend] <= 0.5 * (free[trend].high - free[trend].low)
 
 
-def test_calibrate_writes_the_fit_as_data_through_the_command_line(tmp_path):
-    """`calibrate` writes fitted.toml (a scenario fragment a scenario can extend), ensemble.csv and fit.md."""
+@pytest.mark.slow
+def test_calibrate_writes_the_fit_as_data_and_the_same_seed_reproduces_it(tmp_path):
+    """`calibrate` writes fitted.toml (a fragment a scenario extends), ensemble.csv and fit.md; the same seed
+    gives the same files (the small budget, run twice)."""
     from sim.cli import main
 
-    assert main(["calibrate", str(SCENARIOS / "historical.toml"), "--budget", "small", "--out", str(tmp_path)]) == 0
-    fitted = tomllib.loads((tmp_path / "fitted.toml").read_text())
-    free = {p.address: p for p in load_free_parameters(block="stock_flow")}
-    assert {f"population.{k}" for k in fitted["population"]} == set(free)
-    for name, value in fitted["population"].items():
-        assert free[f"population.{name}"].low <= value <= free[f"population.{name}"].high
-    story = tmp_path / "story.toml"
-    story.write_text('extends = "fitted.toml"\nname = "fitted_story"\n[run]\nend = 2015\n')
-    assert sim.load_scenario(story).parameters["population.jobs_weight"] == fitted["population"]["jobs_weight"]
-    assert "| F6_2019 |" in (tmp_path / "fit.md").read_text()
-    assert len((tmp_path / "ensemble.csv").read_text().splitlines()) > 2
+    for out in ("a", "b"):
+        argv = ["calibrate", str(SCENARIOS / "historical.toml"), "--budget", "small", "--out", str(tmp_path / out)]
+        assert main([*argv, "--workers", "2"]) == 0
+    first, second = (tmp_path / "a"), (tmp_path / "b")
+    assert (first / "fitted.toml").read_text() == (second / "fitted.toml").read_text()
+    assert (first / "ensemble.csv").read_text() == (second / "ensemble.csv").read_text()
+    fitted = tomllib.loads((first / "fitted.toml").read_text())
+    free = {p.address: p for p in load_free_parameters()}
+    written = {f"{g}.{k}": v for g in ("population", "firms") for k, v in fitted[g].items()}
+    written |= {f"policies.{n}.{k}": v for n, t in fitted["policies"].items() for k, v in t.items() if k != "kind"}
+    assert set(written) == set(free)
+    for address, value in written.items():
+        assert free[address].low <= value <= free[address].high
+    (tmp_path / "scenarios").mkdir()  # the shipped layout: scenarios/historical.toml extends calibration/fitted.toml
+    shutil.copy(SCENARIOS / "historical.toml", tmp_path / "scenarios")
+    shutil.copytree(first, tmp_path / "calibration")
+    uses = sim.load_scenario(tmp_path / "scenarios" / "historical.toml")
+    assert uses.parameters["population.jobs_weight"] == fitted["population"]["jobs_weight"]
+    assert uses.policies["market_dispersal"]["rate"] == fitted["policies"]["market_dispersal"]["rate"]
+    assert "| F6_2019 |" in (first / "fit.md").read_text()
+    assert len((first / "ensemble.csv").read_text().splitlines()) > 2

@@ -55,8 +55,11 @@ def test_the_worked_example_checks_as_the_docs_say(tmp_path, capsys):
     example = SCENARIOS.split("## Worked example", 1)[1]
     toml = re.search(r"```toml\n(.*?)```", example, flags=re.S).group(1)
     name = re.search(r'name = "([^"]+)"', toml).group(1)
-    shutil.copy(DOCS.parent / "scenarios" / "historical.toml", tmp_path)
-    (tmp_path / f"{name}.toml").write_text(toml)
-    assert main(["check", str(tmp_path / f"{name}.toml")]) == 0
+    (tmp_path / "scenarios").mkdir()
+    shutil.copy(DOCS.parent / "scenarios" / "historical.toml", tmp_path / "scenarios")
+    (tmp_path / "calibration").mkdir()  # historical extends ../calibration/fitted.toml
+    shutil.copy(DOCS.parent / "calibration" / "fitted.toml", tmp_path / "calibration")
+    (tmp_path / "scenarios" / f"{name}.toml").write_text(toml)
+    assert main(["check", str(tmp_path / "scenarios" / f"{name}.toml")]) == 0
     printed = capsys.readouterr().out.split(": ", 1)[1].strip()
     assert printed in example

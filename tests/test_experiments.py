@@ -364,10 +364,12 @@ def test_on_the_model_an_output_that_does_not_depend_on_a_parameter_gets_no_inde
     assert "beijing_end" in summary and (result.folder / "sensitivity" / "indices_beijing_end.png").exists()
 
 
+OWN_JOBS_WEIGHT = sim.load_scenario(ROOT / "scenarios" / "historical.toml").parameters["population.jobs_weight"]
+"""The shipped scenario's own value (calibration/fitted.toml), so runs 0 and 1 hold it."""
 STOCK_FLOW = """
 scenario = "short.toml"
 [uncertainties."population.jobs_weight"]
-levels = [2.0, 3.0]
+levels = [{own}, 3.0]
 [uncertainties."population.out_migration_rate.bj_core"]
 levels = [0.05, 0.06]
 [design]
@@ -390,7 +392,7 @@ def test_stock_flow_mode_replays_the_full_run_exactly_at_its_own_values(tmp_path
     results = {}
     for mode in ("stock-flow", "full"):
         path = tmp_path / f"{mode}.toml"
-        path.write_text(STOCK_FLOW.format(mode=mode))
+        path.write_text(STOCK_FLOW.format(mode=mode, own=OWN_JOBS_WEIGHT))
         results[mode] = sweep(path, tmp_path / mode, analysis=False).dataset()
     replayed, full = results["stock-flow"].population, results["full"].population
     assert (replayed.sel(run=[0, 1]) == full.sel(run=[0, 1])).all()
@@ -401,12 +403,12 @@ def test_stock_flow_mode_refuses_what_it_cannot_vary_or_compute(tmp_path):
     write_sweep(tmp_path)
     path = tmp_path / "sd.toml"
     path.write_text(
-        STOCK_FLOW.format(mode="stock-flow")
+        STOCK_FLOW.format(mode="stock-flow", own=OWN_JOBS_WEIGHT)
         + '[levers."policies.admission_control_2017.strength"]\nlow = 1\nhigh = 2\n'
     )
     with pytest.raises(sim.InputError, match=r"levers.policies.admission_control_2017.strength: execution.mode"):
         load_sweep(path)
-    path.write_text(STOCK_FLOW.format(mode="stock-flow").replace('["population"]', '["firms"]'))
+    path.write_text(STOCK_FLOW.format(mode="stock-flow", own=OWN_JOBS_WEIGHT).replace('["population"]', '["firms"]'))
     with pytest.raises(sim.InputError, match=r"outputs: 'firms' is not an output of the stock-and-flow part"):
         load_sweep(path)
 

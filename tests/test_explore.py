@@ -165,9 +165,11 @@ def test_save_writes_a_scenario_that_run_reproduces(client: TestClient, explorer
 def test_bands_from_an_ensemble_file_and_none_without(explorer: Explorer, folder: Path) -> None:
     assert explorer.bands({}) is None
     ensemble = folder / "ensemble.csv"
+    own = explorer.scenario.parameters  # the middle row holds the scenario's own (fitted) values
+    jobs, sensitivity = own["population.jobs_weight"], own["population.move_sensitivity"]
     ensemble.write_text(
-        "sample,population.jobs_weight,population.move_sensitivity,log_posterior\n0,1.5,0.6,-3\n1,2.5,1.0,-4\n"
-        "2,2.0,0.8,-3.5\n",
+        "sample,population.jobs_weight,population.move_sensitivity,log_posterior\n"
+        f"0,{jobs - 0.1},{sensitivity - 0.2},-3\n1,{jobs + 0.5},{sensitivity + 0.02},-4\n2,{jobs},{sensitivity},-3.5\n",
         encoding="utf-8",
     )
     with_bands = Explorer.__new__(Explorer)

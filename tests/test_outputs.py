@@ -431,6 +431,10 @@ def test_fans_over_a_calibration_ensemble(tmp_path: Path) -> None:
     made = compare([path], tmp_path / "out", seeds=3, formats=(), ensemble=ensemble)
     (source,) = made.sources
     assert source.dataset.sizes["run"] == 3 and "calibration ensemble" in source.span
+    shipped = compare([path], tmp_path / "out3", seeds=2, formats=(), ensemble=ROOT / "calibration" / "ensemble.csv")
+    (source,) = shipped.sources  # the shipped ensemble's policy strengths ride on the run axis too
+    rates = source.dataset["policies.market_dispersal.rate"].values
+    assert source.dataset.sizes["run"] == 2 and rates[0] != rates[1]
     bad = tmp_path / "bad.csv"
     bad.write_text("sample,population.no_such,log_posterior\n0,1.0,-1\n", encoding="utf-8")
     with pytest.raises(sim.InputError, match="population.no_such"):

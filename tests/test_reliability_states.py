@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.checks import StateCheck, suspects
+from sim.checks import StateCheck, shipped_defaults, suspects
 from sim.cli import main
 from sim.errors import InputError, StateError
 from sim.model import History, Model
@@ -142,13 +142,17 @@ def test_round_off_is_not_a_failure(short) -> None:
 
 
 def test_suspects_are_the_parameters_furthest_from_their_defaults(tmp_path) -> None:
-    sets = [{}, {"population.move_sensitivity": 2.5, "population.jobs_weight": 2.5, "housing.adjustment_time": 40.0}]
+    sets = [{}, {"population.move_sensitivity": 0.5, "population.jobs_weight": 2.5, "housing.adjustment_time": 49.0}]
     model = Model(scenario(tmp_path, end=2015), [1, 2], sets)
     assert StateCheck(model, "mask").failures == []
-    assert suspects("population", model.parameters, 0) == []
+    assert suspects("population", model.parameters, 0) == []  # the shipped scenario holds the shipped defaults
     found = suspects("population", model.parameters, 1)
     assert [s["parameter"] for s in found] == ["population.move_sensitivity", "population.jobs_weight"]
-    assert found[0]["value"] == 2.5 and found[0]["default"] == 0.8
+    fitted = shipped_defaults()["population.move_sensitivity"]  # calibration/fitted.toml over parameters.toml
+    assert (
+        found[0]["value"] == 0.5
+        and found[0]["default"] == fitted != PARAMETERS["population"]["move_sensitivity"]["value"]
+    )
     assert suspects("housing", model.parameters, 1)[0]["parameter"] == "housing.adjustment_time"
 
 
@@ -157,8 +161,8 @@ def break_stocks(monkeypatch: pytest.MonkeyPatch, run: int, month: int, region: 
     """From ``month`` on (the state recorded at that month), ``region``'s migrants of ``run`` are negative."""
     advance = StockFlow.advance
 
-    def broken(self, time: float, inputs) -> None:
-        advance(self, time, inputs)  # from the state at ``time`` to the next month's
+    def broken(self, time: float, inputs, *substeps) -> None:
+        advance(self, time, inputs, *substeps)  # from the state at ``time`` to the next month's
         if time >= self.scenario.start + (month - 1.5) / 12 and run < self.runs:
             population = self.state["population"].copy()
             population[run, -1, self.regions.index(region)] = -1234.0
@@ -171,7 +175,7 @@ def test_a_failing_run_exits_1_with_one_line_and_writes_no_folder(tmp_path, caps
     """Finding 2 of issue 8: a run with a negative population exited 0 and wrote it to results.nc."""
     path = tmp_path / "bad.toml"
     path.write_text(
-        f"extends = '{HISTORICAL.as_posix()}'\n[population]\nmove_sensitivity = 3.0\n[run]\nend = 2017\n",
+        f"extends = '{HISTORICAL.as_posix()}'\n[population]\nmove_sensitivity = 0.5\n[run]\nend = 2017\n",
         encoding="utf-8",
     )
     break_stocks(monkeypatch, run=0, month=14)
@@ -180,7 +184,7 @@ def test_a_failing_run_exits_1_with_one_line_and_writes_no_folder(tmp_path, caps
     assert code == 1, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "internal error" not in err
     assert "no run folder written" in err and "population in xiongan is negative (-1234) at 2015.17" in err
-    assert "population.move_sensitivity = 3 (default 0.8" in err
+    assert f"population.move_sensitivity = 0.5 (default {shipped_defaults()['population.move_sensitivity']:g}" in err
     assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

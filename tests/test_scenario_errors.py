@@ -332,9 +332,16 @@ def test_restating_the_same_kind_is_accepted(tmp_path: Path) -> None:
 
 
 def test_copied_scenario_extending_by_relative_path(tmp_path: Path) -> None:
-    (tmp_path / "historical.toml").write_text(HISTORICAL.read_text(encoding="utf-8"), encoding="utf-8")
-    (tmp_path / "story.toml").write_text('extends = "historical.toml"\n[run]\nend = 2030\n', encoding="utf-8")
-    scenario = load_scenario(tmp_path / "story.toml")
+    """The shipped layout copied elsewhere: scenarios/ beside calibration/ (historical extends the fit)."""
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "scenarios" / "historical.toml").write_text(HISTORICAL.read_text(encoding="utf-8"), encoding="utf-8")
+    fitted = HISTORICAL.parent.parent / "calibration" / "fitted.toml"
+    (tmp_path / "calibration" / "fitted.toml").write_text(fitted.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "scenarios" / "story.toml").write_text(
+        'extends = "historical.toml"\n[run]\nend = 2030\n', encoding="utf-8"
+    )
+    scenario = load_scenario(tmp_path / "scenarios" / "story.toml")
     assert (scenario.start, scenario.end) == (2014, 2030)
     assert scenario.policies.keys() == load_scenario(HISTORICAL).policies.keys()
 

@@ -24,8 +24,9 @@ COMMANDS = [line.split("python -m sim ", 1)[1] for line in TUTORIAL.splitlines()
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A copy of the shipped scenarios with the tutorial's file saved beside them, as the tutorial says."""
+    """A copy of the shipped scenarios (and the fit they extend) with the tutorial's file saved beside them."""
     shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    shutil.copytree(ROOT / "calibration", tmp_path / "calibration")
     (tmp_path / "scenarios" / "my_hospitals.toml").write_text(TOML, encoding="utf-8")
     return tmp_path
 

@@ -99,6 +99,55 @@ class StockFlowObjective:
         return result
 
 
+def search_and_sample(
+    objective: Callable[[np.ndarray], np.ndarray],
+    free: Sequence[FreeParameter],
+    seed: int,
+    design_points: int,
+    walkers: int,
+    steps: int,
+    burn: int,
+    thin: int,
+    progress: Callable[[str, int, int], None] | None = None,
+    stage: str = "",
+    start: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A Latin-hypercube search over the priors, then an emcee ensemble from its best points.
+
+    ``start`` (a point in the bounds, e.g. the scenario's values) is scored beside the design.
+    Returns the samples and their log posterior, the best first.
+    """
+    import emcee
+
+    k = len(free)
+    if design_points < walkers:
+        raise ValueError(f"the search ({design_points} points) must give every walker ({walkers}) a start")
+    design = qmc.LatinHypercube(d=k, seed=seed).random(design_points)
+    points = np.column_stack([p.from_unit(design[:, i]) for i, p in enumerate(free)])
+    if start is not None:
+        points = np.vstack([start, points])
+    scores = np.concatenate([objective(points[i : i + walkers]) for i in range(0, len(points), walkers)])
+    if progress:
+        progress(f"{stage}search", len(points), len(points))
+    order = np.argsort(-scores)
+    if not np.isfinite(scores[order[0]]):
+        raise InputError("calibration/free_parameters.toml", "bounds", "no parameter set in the bounds can be run")
+    chosen = order[:walkers]  # the best points of the search start the walkers
+    sampler = emcee.EnsembleSampler(walkers, k, objective, vectorize=True)
+    sampler.random_state = np.random.RandomState(seed).get_state()  # emcee's moves draw from this stream
+    for step, _ in enumerate(sampler.sample(points[chosen], log_prob0=scores[chosen], iterations=steps), 1):
+        if progress:
+            progress(f"{stage}ensemble", step, steps)
+    chain = sampler.get_chain(discard=burn, thin=thin, flat=True)
+    logp = sampler.get_log_prob(discard=burn, thin=thin, flat=True)
+    best = np.argmax(logp)
+    if scores[order[0]] > logp[best]:  # the search found better than the sampler kept
+        chain, logp = np.vstack([points[order[0]], chain]), np.concatenate([[scores[order[0]]], logp])
+        best = 0
+    ranked = np.concatenate([[best], np.delete(np.arange(len(logp)), best)])
+    return chain[ranked], logp[ranked]
+
+
 def fit_stock_flow(
     scenario: Scenario,
     targets: dict[str, Target],
@@ -111,41 +160,144 @@ def fit_stock_flow(
     thin: int = 5,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Fit:
-    """Fit the stock-and-flow block to the targets: Latin-hypercube search, then an emcee ensemble."""
-    import emcee
-
+    """Fit the stock-and-flow block to the targets on the scenario's recorded agent effects."""
     scenario = replace(scenario, end=min(scenario.end, 2021))
     effects = record_effects(scenario, scenario.seed)
     objective = StockFlowObjective(scenario, effects, targets, free)
-    k = len(objective.free)
-    design = qmc.LatinHypercube(d=k, seed=seed).random(design_points)
-    points = np.column_stack([p.from_unit(design[:, i]) for i, p in enumerate(objective.free)])
-    scores = np.concatenate(
-        [objective(points[i : i + walkers]) for i in range(0, design_points, walkers)]  # batches of one size
+    samples, logp = search_and_sample(
+        objective, objective.free, seed, design_points, walkers, steps, burn, thin, progress, "stock-and-flow "
     )
-    if progress:
-        progress("search", design_points, design_points)
-    order = np.argsort(-scores)
-    if not np.isfinite(scores[order[0]]):
-        raise InputError("calibration/free_parameters.toml", "bounds", "no parameter set in the bounds can be run")
-    start = points[order[:walkers]]  # the best points of the search start the walkers
-    sampler = emcee.EnsembleSampler(walkers, k, objective, vectorize=True)
-    sampler.random_state = np.random.RandomState(seed).get_state()  # emcee's moves draw from this stream
-    for step, _ in enumerate(sampler.sample(start, iterations=steps), 1):
-        if progress:
-            progress("ensemble", step, steps)
-    chain = sampler.get_chain(discard=burn, thin=thin, flat=True)
-    logp = sampler.get_log_prob(discard=burn, thin=thin, flat=True)
-    best = np.argmax(logp)
-    if scores[order[0]] > logp[best]:  # the search found better than the sampler visited
-        chain, logp = np.vstack([points[order[0]], chain]), np.concatenate([[scores[order[0]]], logp])
-        best = 0
-    ranked = np.concatenate([[best], np.delete(np.arange(len(logp)), best)])
-    return Fit(
-        tuple(objective.free),
-        chain[ranked],
-        logp[ranked],
-        tuple(objective.targets),
-        seed,
-        objective.evaluations,
-    )
+    return Fit(tuple(objective.free), samples, logp, tuple(objective.targets), seed, objective.evaluations)
+
+
+class FullObjective:
+    """Log posterior of the agents' block: full runs of the window, a batch per call on an executor.
+
+    Every run takes the ``fixed`` values (the stock-and-flow block's current fit) and one
+    parameter set of the block; policy values ride on the run axis of one batch
+    (``sim.space``). All runs share the scenario's seed (common random numbers), so two sets
+    differ by their parameters, not by their draws.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        targets: dict[str, Target],
+        free: Sequence[FreeParameter],
+        fixed: dict[str, float],
+        backend: str = "processes",
+        workers: int = 2,
+    ):
+        self.scenario, self.free, self.fixed = scenario, tuple(free), dict(fixed)
+        self.targets, self.backend, self.workers = dict(targets), backend, workers
+        self.outputs = tuple(sorted({t.output for t in self.targets.values()}))
+        self.evaluations = 0
+
+    def log_prior(self, theta: np.ndarray) -> np.ndarray:
+        return sum(p.log_prior(theta[:, i]) for i, p in enumerate(self.free))
+
+    def datasets(self, theta: np.ndarray):
+        """Full runs of the parameter sets (dims run x time x ...); failed runs are NaN."""
+        from sim.experiments import evaluate
+
+        values = [self.fixed | {p.address: float(v) for p, v in zip(self.free, row)} for row in theta]
+        self.evaluations += len(values)
+        chunk = max(1, -(-len(values) // self.workers))  # one batch per worker
+        dataset, _ = evaluate(
+            self.scenario,
+            values,
+            [self.scenario.seed] * len(values),
+            self.outputs,
+            backend=self.backend if len(values) > 1 else "serial",
+            workers=self.workers,
+            chunk=chunk,
+        )
+        return dataset.transpose("time", "run", ...)
+
+    def misfits(self, theta: np.ndarray) -> np.ndarray:
+        ds = self.datasets(theta)
+        return np.stack([t.misfit(t.model_value(ds)) for t in self.targets.values()], axis=1)
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.atleast_2d(theta)
+        prior = self.log_prior(theta)
+        result = np.full(len(theta), -np.inf)
+        ok = np.isfinite(prior)
+        if ok.any():
+            likelihood = -0.5 * (self.misfits(theta[ok]) ** 2).sum(axis=1)
+            result[ok] = np.where(np.isfinite(likelihood), prior[ok] + likelihood, -np.inf)
+        return result
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes of one calibration: the stock-and-flow block's and the agents' block's search and sampler."""
+
+    stock_flow: tuple[int, int, int, int, int]  # design points, walkers, steps, burn-in, thinning
+    full: tuple[int, int, int, int, int]
+    cycles: int  # rounds of (stock-and-flow block, agents' block) before the last stock-and-flow fit
+
+
+def fit_blocks(
+    scenario: Scenario,
+    targets: dict[str, Target],
+    free: Sequence[FreeParameter],
+    budget: Budget,
+    seed: int = 0,
+    backend: str = "processes",
+    workers: int = 2,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Fit:
+    """Fit both blocks by turns: stock-and-flow on replay, agents on full runs, then stock-and-flow again.
+
+    Each block is fitted with the other held at its current best (block coordinate ascent);
+    the last agents' fit and the last stock-and-flow fit give the ensemble: row i pairs
+    stock-and-flow sample i with an agents' sample drawn from that block's ensemble (the
+    blocks' posteriors conditional on each other, their correlation across blocks ignored;
+    docs/calibration.md). Row 0 pairs the two best fits.
+    """
+    from sim.space import with_values
+
+    flow = [p for p in free if p.block == "stock_flow"]
+    agents = [p for p in free if p.block == "full"]
+    # every free parameter starts at its prior's centre: the fit does not depend on what the scenario holds
+    current = {p.address: p.centre for p in free}
+    window = replace(scenario, end=min(scenario.end, 2021))
+    evaluations = 0
+    agents_samples = np.array([[current[p.address] for p in agents]])
+    for cycle in range(budget.cycles + 1):
+        tag = f"round {cycle + 1}: "
+        flow_fit = fit_stock_flow(
+            with_values(window, current, "calibration"),
+            targets,
+            flow,
+            seed + cycle,
+            *budget.stock_flow,
+            progress=_tagged(progress, tag),
+        )
+        evaluations += flow_fit.evaluations
+        current |= flow_fit.best
+        if cycle == budget.cycles or not agents:
+            break
+        objective = FullObjective(window, targets, agents, flow_fit.best, backend, workers)
+        agents_samples, _ = search_and_sample(
+            objective,
+            agents,
+            seed + 100 + cycle,
+            *budget.full,
+            _tagged(progress, tag + "agents "),
+            start=np.array([current[p.address] for p in agents]),
+        )
+        evaluations += objective.evaluations
+        current |= {p.address: float(v) for p, v in zip(agents, agents_samples[0])}
+    rng = np.random.default_rng(seed)
+    n = len(flow_fit.samples)
+    picks = np.concatenate([[0], rng.integers(0, len(agents_samples), n - 1)])
+    samples = np.hstack([flow_fit.samples, agents_samples[picks]]) if agents else flow_fit.samples
+    return Fit((*flow, *agents), samples, flow_fit.log_posterior, tuple(targets), seed, evaluations)
+
+
+def _tagged(progress, tag: str):
+    if progress is None:
+        return None
+    return lambda stage, done, total: progress(tag + stage, done, total)

@@ -33,6 +33,11 @@ class FreeParameter:
         density = np.zeros_like(value) if self.prior == "uniform" else stats.norm.logpdf(value, self.mean, self.sd)
         return np.where(inside, density, -np.inf)
 
+    @property
+    def centre(self) -> float:
+        """Where a calibration starts, whatever a scenario holds: the prior's mean, or the middle of the bounds."""
+        return float(self.mean) if self.prior == "normal" else (self.low + self.high) / 2
+
     def from_unit(self, u: np.ndarray) -> np.ndarray:
         """Map points of the unit interval to the prior (inverse CDF), for space-filling designs."""
         if self.prior == "uniform":
@@ -46,28 +51,36 @@ def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None)
     with open(path, "rb") as handle:
         table = tomllib.load(handle)
     found = []
-    for group, entries in table.items():
-        for name, entry in entries.items():
-            address = f"{group}.{name}"
-            low, high = entry.get("bounds", (None, None))
-            if low is None or not low < high:
-                raise InputError(path, f"{address}.bounds", "expected [low, high] with low < high")
-            if entry.get("prior") not in ("uniform", "normal"):
-                raise InputError(path, f"{address}.prior", 'expected "uniform" or "normal"')
-            if entry.get("block") not in BLOCKS:
-                raise InputError(path, f"{address}.block", f"expected one of {', '.join(BLOCKS)}")
-            if entry["prior"] == "normal" and not (entry.get("sd", 0) > 0 and "mean" in entry):
-                raise InputError(path, address, "a normal prior needs a mean and a positive sd")
-            found.append(
-                FreeParameter(
-                    address,
-                    float(low),
-                    float(high),
-                    entry["prior"],
-                    entry["block"],
-                    tuple(entry.get("informs", ())),
-                    entry.get("mean"),
-                    entry.get("sd"),
-                )
+    for address, entry in _entries(table):
+        low, high = entry.get("bounds", (None, None))
+        if low is None or not low < high:
+            raise InputError(path, f"{address}.bounds", "expected [low, high] with low < high")
+        if entry.get("prior") not in ("uniform", "normal"):
+            raise InputError(path, f"{address}.prior", 'expected "uniform" or "normal"')
+        if entry.get("block") not in BLOCKS:
+            raise InputError(path, f"{address}.block", f"expected one of {', '.join(BLOCKS)}")
+        if entry["prior"] == "normal" and not (entry.get("sd", 0) > 0 and "mean" in entry):
+            raise InputError(path, address, "a normal prior needs a mean and a positive sd")
+        found.append(
+            FreeParameter(
+                address,
+                float(low),
+                float(high),
+                entry["prior"],
+                entry["block"],
+                tuple(entry.get("informs", ())),
+                entry.get("mean"),
+                entry.get("sd"),
             )
+        )
     return [p for p in found if block is None or p.block == block]
+
+
+def _entries(table: dict, prefix: str = ""):
+    """(address, entry) for every table holding a ``block`` key, at any depth (policy fields are three deep)."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            if "block" in value or "bounds" in value:
+                yield prefix + key, value
+            else:
+                yield from _entries(value, f"{prefix}{key}.")

@@ -19,12 +19,20 @@ from sim.calibration.fit import Fit
 from sim.calibration.targets import Target
 
 
-def fitted_document(fit: Fit, command: str) -> str:
-    """The best fit as a TOML scenario fragment of parameter groups, with how it was made."""
-    groups: dict[str, dict[str, float]] = {}
+def fitted_document(fit: Fit, command: str, kinds: dict[str, str]) -> str:
+    """The best fit as a TOML scenario fragment of parameter groups and policy fields, with how it was made.
+
+    A policy field is written under its policy with the policy's ``kind`` (``kinds``), so the
+    fragment is a valid base file: the scenario that extends it defines the policy's other fields.
+    """
+    groups: dict[str, dict] = {}
     for address, value in fit.best.items():
-        group, name = address.split(".", 1)
-        groups.setdefault(group, {})[name] = round(value, 6)
+        parts = address.split(".")
+        if parts[0] == "policies":
+            policy = groups.setdefault("policies", {}).setdefault(parts[1], {"kind": kinds[parts[1]]})
+            policy[parts[2]] = round(value, 6)
+        else:
+            groups.setdefault(parts[0], {})[parts[1]] = round(value, 6)
     header = (
         "# Fitted by calibration (do not edit by hand): regenerate with\n"
         f"#   {command}\n"
@@ -34,8 +42,17 @@ def fitted_document(fit: Fit, command: str) -> str:
     return header + tomli_w.dumps(groups)
 
 
-def fit_table(targets: dict[str, Target], best: dict[str, float], ensemble: dict[str, np.ndarray]) -> str:
-    """Markdown: target, observed, best fit, ensemble 5-95 %, misfit in sigmas, within tolerance."""
+def fit_table(
+    targets: dict[str, Target],
+    best: dict[str, float],
+    ensemble: dict[str, np.ndarray],
+    fitted: set[str] | None = None,
+) -> str:
+    """Markdown: target, observed, best fit, ensemble 5-95 %, misfit in sigmas, within tolerance.
+
+    Targets not in ``fitted`` (when given) are marked out-of-sample, with whether the observed
+    value falls inside the ensemble's range.
+    """
     lines = [
         "| target | meaning | observed | best fit | ensemble 5-95 % | misfit [sigma] | within tolerance |",
         "|---|---|---|---|---|---|---|",
@@ -46,9 +63,16 @@ def fit_table(targets: dict[str, Target], best: dict[str, float], ensemble: dict
         z = float(target.misfit(value))
         lines.append(
             f"| {name} | {target.meaning} | {target.value:,.4g} | {value:,.4g} | {low:,.4g} to {high:,.4g} | "
-            f"{z:+.2f} | {'yes' if abs(z) <= 1 else 'no'} |"
+            f"{z:+.2f} | {'yes' if abs(z) <= 1 else 'no'}{_held_out(name, target, low, high, fitted)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _held_out(name: str, target: Target, low: float, high: float, fitted: set[str] | None) -> str:
+    if fitted is None or name in fitted:
+        return ""
+    inside = "inside" if low <= target.value <= high else "outside"
+    return f" (out-of-sample; observed {inside} the ensemble's range)"
 
 
 def write_ensemble(fit: Fit, path: Path) -> None:

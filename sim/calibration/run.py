@@ -9,17 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.calibration.fit import Fit, fit_stock_flow, record_effects, replay_dataset
+from sim.calibration.fit import Budget, Fit, fit_blocks
 from sim.calibration.parameters import FREE_PARAMETERS, load_free_parameters
 from sim.calibration.report import fit_table, fitted_document, write_ensemble
-from sim.calibration.targets import TARGETS, load_targets
+from sim.calibration.targets import TARGETS, Target, load_targets
 from sim.runfolder import atomic_write
-from sim.scenario import load_scenario
+from sim.scenario import Scenario, load_scenario
 
-BUDGETS = {  # design points, walkers, steps, burn-in, thinning
-    "small": (64, 16, 20, 10, 2),
-    "full": (512, 32, 300, 150, 10),
+BUDGETS = {  # stock-and-flow block and agents' block: design points, walkers, steps, burn-in, thinning
+    "small": Budget(stock_flow=(32, 16, 6, 3, 1), full=(16, 16, 1, 0, 1), cycles=1),
+    "full": Budget(stock_flow=(512, 32, 300, 150, 10), full=(48, 16, 24, 12, 1), cycles=2),
 }
+REPORT_MEMBERS = {"small": 4, "full": 32}
+"""Ensemble members run in full for fit.md's 5-95 % column."""
 
 
 def calibrate(
@@ -28,41 +30,68 @@ def calibrate(
     seed: int = 0,
     budget: str = "full",
     progress: Callable[[str, int, int], None] | None = None,
+    backend: str = "processes",
+    workers: int = 2,
+    until: float | None = None,
 ) -> Fit:
-    """Fit the stock-and-flow block, then write ``fitted.toml``, ``ensemble.csv`` and ``fit.md`` into ``out``."""
+    """Fit both blocks by turns, then write ``fitted.toml``, ``ensemble.csv`` and ``fit.md`` into ``out``.
+
+    ``until`` (a decimal year) fits only the targets observed by then; fit.md still compares
+    every target, so the others are out-of-sample predictions.
+    """
     started = time.perf_counter()
     scenario = load_scenario(scenario_path)
     targets = load_targets(TARGETS)
-    free = load_free_parameters(FREE_PARAMETERS, block="stock_flow")
-    points, walkers, steps, burn, thin = BUDGETS[budget]
-    fit = fit_stock_flow(scenario, targets, free, seed, points, walkers, steps, burn, thin, progress)
-
-    window = replace(scenario, end=min(scenario.end, 2021))
-    effects = record_effects(window, window.seed)
-    chosen = np.unique(np.linspace(0, len(fit.samples) - 1, min(len(fit.samples), 64)).astype(int))
-    ds = replay_dataset(window, effects, [fit.overrides()[i] for i in [0, *chosen]])
-    used = {name: targets[name] for name in fit.targets}
-    best = {name: float(t.model_value(ds)[0]) for name, t in used.items()}
-    ensemble = {name: np.asarray(t.model_value(ds)[1:]) for name, t in used.items()}
+    used = {k: t for k, t in targets.items() if until is None or (t.time != "max" and t.time <= until + 1e-6)}
+    free = load_free_parameters(FREE_PARAMETERS)
+    fit = fit_blocks(scenario, used, free, BUDGETS[budget], seed, backend, workers, progress)
+    best, ensemble = full_runs(scenario, targets, fit, REPORT_MEMBERS[budget], backend, workers)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     command = f"python -m sim calibrate {scenario_path} --seed {seed} --budget {budget}"
-    atomic_write(out / "fitted.toml", fitted_document(fit, command))  # each file appears whole or not at all
+    command += f" --until {until:g}" if until is not None else ""
+    kinds = {name: policy["kind"] for name, policy in scenario.document.get("policies", {}).items()}
+    atomic_write(out / "fitted.toml", fitted_document(fit, command, kinds))  # each file appears whole or not at all
     atomic_write(out / "ensemble.csv", lambda path: write_ensemble(fit, path))
     minutes = (time.perf_counter() - started) / 60
     atomic_write(
         out / "fit.md",
-        "# Calibration fit (stock-and-flow block)\n\n"
-        f"Made by `{command}` in {minutes:.1f} minutes ({fit.evaluations} parameter sets). The agents' effects\n"
-        "are recorded from one full run of the scenario and held fixed while the stock-and-flow parameters\n"
-        "vary (docs/calibration.md). Misfits are in sigmas of each target's tolerance.\n\n"
-        + fit_table(used, best, ensemble)
-        + "\n## Parameters\n\n| parameter | prior | best | ensemble 5-95 % |\n|---|---|---|---|\n"
+        "# Calibration fit\n\n"
+        f"Made by `{command}` in {minutes:.1f} minutes ({fit.evaluations} parameter sets: stock-and-flow\n"
+        "sets replayed on recorded agent effects, agents' sets in full runs; docs/calibration.md). The\n"
+        f"columns are full runs of 2014-2020: the best fit, and {len(next(iter(ensemble.values())))} members "
+        "of the ensemble for the\n5-95 % range. Misfits are in sigmas of each target's tolerance.\n\n"
+        + (
+            f"Fitted to the targets observed by {until:g} only; the rows marked out-of-sample are predictions.\n\n"
+            if until is not None
+            else ""
+        )
+        + fit_table(targets, best, ensemble, set(used))
+        + "\n## Parameters\n\n| parameter | block | prior | best | ensemble 5-95 % |\n|---|---|---|---|---|\n"
         + "".join(
-            f"| `{p.address}` | {p.prior} on [{p.low:g}, {p.high:g}] | {fit.samples[0, i]:.4g} | "
+            f"| `{p.address}` | {p.block} | {p.prior} on [{p.low:g}, {p.high:g}] | {fit.samples[0, i]:.4g} | "
             f"{np.percentile(fit.samples[:, i], 5):.4g} to {np.percentile(fit.samples[:, i], 95):.4g} |\n"
             for i, p in enumerate(fit.parameters)
         ),
     )
     return fit
+
+
+def full_runs(
+    scenario: Scenario, targets: dict[str, Target], fit: Fit, members: int, backend: str, workers: int
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Every target from full runs of 2014-2020: at the best fit, and at ``members`` sets spread over the ensemble."""
+    from sim.experiments import evaluate
+
+    window = replace(scenario, end=min(scenario.end, 2021))
+    chosen = np.unique(np.linspace(1, len(fit.samples) - 1, min(len(fit.samples) - 1, members)).astype(int))
+    overrides = [fit.overrides()[i] for i in [0, *chosen]]
+    outputs = sorted({t.output for t in targets.values()})
+    chunk = max(1, -(-len(overrides) // workers))
+    ds, _ = evaluate(
+        window, overrides, [window.seed] * len(overrides), outputs, backend=backend, workers=workers, chunk=chunk
+    )
+    ds = ds.transpose("time", "run", ...)
+    values = {name: np.asarray(t.model_value(ds), float) for name, t in targets.items()}
+    return {k: float(v[0]) for k, v in values.items()}, {k: v[1:] if len(v) > 1 else v for k, v in values.items()}

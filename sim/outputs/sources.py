@@ -20,6 +20,7 @@ import xarray as xr
 from sim.errors import InputError
 from sim.results import run_batch, with_date_index
 from sim.scenario import Scenario, load_scenario
+from sim.space import addresses
 
 
 @dataclass
@@ -134,10 +135,13 @@ def _from_scenario(
     if progress:
         progress(f"running {scenario.name} ({count} run{'s' if count > 1 else ''})")
     numbers = [scenario.seed + i for i in range(count)]
+    space = addresses(scenario) if overrides else {}
     for override in overrides or []:
-        unknown = [key for key in override if key not in scenario.parameters]
+        unknown = [key for key in override if key not in space]
         if unknown:
-            raise InputError(ensemble, unknown[0], "not a model parameter of the scenario ('group.name' expected)")
+            raise InputError(
+                ensemble, unknown[0], "not an address of the scenario (`python -m sim params SCENARIO` lists them)"
+            )
     dataset = run_batch(scenario, numbers, overrides)
     dataset.attrs.pop("events", None)
     if count == 1:
