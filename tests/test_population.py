@@ -243,6 +243,21 @@ def test_migrants_kept_out_of_beijing_are_not_poured_into_tianjin(historical_202
     assert float(ratio) < 1.01
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (docs/model.md section 15): only net migration per region is fitted (regions.csv), so the "
+    "origins of Beijing's arrivals are free; Tianjin sends more than all of Hebei (2015: about 3.5 against 2.2 "
+    "万 a year), while Hebei is by far the larger source of Beijing's migrants in the censuses",
+)
+def test_hebei_sends_beijing_more_movers_than_tianjin(historical_2021):
+    """Census origins of Beijing's migrants from other provinces: Hebei about 22 %, Tianjin about 2 % (2010 and
+    2020 censuses, recalled, not verified): of the arrivals from the two, Hebei's (with Xiong'an and the northern
+    counties) should be the larger part by far; the test asks only that it be the larger."""
+    flows = historical_2021.migration.sel(time=2015.0, destination=BEIJING).sum("destination")
+    hebei = float(flows.sel(region=["xiongan", "north3", "hebei_other"]).sum())
+    assert hebei > float(flows.sel(region="tianjin"))
+
+
 def test_the_counterfactual_slows_down():
     ds = sim.run(sim.load_scenario(SCENARIOS / "counterfactual.toml"))
     total = beijing(ds)
