@@ -422,3 +422,63 @@ def test_the_compiled_fit_equals_the_numpy_fit_on_a_small_case():
     for name in ("region_constant", "move_gap_2014", "elsewhere_utility"):
         np.testing.assert_allclose(getattr(compiled, name), getattr(numpy_fit, name), rtol=1e-9, atol=1e-10)
     assert not np.allclose(numpy_fit.region_constant[0], numpy_fit.region_constant[1])
+
+
+def test_migrants_move_at_most_at_0_99_a_year():
+    p = two_regions(out_migration_rate=np.array([[0.3, 0.02]]), migrant_mobility=np.array([10.0]))
+    rates = base_move_rates(p, np.array([0.05, 0.05]))
+    registered = 0.3 / (0.95 + 0.05 * 10)  # 0.207: ten times that would exceed one move a year
+    np.testing.assert_allclose(rates[0, :, 0], [registered, 0.99], rtol=1e-12)
+    np.testing.assert_allclose(rates[0, :, 1], [0.02 / 1.45, 10 * 0.02 / 1.45], rtol=1e-12)
+
+
+def test_a_region_all_but_without_housing_is_very_unattractive_but_finite():
+    """Crowding P/H is capped at 1 / FLOOR (1e9), as the logarithms' ratios are floored."""
+    from sim.population import FLOOR, attraction
+
+    p = two_regions(housing_weight=np.array([2.0]))
+    value = attraction(
+        p, np.array([[100.0, 100.0]]), np.array([[1e-12, 100.0]]), np.full((1, 2), 100.0), np.full((1, 2), 100.0)
+    )
+    np.testing.assert_allclose(value, [[-2.0 / FLOOR, -2.0]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("where", range(4))
+def test_logit_sums_stay_finite_far_from_zero_wherever_the_largest_utility_is(where):
+    """The overflow shift is the maximum over the last axis, whichever element holds it (here 4 regions, 2 groups)."""
+    from sim.population import _logsumexp
+
+    utility = np.zeros((1, 2, 4))
+    utility[..., where] = 1000.0
+    np.testing.assert_allclose(_logsumexp(utility), np.full((1, 2), 1000.0), rtol=1e-15)
+    utility[..., where] = -1000.0
+    np.testing.assert_allclose(_logsumexp(utility), np.full((1, 2), np.log(3.0)), rtol=1e-12)
+
+
+def test_a_region_without_movers_and_no_net_migration_is_refused_by_name():
+    """No movers and a target of 0: no arrivals can be matched; the error names that region (c), not another."""
+    p, _, s = fit_case(out_migration_rate=np.array([[0.08, 0.08, 0.0]]), outside_in_migration=np.array([1000.0]))
+    base = base_move_rates(p, mix())
+    movers_a = float((base * s["population"])[0, :, 0].sum())
+    target = np.array([[0.5 - movers_a, 400.0, 0.0]])  # a's leavers exceed its loss by half a person
+    with pytest.raises(InputError, match="out_migration_rate.*too low: c's 2014 net emigration exceeds its movers"):
+        fitted(p, base, s | {"target": target})
+
+
+def test_the_fit_names_the_scenario_s_file_when_its_solver_fails(monkeypatch):
+    import sim.population as population
+
+    seen = []
+    newton = population._newton
+
+    def spy(residual, alpha, source):
+        seen.append(source)
+        return newton(residual, alpha, source)
+
+    monkeypatch.setattr(population, "_newton", spy)
+    p, base, s = fit_case()
+    fit_region_constants(
+        p, base, s["population"], s["housing"], s["jobs"], s["services"], s["control"], s["travel"], s["target"],
+        codes=("a", "b", "c"), source="scenarios/story.toml",
+    )  # fmt: skip
+    assert seen == ["scenarios/story.toml"]
