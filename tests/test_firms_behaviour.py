@@ -14,6 +14,8 @@ import pytest
 from test_firms import calm, tiny
 
 from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters
+from sim.model import DT
+from sim.timeline import Dispersal
 
 pytestmark = pytest.mark.fast
 
@@ -81,3 +83,103 @@ def test_the_entrant_window_starts_with_each_sector_s_would_be_entrants_in_beiji
     wanted = firms.would_be_entrants(ctx, firms.rent_index())[0, 0]  # the core is the only Beijing region
     assert wanted[MANUFACTURING] > 0 and wanted[HIGH_END] > 0 and wanted[MANUFACTURING] != wanted[HIGH_END]
     np.testing.assert_allclose(firms.counters.beijing_entrants[0], np.tile(wanted, (12, 1)), rtol=1e-15)
+
+
+def choose(rows: np.ndarray, uniform: float) -> int:
+    """One manufacturer of the core drawing ``uniform`` against ``rows`` (its shares over destinations)."""
+    firms = tiny(firms=((1, 0), (0, 0)))
+    run, slot = np.nonzero(firms.alive)
+    probs = np.zeros((1, N_SECTORS, 2, len(rows)))
+    probs[0, MANUFACTURING, 0] = rows
+    return int(firms._choose(run, slot, probs, None, np.array([uniform]))[0])
+
+
+def test_a_destination_is_drawn_against_the_cumulative_shares_scaled_to_their_sum():
+    assert choose(np.array([0.2, 0.2]), 0.25) == 0  # 0.25 * 0.4 = 0.1 falls in the first share
+    assert choose(np.array([0.2, 0.2]), 0.75) == 1
+    assert choose(np.array([0.0, 0.0]), 0.5) == -1  # nowhere open: -1, never a region
+    # a draw just under 1 where the cumulative sum falls short of the sum by rounding: still the last region
+    rows = np.array([0.13509650502241122, 0.7214883401940817, 0.5253543224757259, 0.31024187555895566,
+                     0.4858353588317891, 0.8894878343490003, 0.9340435159562497, 0.35779519670907023])  # fmt: skip
+    uniform = np.nextafter(1.0, 0.0)
+    assert np.cumsum(rows)[-1] < uniform * rows.sum()
+    assert choose(rows, uniform) == 7
+
+
+def test_draws_of_one_run_leave_the_other_runs_streams_as_if_alone():
+    batch = tiny(seeds=(3, 4))
+    batch._draws("test stream", np.array([0, 0, 0]))  # run 0 draws three; run 1 draws nothing
+    later = batch._draws("test stream", np.array([1, 1]))
+    alone = tiny(seeds=(4,))._draws("test stream", np.array([0, 0]))
+    np.testing.assert_array_equal(later, alone)
+
+
+def test_space_removed_beyond_what_there_is_leaves_none_not_less():
+    firms = tiny(firms=((1000, 0), (1000, 0)))
+    space = firms.space.copy()
+    firms.step(calm(firms, floor_space_change=np.array([[-2 * space[0, 0], 0.0]])))
+    assert firms.space[0, 0] == 0.0
+    assert firms.space[0, 1] == space[0, 1]
+
+
+def test_firms_age_by_the_month():
+    firms = tiny(firms=((1000, 0), (1000, 0)))
+    firms.age[:] = 4.0
+    firms.step(calm(firms))
+    alive = firms.alive
+    assert alive.any()
+    np.testing.assert_allclose(firms.age[alive], 4.0 + DT, rtol=1e-15)
+
+
+@pytest.mark.parametrize("response", ["rent_exit_response", "cost_push"])
+def test_an_extreme_rent_response_makes_every_firm_in_the_dear_region_go_without_overflow(response):
+    """exp(response * (rent index - 1)) is capped at exp(50): every core firm exits (moves) within the month."""
+    rates = {"exit_rate": [0.3, 0, 0, 0]} if response == "rent_exit_response" else {"relocation_rate": 0.3}
+    firms = tiny(firms=((20000, 0), (20000, 0)), **rates, **{response: 10000.0})
+    firms.space[:, 0] *= 0.8  # the core's rent index 1.5625: exponent 5625, past the overflow of exp (709.8)
+    firms.age[:] = 100.0
+    leave = firms.destination_probabilities(calm(firms), firms.counts(), firms.rent_index())[0, MANUFACTURING, 0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        firms.step(calm(firms))
+    if response == "rent_exit_response":
+        assert firms.counters.exits[0, MANUFACTURING] >= 20000  # all the core's firms, and some of the other's
+    else:  # every core firm relocates; those choosing another region count as moves (a share `leave`)
+        expected = 20000 * leave
+        assert firms.counters.spontaneous_moves[0, MANUFACTURING] >= expected - 4 * np.sqrt(expected)
+
+
+def test_young_firms_exit_more_by_the_documented_boost():
+    """exit_rate * (1 + boost * exp(-age / 3)): 20,000 firms aged 3 years once this month's ageing is done."""
+    firms = tiny(firms=((20000, 0), (0, 0)), exit_rate=[0.6, 0, 0, 0], young_exit_boost=2.0)
+    firms.age[:] = 3.0 - DT
+    firms.step(calm(firms))
+    hazard = 0.6 * (1 + 2.0 * np.exp(-1.0))
+    expected = 20000 * -np.expm1(-hazard * DT)  # 1,663; without the boost 975
+    assert abs(firms.counters.exits[0, MANUFACTURING] - expected) < 4 * np.sqrt(expected)
+
+
+def programme(name: str, rate, close_share=0.0) -> Dispersal:
+    """Disperses the core's manufacturers to the other region at ``rate`` per year (one value per run)."""
+    rate = np.atleast_1d(np.asarray(rate, float))
+    return Dispersal(name, MANUFACTURING, rate, np.array([True, False]), np.full(len(rate), close_share),
+                     np.array([False, True]))  # fmt: skip
+
+
+def test_a_programme_below_one_a_year_disperses_too_and_one_not_active_leaves_the_next_one_alone():
+    firms = tiny(firms=((20000, 0), (0, 0)))
+    firms.step(calm(firms, dispersals=(programme("off", 0.0), programme("slow", 0.6))))
+    expected = 20000 * -np.expm1(-0.6 * DT)  # 975
+    assert abs(firms.counters.dispersed[0, MANUFACTURING] - expected) < 4 * np.sqrt(expected)
+
+
+def test_a_month_in_which_a_programme_is_not_active_draws_nothing_from_its_streams():
+    """Months with rate 0 leave the programme's streams untouched: its first active month draws as if it were new."""
+    waited, fresh = tiny(firms=((20000, 0), (0, 0)), seeds=(3, 4)), tiny(firms=((20000, 0), (0, 0)), seeds=(3, 4))
+    waited.step(calm(waited, dispersals=(programme("later", [0.0, 0.0]),)))
+    fresh.step(calm(fresh))
+    for firms in (waited, fresh):  # now active in run 0 only
+        firms.step(calm(firms, dispersals=(programme("later", [6.0, 0.0]),)))
+    assert waited.counters.dispersed[0, MANUFACTURING] > 0
+    np.testing.assert_array_equal(waited.counters.dispersed, fresh.counters.dispersed)
+    np.testing.assert_array_equal(waited.counts(), fresh.counts())
