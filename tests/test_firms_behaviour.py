@@ -11,10 +11,12 @@ import warnings
 
 import numpy as np
 import pytest
-from test_firms import calm, tiny
+from test_firms import calm, params, tiny
 
-from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters
+from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters, Firms, FirmTable
 from sim.model import DT
+from sim.random import Streams
+from sim.regions import Regions
 from sim.timeline import Dispersal
 
 pytestmark = pytest.mark.fast
@@ -168,8 +170,9 @@ def programme(name: str, rate, close_share=0.0) -> Dispersal:
 
 def test_a_programme_below_one_a_year_disperses_too_and_one_not_active_leaves_the_next_one_alone():
     firms = tiny(firms=((20000, 0), (0, 0)))
+    firms.cost_sensitivity[:] = 2.0  # the hazard is rate x the firm's cost sensitivity
     firms.step(calm(firms, dispersals=(programme("off", 0.0), programme("slow", 0.6))))
-    expected = 20000 * -np.expm1(-0.6 * DT)  # 975
+    expected = 20000 * -np.expm1(-0.6 * 2.0 * DT)  # 1,903
     assert abs(firms.counters.dispersed[0, MANUFACTURING] - expected) < 4 * np.sqrt(expected)
 
 
@@ -183,3 +186,66 @@ def test_a_month_in_which_a_programme_is_not_active_draws_nothing_from_its_strea
     assert waited.counters.dispersed[0, MANUFACTURING] > 0
     np.testing.assert_array_equal(waited.counters.dispersed, fresh.counters.dispersed)
     np.testing.assert_array_equal(waited.counts(), fresh.counts())
+
+
+def test_a_run_waiting_for_its_programme_in_a_batch_draws_as_if_alone():
+    """Run 1 of the batch waits a month while run 0 disperses, then starts: as run 1 alone would."""
+    batch, alone = tiny(firms=((20000, 0), (0, 0)), seeds=(3, 4)), tiny(firms=((20000, 0), (0, 0)), seeds=(4,))
+    batch.step(calm(batch, dispersals=(programme("p", [6.0, 0.0]),)))
+    alone.step(calm(alone, dispersals=(programme("p", [0.0]),)))
+    batch.step(calm(batch, dispersals=(programme("p", [6.0, 6.0]),)))
+    alone.step(calm(alone, dispersals=(programme("p", [6.0]),)))
+    assert alone.counters.dispersed[0, MANUFACTURING] > 0
+    np.testing.assert_array_equal(batch.counters.dispersed[1], alone.counters.dispersed[0])
+    np.testing.assert_array_equal(batch.counts()[1], alone.counts()[0])
+
+
+@pytest.mark.parametrize(("allowed", "closed_share"), [((False, False), 1.0), ((True, False), 0.0)])
+def test_dispersed_units_with_nowhere_open_close_and_those_bound_for_region_0_arrive(allowed, closed_share):
+    firms = tiny(firms=((0, 0), (4000, 0)))  # the programme targets region 1 this time
+    dispersal = Dispersal("p", MANUFACTURING, np.array([200.0]), np.array([False, True]), np.array([0.0]),
+                          np.array(allowed))  # fmt: skip
+    firms.step(calm(firms, dispersals=(dispersal,)))
+    c = firms.counters
+    dispersed = c.dispersed[0, MANUFACTURING]
+    assert dispersed > 0.99 * 4000
+    assert c.dispersed_closed[0, MANUFACTURING] == closed_share * dispersed
+    assert c.relocated[0, MANUFACTURING, 0] == (1 - closed_share) * dispersed
+    assert firms.counts()[0, 0, MANUFACTURING] == (1 - closed_share) * dispersed
+
+
+def three_regions_firms(firms_in_core: int) -> Firms:
+    """The core (Beijing) and two equal regions an hour away; manufacturers in the core only."""
+    values: dict = {f.name: np.zeros(3) for f in dataclasses.fields(Regions)}
+    values.update(
+        codes=("bj_core", "tianjin", "hebei_other"),
+        names=("core", "tianjin", "hebei"),
+        provinces=("beijing", "tianjin", "hebei"),
+        beijing=np.array([True, False, False]),
+        central_six=np.array([True, False, False]),
+        population_2014=np.full(3, 100.0),
+        rent_level_2014=np.ones(3),
+        travel_time=np.ones((3, 3)) - np.eye(3),
+    )
+    table = FirmTable(np.zeros((3, N_SECTORS)), np.full((3, N_SECTORS), 10.0), np.ones((3, N_SECTORS)))
+    table.firms[0, MANUFACTURING] = firms_in_core
+    firms = Firms(Regions(**values), table, params(space_max_build_rate=np.zeros(3)), Streams([3]))
+    firms.destination_constant[:] = 0.0
+    return firms
+
+
+def test_dispersed_pharmaceutical_units_follow_their_own_incentive():
+    firms = three_regions_firms(4000)
+    run, slot = np.nonzero(firms.alive)
+    firms.pharma[run[::2], slot[::2]] = True  # every other unit
+    n = len(firms.regions)
+    dispersal = Dispersal("p", MANUFACTURING, np.array([200.0]), np.array([True, False, False]), np.array([0.0]),
+                          np.array([False, True, True]))  # fmt: skip
+    incentive = np.zeros((1, n))
+    incentive[0, 2] = 20.0  # a pharmaceutical incentive in the third region only
+    firms.step(calm(firms, dispersals=(dispersal,), pharma_incentive=incentive, coverage=np.zeros((1, n, N_SECTORS)),
+                    incentive=np.zeros((1, n, N_SECTORS)), floor_space_change=np.zeros((1, n))))  # fmt: skip
+    c = firms.counters
+    assert c.relocated_pharma[0, 2] > 1900 and c.relocated_pharma[0, 1] == 0  # all pharmaceutical units go there
+    others = c.relocated[0, MANUFACTURING] - c.relocated_pharma[0]
+    assert others[1] > 500 and others[2] > 500  # the others split between the two equal regions
