@@ -249,3 +249,24 @@ def test_dispersed_pharmaceutical_units_follow_their_own_incentive():
     assert c.relocated_pharma[0, 2] > 1900 and c.relocated_pharma[0, 1] == 0  # all pharmaceutical units go there
     others = c.relocated[0, MANUFACTURING] - c.relocated_pharma[0]
     assert others[1] > 500 and others[2] > 500  # the others split between the two equal regions
+
+
+def test_a_month_whose_dispersal_splits_agents_still_relocates_and_keeps_the_books():
+    """Weight-10 agents of the core disperse into a region resolved at 1 firm per agent (new slots open) or close,
+    while firms exit and relocate: every removal is an exit (closures included), later steps see the split agents."""
+    firms = tiny(firms=((4000, 0), (2000, 0)), weights=((10, 1), (1, 1)), exit_rate=[0.6, 0, 0, 0],
+                 relocation_rate=3.0, cost_push=1.0)  # fmt: skip
+    firms.age[:] = 100.0
+    firms.space[:, 1] *= 0.8  # region 1 dear: its firms relocate more
+    width = int(firms.extent.max())
+    dispersal = Dispersal("p", MANUFACTURING, np.array([6.0]), np.array([True, False]), np.array([0.5]),
+                          np.array([False, True]))  # fmt: skip
+    firms.step(calm(firms, dispersals=(dispersal,)))
+    c = firms.counters
+    assert int(firms.extent.max()) > width and c.dispersed_closed[0, MANUFACTURING] > 0
+    assert c.exits[0, MANUFACTURING] == 6000 - firms.counts()[0, :, MANUFACTURING].sum()
+    assert c.spontaneous_moves[0, MANUFACTURING] > 0
+    for _ in range(2):
+        firms.step(calm(firms, dispersals=(dispersal,)))
+    assert c.exits[0, MANUFACTURING] == 6000 - firms.counts()[0, :, MANUFACTURING].sum()
+    np.testing.assert_array_equal(firms.counts(), firms.recount()[0])
