@@ -270,3 +270,45 @@ def test_a_month_whose_dispersal_splits_agents_still_relocates_and_keeps_the_boo
         firms.step(calm(firms, dispersals=(dispersal,)))
     assert c.exits[0, MANUFACTURING] == 6000 - firms.counts()[0, :, MANUFACTURING].sum()
     np.testing.assert_array_equal(firms.counts(), firms.recount()[0])
+
+
+def test_floor_space_leaves_the_pipeline_through_three_stages_by_hand():
+    """DELAY3 of construction time T: each stage drains at 3 / T; the last stage's drain becomes space."""
+    firms = tiny(firms=((1000, 0), (1000, 0)), space_construction_time=1.5)
+    space = firms.space.copy()
+    firms.space_pipeline[0, 0] = [30.0, 60.0, 90.0]
+    firms.step(calm(firms))  # no build rate: nothing starts
+    drain = np.array([30.0, 60.0, 90.0]) * 3 / 1.5
+    np.testing.assert_allclose(firms.space_pipeline[0, 0], [30.0, 60.0, 90.0] + (np.r_[0.0, drain[:2]] - drain) * DT)
+    np.testing.assert_allclose(firms.space[0], space[0] + [drain[2] * DT, 0.0])
+
+
+def test_moves_between_regions_count_and_moves_within_a_region_do_not():
+    """Region 1's firms relocate at 6 a year; region 0 is empty and cheap (its firms never relocate). Moves
+    counted are those that arrived in region 0; the others stayed within region 1."""
+    firms = tiny(firms=((0, 0), (20000, 0)), relocation_rate=6.0, cost_push=100.0, rent_weight=1.0)
+    firms.age[:] = 100.0
+    firms.destination_constant[:] = 0.0
+    firms.space[:, 0] = 1e9  # ample empty space: rent index about 0, push exp(-100): no one leaves it
+    for _ in range(2):
+        firms.space[0, 1] = firms.jobs()[0, 1].sum() / 0.9  # region 1 at its 2014 occupancy: rent index 1
+        firms.step(calm(firms))
+    arrived = firms.counts()[0, 0, MANUFACTURING]
+    assert 0 < arrived < 20000 * -np.expm1(-6.0 * 2 * DT)  # some relocating firms stayed within region 1
+    assert firms.counters.spontaneous_moves[0, MANUFACTURING] == arrived
+
+
+def test_relocating_pharmaceutical_firms_follow_their_own_incentive():
+    firms = three_regions_firms(4000)
+    firms.params = dataclasses.replace(firms.params, relocation_rate=np.array([6.0]))
+    firms.age[:] = 100.0
+    run, slot = np.nonzero(firms.alive)
+    firms.pharma[run[::2], slot[::2]] = True
+    n = len(firms.regions)
+    incentive = np.zeros((1, n))
+    incentive[0, 2] = 20.0
+    firms.step(calm(firms, pharma_incentive=incentive, coverage=np.zeros((1, n, N_SECTORS)),
+                    incentive=np.zeros((1, n, N_SECTORS)), floor_space_change=np.zeros((1, n))))  # fmt: skip
+    pharma = firms.pharma & firms.alive
+    moved_pharma = np.bincount(firms.region[pharma], weights=firms.weight[pharma], minlength=n)
+    assert moved_pharma[2] > 500 and moved_pharma[1] == 0  # movers all chose the incentive's region
