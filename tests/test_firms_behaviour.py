@@ -312,3 +312,28 @@ def test_relocating_pharmaceutical_firms_follow_their_own_incentive():
     pharma = firms.pharma & firms.alive
     moved_pharma = np.bincount(firms.region[pharma], weights=firms.weight[pharma], minlength=n)
     assert moved_pharma[2] > 500 and moved_pharma[1] == 0  # movers all chose the incentive's region
+
+
+def test_a_month_of_exits_at_a_high_rate_follows_one_minus_exp():
+    """Exit 6 a year: 1 - exp(-0.5) = 39% of 20,000 firms within the month (a linear hazard would say 50%)."""
+    firms = tiny(firms=((20000, 0), (0, 0)), exit_rate=[6.0, 0, 0, 0])
+    firms.age[:] = 100.0
+    firms.step(calm(firms))
+    expected = 20000 * -np.expm1(-0.5)
+    assert abs(firms.counters.exits[0, MANUFACTURING] - expected) < 4 * np.sqrt(expected)
+
+
+def test_entrants_the_catalogue_refuses_in_beijing_register_outside_it_and_refusals_accumulate():
+    """The core's catalogue covers all high-end entry; each refused would-be entrant applies (share 1) and then
+    registers elsewhere (share 1): outside Beijing, i.e. in region 1, never in the core."""
+    firms = tiny(firms=((0, 20000), (0, 20000)), entry_rate=[0, 0, 0.6, 0], apply_despite_ban=1.0,
+                 refused_register_elsewhere=1.0)  # fmt: skip
+    n = len(firms.regions)
+    coverage = np.zeros((1, n, N_SECTORS))
+    coverage[0, 0, HIGH_END] = 1.0
+    wanted = firms.would_be_entrants(calm(firms), firms.rent_index())[0, 0, HIGH_END]  # about 1,000 a month
+    for _ in range(2):
+        firms.step(calm(firms, coverage=coverage))
+    c = firms.counters
+    assert abs(c.refused[0] - 2 * wanted) < 5 * np.sqrt(2 * wanted)
+    assert c.diverted[0, 0] == 0 and abs(c.diverted[0, 1] - 2 * wanted) < 5 * np.sqrt(2 * wanted)
