@@ -323,17 +323,26 @@ def test_a_month_of_exits_at_a_high_rate_follows_one_minus_exp():
     assert abs(firms.counters.exits[0, MANUFACTURING] - expected) < 4 * np.sqrt(expected)
 
 
-def test_entrants_the_catalogue_refuses_in_beijing_register_outside_it_and_refusals_accumulate():
-    """The core's catalogue covers all high-end entry; each refused would-be entrant applies (share 1) and then
-    registers elsewhere (share 1): outside Beijing, i.e. in region 1, never in the core."""
-    firms = tiny(firms=((0, 20000), (0, 20000)), entry_rate=[0, 0, 0.6, 0], apply_despite_ban=1.0,
-                 refused_register_elsewhere=1.0)  # fmt: skip
+def test_entrants_refused_in_beijing_register_outside_it_and_every_entrant_is_counted_by_hand():
+    """The core's catalogue covers half of high-end entry; each refused would-be entrant applies (share 1), then
+    registers elsewhere (share 1): outside Beijing, i.e. in region 1, never in the core. Zhongguancun firms
+    (10% of the core's high-end firms) open branches outside Beijing at 1 a year. High-end agents weigh 10."""
+    firms = tiny(firms=((0, 20000), (0, 20000)), weights=((1, 10), (1, 10)), entry_rate=[0, 0, 0.6, 0],
+                 apply_despite_ban=1.0, refused_register_elsewhere=1.0, branch_rate=1.0)  # fmt: skip
     n = len(firms.regions)
     coverage = np.zeros((1, n, N_SECTORS))
-    coverage[0, 0, HIGH_END] = 1.0
+    coverage[0, 0, HIGH_END] = 0.5
     wanted = firms.would_be_entrants(calm(firms), firms.rent_index())[0, 0, HIGH_END]  # about 1,000 a month
-    for _ in range(2):
+    before = firms.counts()[0, :, HIGH_END].copy()
+    for _ in range(4):
         firms.step(calm(firms, coverage=coverage))
-    c = firms.counters
-    assert abs(c.refused[0] - 2 * wanted) < 5 * np.sqrt(2 * wanted)
-    assert c.diverted[0, 0] == 0 and abs(c.diverted[0, 1] - 2 * wanted) < 5 * np.sqrt(2 * wanted)
+    c, after = firms.counters, firms.counts()[0, :, HIGH_END]
+    refused = 4 * 0.5 * wanted
+    assert abs(c.refused[0] - refused) < 5 * np.sqrt(refused)
+    assert c.diverted[0, 0] == 0 and abs(c.diverted[0, 1] - refused) < 5 * np.sqrt(10 * refused)
+    branches = 4 * 0.1 * 20000 * 1.0 * DT  # 667
+    assert c.branches[0, 0] == 0 and abs(c.branches[0, 1] - branches) < 5 * np.sqrt(10 * branches)
+    assert c.entries[0, HIGH_END] == (after - before).sum()  # no exits, no moves: every new firm is an entry
+    window = c.beijing_entrants[0]  # the last 12 months of Beijing's admitted entrants, the newest last
+    assert (window[:8] == 0).all() and (window[8:, HIGH_END] > 0).all()
+    assert window[8:].sum() == window[8:, HIGH_END].sum() == after[0] - before[0]
