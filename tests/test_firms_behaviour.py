@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_firms import calm, params, tiny
 
-from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters, Firms, FirmTable
+from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters, Firms, FirmTable, rent_index
 from sim.model import DT
 from sim.random import Streams
 from sim.regions import Regions
@@ -346,3 +346,10 @@ def test_entrants_refused_in_beijing_register_outside_it_and_every_entrant_is_co
     window = c.beijing_entrants[0]  # the last 12 months of Beijing's admitted entrants, the newest last
     assert (window[:8] == 0).all() and (window[8:, HIGH_END] > 0).all()
     assert window[8:].sum() == window[8:, HIGH_END].sum() == after[0] - before[0]
+
+
+def test_rent_index_of_a_region_with_less_than_one_workplace_of_space():
+    # 0.45 jobs in 0.5 workplaces: occupancy 0.9, the 2014 level, so index 1 (space is floored only near 0)
+    assert rent_index(np.array([[0.45]]), np.array([[0.5]]), np.array([0.9]), np.array([2.0]))[0, 0] == pytest.approx(
+        1.0
+    )
