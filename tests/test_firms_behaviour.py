@@ -353,3 +353,12 @@ def test_rent_index_of_a_region_with_less_than_one_workplace_of_space():
     assert rent_index(np.array([[0.45]]), np.array([[0.5]]), np.array([0.9]), np.array([2.0]))[0, 0] == pytest.approx(
         1.0
     )
+
+
+@pytest.mark.parametrize(("time", "years"), [(2016.5, 2.5), (2030.0, 4.0)])
+def test_high_end_entry_grows_at_its_rate_for_its_years_then_stays(time, years):
+    """g(t) = exp(growth * min(t - 2014, years of growth)): 5% a year for at most 4 years; other sectors 1."""
+    firms = tiny(firms=((1000, 1000), (0, 0)), entry_rate=[0.12, 0, 0.12, 0], high_end_entry_growth=0.05,
+                 high_end_growth_years=4.0)  # fmt: skip
+    wanted = firms.would_be_entrants(calm(firms, time=time), np.ones((1, 2)))[0, 0]
+    np.testing.assert_allclose(wanted[[MANUFACTURING, HIGH_END]], [10.0, 10.0 * np.exp(0.05 * years)], rtol=1e-12)
