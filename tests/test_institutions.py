@@ -113,3 +113,13 @@ def test_institutions_of_a_region_the_scenario_removed_are_left_out():
     assert counts[CORE].sum() == 0  # the core's rows (the first of the table) are skipped, the rest still read
     np.testing.assert_array_equal(counts[CENTRAL], [30, 10, 20, 25, 57])
     np.testing.assert_array_equal(counts[OTHER], [5, 2, 10, 0, 0])
+
+
+def test_an_order_in_no_run_moves_nothing_and_a_run_ordered_later_draws_as_if_alone():
+    order = MoveOrder("soe", "soe_hq", 10, ("bj_core", "bj_central"), "xiongan")
+    batch, alone = Institutions(REGIONS, Streams([1, 2])), Institutions(REGIONS, Streams([2]))
+    assert not batch.move(order, np.zeros(2, bool)).any()  # ordered nowhere this month
+    batch.move(order, np.array([True, False]))  # run 0 first; run 1 (seed 2) must not draw yet
+    later = batch.move(order, np.array([False, True]))
+    np.testing.assert_array_equal(later[1], alone.move(order, np.ones(1, bool))[0])
+    np.testing.assert_array_equal(batch.region[1], alone.region[0])
