@@ -2,11 +2,15 @@
 
     python -m mutmut run --max-children 1 && python benchmarks/mutation_score.py
     python benchmarks/mutation_score.py --recheck   # after adding tests: survivors back to "not checked"
+    python benchmarks/mutation_score.py --verify-outside   # run the default-suite tests that kill survivors of the tier
 
 Reads mutmut's per-file results (``mutants/**/*.py.meta``) and the reviewed list of
 equivalent mutants (``tests/equivalent_mutants.toml``: mutant name -> why no test can
-tell it from the original). Score = killed / (all checked - equivalent); a timeout counts
-as killed (the mutant made the tests hang). Prints one row per module and the time the
+tell it from the original; its table ``[killed_outside_the_fast_tier]``: mutant -> the test of the
+default suite that kills it, where that test is too slow for the tier). Score = killed /
+(all checked - equivalent), a mutant killed outside the tier counting as killed (``--verify-outside``
+runs each such test on its mutant and says whether it still fails); a timeout counts as killed
+(the mutant made the tests hang). Prints one row per module and the time the
 mutants took (the sum of their test runs, one process), and lists the survivors that
 are not on the equivalent list: each is a missing test.
 """
@@ -14,6 +18,8 @@ are not on the equivalent list: each is a missing test.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import tomllib
 from collections import Counter
@@ -42,14 +48,31 @@ def recheck(metas: list[Path]) -> int:
     return 0
 
 
+def verify_outside(outside: dict[str, str]) -> int:
+    """Run each listed test on its mutant inside ``mutants/`` (mutmut's switch: MUTANT_UNDER_TEST)."""
+    survived = 0
+    for name, test in outside.items():
+        command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", test]
+        env = os.environ | {"MUTANT_UNDER_TEST": name}
+        done = subprocess.run(command, cwd=ROOT / "mutants", env=env, capture_output=True, text=True)
+        killed = done.returncode == 1
+        survived += not killed
+        print(f"{'killed' if killed else 'NOT KILLED'}  {name}  by  {test}")
+    return 1 if survived else 0
+
+
 def main() -> int:
-    equivalent = tomllib.loads((ROOT / "tests" / "equivalent_mutants.toml").read_text(encoding="utf-8"))
+    listed = tomllib.loads((ROOT / "tests" / "equivalent_mutants.toml").read_text(encoding="utf-8"))
+    outside = listed.get("killed_outside_the_fast_tier", {})
+    equivalent = {name: why for name, why in listed.items() if isinstance(why, str)}
     metas = sorted((ROOT / "mutants" / "sim").rglob("*.py.meta"))
     if not metas:
         print("no mutmut results under mutants/: run `python -m mutmut run --max-children 1` first")
         return 1
     if sys.argv[1:] == ["--recheck"]:
         return recheck(metas)
+    if sys.argv[1:] == ["--verify-outside"]:
+        return verify_outside(outside)
     rows, missing, stale, seconds = [], [], [], 0.0
     known = set()
     for meta in metas:
@@ -65,8 +88,11 @@ def main() -> int:
                 tally["not checked"] += 1
             elif code in KILLED:
                 tally["killed"] += 1
-                if name in equivalent:
+                if name in equivalent or name in outside:
                     stale.append(f"{name} (killed)")
+            elif name in outside:
+                tally["killed"] += 1
+                tally["outside"] += 1
             elif name in equivalent:
                 tally["equivalent"] += 1
             elif code in SURVIVED:
@@ -76,22 +102,31 @@ def main() -> int:
                 tally[f"other ({code})"] += 1
                 missing.append(f"{name} (exit code {code})")
         seconds += sum(data.get("durations_by_key", {}).values())
-        checked = sum(v for k, v in tally.items() if k not in ("not checked", "equivalent"))
+        checked = sum(v for k, v in tally.items() if k not in ("not checked", "equivalent", "outside"))
         score = tally["killed"] / checked if checked else float("nan")
         rows.append((module, len(codes), tally, score))
-    print(f"{'module':28} {'mutants':>7} {'checked':>7} {'killed':>6} {'equiv':>5} {'surv':>5} {'score':>6}")
+    print(
+        f"{'module':28} {'mutants':>7} {'checked':>7} {'killed':>6} {'(out)':>5} {'equiv':>5} {'surv':>5} {'score':>6}"
+    )
     for module, total, tally, score in rows:
         checked = total - tally["not checked"]
         print(
-            f"{module:28} {total:7d} {checked:7d} {tally['killed']:6d} {tally['equivalent']:5d} "
+            f"{module:28} {total:7d} {checked:7d} {tally['killed']:6d} {tally['outside']:5d} {tally['equivalent']:5d} "
             f"{tally['survived']:5d} {score:6.1%}"
         )
+    total = sum((tally for _, _, tally, _ in rows), Counter())
+    scored = sum(v for k, v in total.items() if k not in ("not checked", "equivalent", "outside"))
+    print(
+        f"{'all':28} {sum(r[1] for r in rows):7d} {sum(r[1] for r in rows) - total['not checked']:7d} "
+        f"{total['killed']:6d} {total['outside']:5d} {total['equivalent']:5d} {total['survived']:5d} "
+        f"{total['killed'] / scored if scored else float('nan'):6.1%}"
+    )
     print(f"test time of the checked mutants: {seconds / 60:.1f} min (one process)")
     if missing:
         print("survivors not on the equivalent list (each needs a test or a reviewed reason):")
         for name in missing:
             print("   ", name)
-    stale += [f"{name} (no such mutant)" for name in equivalent if name not in known]
+    stale += [f"{name} (no such mutant)" for name in [*equivalent, *outside] if name not in known]
     if stale:
         print("entries of tests/equivalent_mutants.toml to review (renumbered after a code change?):")
         for name in stale:

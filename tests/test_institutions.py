@@ -123,3 +123,13 @@ def test_an_order_beyond_what_the_origins_held_in_2014_is_refused_naming_the_pol
     institutions.check_orders({"exactly_all": {**move, "count": held}}, "story.toml")  # all of them: allowed
     with pytest.raises(InputError, match=rf"policies\.too_many\.count: {held + 1} hospital .* hold {held} in 2014"):
         institutions.check_orders({"too_many": {**move, "count": held + 1}}, "story.toml")
+
+
+def test_an_order_in_no_run_moves_nothing_and_a_run_ordered_later_draws_as_if_alone():
+    order = MoveOrder("soe", "soe_hq", 10, ("bj_core", "bj_central"), "xiongan")
+    batch, alone = Institutions(REGIONS, Streams([1, 2])), Institutions(REGIONS, Streams([2]))
+    assert not batch.move(order, np.zeros(2, bool)).any()  # ordered nowhere this month
+    batch.move(order, np.array([True, False]))  # run 0 first; run 1 (seed 2) must not draw yet
+    later = batch.move(order, np.array([False, True]))
+    np.testing.assert_array_equal(later[1], alone.move(order, np.ones(1, bool))[0])
+    np.testing.assert_array_equal(batch.region[1], alone.region[0])

@@ -184,3 +184,20 @@ def test_a_replayed_parameter_set_that_cannot_start_names_the_overrides(one_year
     with pytest.raises(sim.InputError) as error:
         replay(scenario, model.effects(), [{}, {"population.out_migration_rate": 0.3}])
     assert error.value.path == f"overrides of {scenario.path}" and error.value.key == "population.out_migration_rate"
+
+
+def test_a_demolition_campaign_removes_its_share_of_commercial_space_each_month(one_year):
+    from types import SimpleNamespace
+
+    scenario, _, _, _ = one_year
+    model = Model(scenario, [5])
+    n = len(scenario.regions)
+    removal = np.zeros((1, n))
+    removal[0, 1] = 0.06  # 6% of the second region's commercial space a year
+    zeros = np.zeros((1, n, 4))
+    levers = SimpleNamespace(commercial_removal=removal, travel_time=None, coverage=zeros, incentive=zeros,
+                             pharma_incentive=zeros[..., 0], dispersals=())  # fmt: skip
+    ctx = model._firm_context(2014.0, levers)
+    expected = np.zeros((1, n))
+    expected[0, 1] = -0.06 * model.firms.space[0, 1] * DT
+    np.testing.assert_allclose(ctx.floor_space_change, expected, rtol=1e-12)

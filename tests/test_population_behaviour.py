@@ -8,6 +8,7 @@ travel time to a region means fewer moves to it, a region made worse loses resid
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -355,3 +356,129 @@ def test_the_fit_s_input_checks_look_at_each_run_alone():
     p, base, s = batch_of_two({"out_migration_rate": np.array([[0.08, 0.9, 0.08]])})
     with pytest.raises(InputError, match="out_migration_rate.*too high"):
         fitted(p, base, s)
+
+
+def test_a_region_with_a_few_movers_may_lose_fewer_residents_than_it_has_movers():
+    # b's movers: under one person a year; a net loss smaller than that is a valid 2014 trend
+    p, _, s = fit_case(out_migration_rate=np.array([[0.08, 0.00005, 0.08]]))
+    base = base_move_rates(p, s["population"][0, MIGRANT] / s["population"][0].sum(axis=0))
+    movers_b = float((base * s["population"])[0, :, 1].sum())
+    assert 0.5 < movers_b < 1.0
+    target = np.array([[500.0, -0.4, 400.0]])
+    fit = fitted(p, base, s | {"target": target})
+    np.testing.assert_allclose(start_flows(fit, base, s).net(), target, rtol=1e-8, atol=1e-9)
+
+
+def test_refitting_fitted_parameters_gives_the_same_constants():
+    """The fit starts from attraction without constants: parameters that carry old ones refit alike."""
+    p, base, s = fit_case()
+    once = fitted(p, base, s)
+    twice = fitted(once, base, s)
+    for name in ("region_constant", "move_gap_2014", "elsewhere_utility"):
+        np.testing.assert_allclose(getattr(twice, name), getattr(once, name), rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def test_the_fit_checks_each_run_s_leavers_against_that_run_s_other_movers():
+    """Run 1's b loses just more than a, c and the rest of China could replace; run 0's movers do not count."""
+    rate_one = fit_case(out_migration_rate=np.array([[0.08, 1.0, 0.08]]))
+    per_rate = float((base_move_rates(rate_one[0], shares := mix()) * rate_one[2]["population"])[0, :, 1].sum())
+    p, _, s = fit_case(runs=2)
+    movers = (base_move_rates(p, shares) * s["population"]).sum(axis=1)  # (run, region) at the 0.08 rates
+    # b's leavers + target (-300) against a's and c's movers + 3000 from the rest of China, in run 1 alone
+    limit = movers[1, 0] + movers[1, 2] + 3000.0 + 300.0
+    assert limit + movers[0].sum() > 1.1 * limit  # run 0's movers would hide the excess
+    rate_b = 1.05 * limit / per_rate
+    p = replace(p, out_migration_rate=np.array([[0.08, 0.08, 0.08], [0.08, rate_b, 0.08]]))
+    with pytest.raises(InputError, match="out_migration_rate.*too high: all other movers together could not replace b"):
+        fitted(p, base_move_rates(p, shares), s)
+
+
+def mix():
+    _, _, s = fit_case()
+    return s["population"][0, MIGRANT] / s["population"][0].sum(axis=0)
+
+
+def test_the_fit_needs_no_compiler_unless_asked(monkeypatch):
+    """The numpy fit is the default: without the compiled kernel (the optional 'fast' extra) it still runs."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sim.stockflow_kernel", None)  # importing it now fails, as without numba
+    p, base, s = fit_case()
+    fit = fitted(p, base, s)
+    np.testing.assert_allclose(start_flows(fit, base, s).net(), s["target"], rtol=1e-8)
+
+
+def test_the_compiled_fit_equals_the_numpy_fit_on_a_small_case():
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("numba", reason="the compiled kernel needs the optional 'fast' extra")
+    p, base, s = fit_case(runs=2)
+    p = replace(p, housing_weight=np.array([1.0, 8.0]))
+    s = s | {"target": np.array([[500.0, -300.0, 400.0], [-100.0, 200.0, 50.0]])}
+    numpy_fit = fitted(p, base, s)
+    compiled = fit_region_constants(
+        p, base, s["population"], s["housing"], s["jobs"], s["services"], s["control"], s["travel"], s["target"],
+        codes=("a", "b", "c"), compiled=True,
+    )  # fmt: skip
+    for name in ("region_constant", "move_gap_2014", "elsewhere_utility"):
+        np.testing.assert_allclose(getattr(compiled, name), getattr(numpy_fit, name), rtol=1e-9, atol=1e-10)
+    assert not np.allclose(numpy_fit.region_constant[0], numpy_fit.region_constant[1])
+
+
+def test_migrants_move_at_most_at_0_99_a_year():
+    p = two_regions(out_migration_rate=np.array([[0.3, 0.02]]), migrant_mobility=np.array([10.0]))
+    rates = base_move_rates(p, np.array([0.05, 0.05]))
+    registered = 0.3 / (0.95 + 0.05 * 10)  # 0.207: ten times that would exceed one move a year
+    np.testing.assert_allclose(rates[0, :, 0], [registered, 0.99], rtol=1e-12)
+    np.testing.assert_allclose(rates[0, :, 1], [0.02 / 1.45, 10 * 0.02 / 1.45], rtol=1e-12)
+
+
+def test_a_region_all_but_without_housing_is_very_unattractive_but_finite():
+    """Crowding P/H is capped at 1 / FLOOR (1e9), as the logarithms' ratios are floored."""
+    from sim.population import FLOOR, attraction
+
+    p = two_regions(housing_weight=np.array([2.0]))
+    value = attraction(
+        p, np.array([[100.0, 100.0]]), np.array([[1e-12, 100.0]]), np.full((1, 2), 100.0), np.full((1, 2), 100.0)
+    )
+    np.testing.assert_allclose(value, [[-2.0 / FLOOR, -2.0]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("where", range(4))
+def test_logit_sums_stay_finite_far_from_zero_wherever_the_largest_utility_is(where):
+    """The overflow shift is the maximum over the last axis, whichever element holds it (here 4 regions, 2 groups)."""
+    from sim.population import _logsumexp
+
+    utility = np.zeros((1, 2, 4))
+    utility[..., where] = 1000.0
+    np.testing.assert_allclose(_logsumexp(utility), np.full((1, 2), 1000.0), rtol=1e-15)
+    utility[..., where] = -1000.0
+    np.testing.assert_allclose(_logsumexp(utility), np.full((1, 2), np.log(3.0)), rtol=1e-12)
+
+
+def test_a_region_without_movers_and_no_net_migration_is_refused_by_name():
+    """No movers and a target of 0: no arrivals can be matched; the error names that region (c), not another."""
+    p, _, s = fit_case(out_migration_rate=np.array([[0.08, 0.08, 0.0]]), outside_in_migration=np.array([1000.0]))
+    base = base_move_rates(p, mix())
+    movers_a = float((base * s["population"])[0, :, 0].sum())
+    target = np.array([[0.5 - movers_a, 400.0, 0.0]])  # a's leavers exceed its loss by half a person
+    with pytest.raises(InputError, match="out_migration_rate.*too low: c's 2014 net emigration exceeds its movers"):
+        fitted(p, base, s | {"target": target})
+
+
+def test_the_fit_names_the_scenario_s_file_when_its_solver_fails(monkeypatch):
+    import sim.population as population
+
+    seen = []
+    newton = population._newton
+
+    def spy(residual, alpha, source):
+        seen.append(source)
+        return newton(residual, alpha, source)
+
+    monkeypatch.setattr(population, "_newton", spy)
+    p, base, s = fit_case()
+    fit_region_constants(
+        p, base, s["population"], s["housing"], s["jobs"], s["services"], s["control"], s["travel"], s["target"],
+        codes=("a", "b", "c"), source="scenarios/story.toml",
+    )  # fmt: skip
+    assert seen == ["scenarios/story.toml"]

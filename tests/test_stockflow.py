@@ -148,18 +148,19 @@ def follow_parameters():
     )
 
 
-def test_staff_moved_this_month_send_their_households_into_the_delay_within_the_month():
+@pytest.mark.parametrize("moved", [1200.0, 1.0])  # one staff member too: any nonzero move opens the pair
+def test_staff_moved_this_month_send_their_households_into_the_delay_within_the_month(moved):
     share, size, _ = follow_parameters()
     staff = np.zeros((1, N, N))
-    staff[0, CORE, TONGZHOU] = 1200.0
+    staff[0, CORE, TONGZHOU] = moved
     model = stocks()
     r = rates(model, inputs(staff_moved=staff))
     # persons/year for one month: the whole month's households enter within dt
-    assert r["households_following"][0, CORE, TONGZHOU, 0] == pytest.approx(1200 * share * size / DT, rel=1e-12)
+    assert r["households_following"][0, CORE, TONGZHOU, 0] == pytest.approx(moved * share * size / DT, rel=1e-12)
     model.advance(2014.0, inputs(staff_moved=staff))
     in_transit = model.state["households_following"][0, CORE, TONGZHOU]
-    assert in_transit[0] == pytest.approx(1200 * share * size, rel=1e-12) and in_transit[1:].sum() == 0.0
-    assert model.state["households_following"].sum() == pytest.approx(1200 * share * size, rel=1e-12)
+    assert in_transit[0] == pytest.approx(moved * share * size, rel=1e-12) and in_transit[1:].sum() == 0.0
+    assert model.state["households_following"].sum() == pytest.approx(moved * share * size, rel=1e-12)
 
 
 @pytest.mark.parametrize(("destination", "group"), [(TONGZHOU, REGISTERED), (XIONGAN, MIGRANT)])
@@ -290,3 +291,13 @@ def test_institutions_may_fill_all_but_a_little_of_a_region_s_services_never_all
     everything[0, CORE] = capacity[CORE]
     with pytest.raises(sim.errors.InputError, match="capacity_each"):
         stocks(start=inputs(services=everything))
+
+
+@pytest.mark.parametrize("asked", [["net_migration"], ["migration", "out_to_outside"], ["in_from_outside"]])
+def test_rate_outputs_asked_alone_equal_those_of_all_outputs(asked):
+    model = stocks()
+    everything = model.observe(2014.0, inputs())
+    alone = model.observe(2014.0, inputs(), asked)
+    assert list(alone) == asked
+    for key in asked:
+        np.testing.assert_array_equal(alone[key], everything[key])

@@ -391,3 +391,11 @@ def test_runs_with_the_same_policies_share_one_timeline_whatever_the_order_of_th
     reordered = dict(reversed(list(policy.items())))
     batch = BatchTimeline([{"r": policy}, {"r": reordered}], np.array([1e6, 1e6]), REGIONS, 2014)
     assert len(batch.timelines) == 1 and list(batch.group) == [0, 0]
+
+
+def test_a_batch_timeline_s_errors_name_the_scenario_s_file():
+    from sim.errors import InputError
+
+    impossible = {"big": {"kind": "construction", "workers_per_project": 500.0}}
+    with pytest.raises(InputError, match=r"story\.toml.*policies\.big\.workers_per_project"):
+        BatchTimeline([impossible], np.array([100.0]), load_regions(), 2014, source="story.toml")
