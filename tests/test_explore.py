@@ -27,7 +27,7 @@ def _require(module: str) -> None:
     except ImportError:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{module} is missing (CI installs the explore extra: see .ci/run)")
-        pytest.skip(f"{module} is not installed (pip install -e '.[explore]')")
+        pytest.skip(f"{module} is not installed (pip install -e '.[explore]')", allow_module_level=True)
 
 
 _require("starlette")
