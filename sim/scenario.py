@@ -356,8 +356,9 @@ class _Validator:
             if name == "enabled":
                 self._expect(isinstance(value, bool), path, where, "true or false", value)
             elif name not in fields:
+                article = "an" if kind[0] in "aeiou" else "a"
                 raise InputError(
-                    path, where, f"unknown field for a {kind} policy; {suggest(name, (*fields, 'enabled'))}"
+                    path, where, f"unknown field for {article} {kind} policy; {suggest(name, (*fields, 'enabled'))}"
                 )
             else:
                 self._value(path, where, fields[name], value)

@@ -161,7 +161,12 @@ CASES: dict[str, Case] = {
     ),
     "missing required policy field": Case(over(NEW_RAIL), "policies.new_rail.hours", ("missing", "new travel time")),
     "unknown policy field": Case(
-        over(NEW_RAIL + "hour = 1.0\n"), "policies.new_rail.hour", ("unknown field", "did you mean 'hours'")
+        over(NEW_RAIL + "hour = 1.0\n"), "policies.new_rail.hour", ("unknown field for a rail", "did you mean 'hours'")
+    ),
+    "unknown field of a kind that takes 'an'": Case(
+        over("[policies.subcenter_first_batch]\ncont = 3\n"),
+        "policies.subcenter_first_batch.cont",
+        ("unknown field for an institution_move policy", "did you mean 'count'"),
     ),
     "policy not a table": Case(over("[policies]\nnew_rail = 5\n"), "policies.new_rail", ("a table",)),
     "override changes the kind": Case(
