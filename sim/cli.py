@@ -173,11 +173,12 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_diff(args: argparse.Namespace) -> int:
-    from sim.outputs.describe import diff_against_parent, parent_path
+    from sim.outputs.describe import diff_against_parent, parent_path, value_files
 
     child, parent, lines = diff_against_parent(args.scenario)
     if parent is None:
-        print(f"{child.name} extends no other scenario ({len(child.policies)} policies)")
+        values = "".join(f"; its values from {f.name}" for f in value_files(args.scenario))
+        print(f"{child.name} extends no other scenario ({len(child.policies)} policies{values})")
         return 0
     print(f"{child.name} against its parent {parent.name} ({parent_path(args.scenario).name}):")
     print("\n".join(lines) if lines else "(no differences)")

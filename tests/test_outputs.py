@@ -398,6 +398,8 @@ def test_list_and_diff(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", str(SCENARIOS / "plan2021.toml")]) == 0
     out = capsys.readouterr().out
     assert "+ policy universities_to_xiongan (institution_move)" in out and "historical" in out.splitlines()[0]
+    assert main(["diff", str(SCENARIOS / "historical.toml")]) == 0  # extends calibration/fitted.toml: values only
+    assert "historical extends no other scenario" in (out := capsys.readouterr().out) and "fitted.toml" in out
     assert main(["diff", str(SCENARIOS / "counterfactual.toml")]) == 0
     assert "- policy xiongan_founded (incentive) disabled" in capsys.readouterr().out
 

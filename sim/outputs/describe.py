@@ -16,15 +16,43 @@ from sim.errors import InputError
 from sim.scenario import Scenario, load_scenario
 
 
-def parent_path(path: str | Path) -> Path | None:
-    """The file a scenario file ``extends``, or None for a base scenario."""
-    path = Path(path)
+def _extends(path: Path) -> tuple[Path | None, bool]:
+    """The file ``path`` extends (or None), and whether ``path`` is a whole scenario (it has a ``name``)."""
     try:
         with open(path, "rb") as handle:
-            parent = tomllib.load(handle).get("extends")
+            document = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError):
-        return None  # load_scenario has already reported what is wrong with the file
-    return (path.parent / parent).resolve() if isinstance(parent, str) else None
+        return None, False  # load_scenario has already reported what is wrong with the file
+    parent = document.get("extends")
+    return ((path.parent / parent).resolve() if isinstance(parent, str) else None), "name" in document
+
+
+def parent_path(path: str | Path) -> Path | None:
+    """The scenario a scenario file ``extends``, or None for a base scenario.
+
+    Files of values without a ``name`` (calibration/fitted.toml) are passed over: they are not scenarios
+    to compare with, so a scenario that extends only such a file is a base scenario.
+    """
+    parent, _ = _extends(Path(path))
+    while parent is not None:
+        grandparent, whole = _extends(parent)
+        if whole or not parent.is_file():
+            return parent
+        parent = grandparent
+    return None
+
+
+def value_files(path: str | Path) -> list[Path]:
+    """The files of values without a ``name`` that a scenario takes in directly or through its parents' chain
+    up to its parent scenario (e.g. calibration/fitted.toml for historical.toml)."""
+    found, parent = [], _extends(Path(path))[0]
+    while parent is not None and parent.is_file():
+        grandparent, whole = _extends(parent)
+        if whole:
+            break
+        found.append(parent)
+        parent = grandparent
+    return found
 
 
 def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:

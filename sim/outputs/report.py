@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sim.outputs import observed
 from sim.outputs.compare import YEARS, Comparison, compare, target_rows
-from sim.outputs.describe import diff_against_parent, parent_path
+from sim.outputs.describe import diff_against_parent, parent_path, value_files
 from sim.outputs.sources import Source
 from sim.outputs.style import scenario_colours
 
@@ -63,7 +63,10 @@ def _scenario_section(source: Source, colour: str) -> str:
     if source.scenario_file is not None and Path(source.scenario_file).is_file():
         child, parent, lines = diff_against_parent(source.scenario_file)
         if parent is None:
-            parts.append(f"<p>A base scenario ({len(child.policies)} policies; it extends no other).</p>")
+            values = "".join(f"; its values from {f.name}" for f in value_files(source.scenario_file))
+            parts.append(
+                f"<p>A base scenario ({len(child.policies)} policies; it extends no other{html.escape(values)}).</p>"
+            )
         else:
             parent_name = parent_path(source.scenario_file).name
             items = "".join(f"<li>{html.escape(line)}</li>" for line in lines) or "<li>(no differences)</li>"
