@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import write_scenario
+from conftest import EVERY_INPUT_MOVES, write_scenario
 
 import sim
 from sim.model import Model
@@ -21,49 +21,6 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     numba = None
 
-# every input moves in 2014-2016: a cap, demolition, land release, delivered housing, a rail line
-STORY = """
-[run]
-end = 2017
-
-[policies.test_demolition]
-kind = "demolition"
-start = 2015-03-01
-end = 2016-06-01
-housing_rate = 0.02
-commercial_rate = 0.02
-regions = ["bj_central"]
-
-[policies.test_land]
-kind = "land_release"
-date = 2015-01-01
-housing_build_rate = 0.0005  # below the parameter, so that it binds
-regions = ["xiongan", "bj_tongzhou", "north3"]
-
-[policies.test_cap]
-kind = "housing_cap"
-date = 2015-06-01
-region = "bj_core"
-population = 1_900_000
-years = 1.0
-
-[policies.test_blocks]
-kind = "construction"
-start = 2014-03-01
-end = 2014-09-01
-projects = 6
-workers_per_project = 100
-duration_years = 1.0
-housing_per_project = 8400
-services_per_project = 500
-
-[policies.test_rail]
-kind = "rail"
-date = 2015-07-01
-from = "bj_core"
-to = "xiongan"
-hours = 1.0
-"""
 OVERRIDES = [
     {},
     {"population.jobs_weight": 3.5, "population.move_sensitivity": 1.7, "housing.construction_time": 1.0},
@@ -78,7 +35,7 @@ def recorded(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail("numba is not installed; CI must test the compiled kernel (python -m pip install numba)")
         pytest.skip("numba is not installed (python -m pip install numba): the compiled kernel cannot run")
-    scenario = sim.load_scenario(write_scenario(tmp_path_factory.mktemp("kernel"), STORY))
+    scenario = sim.load_scenario(write_scenario(tmp_path_factory.mktemp("kernel"), EVERY_INPUT_MOVES))
     model = Model(scenario, [4], record_effects=True)
     model.run()
     return scenario, model.effects()

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import SCENARIOS, write_scenario
+from conftest import EVERY_INPUT_MOVES, SCENARIOS, write_scenario
 
 import sim
 from sim.stockflow import replay
@@ -27,49 +27,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 NS = {"x": NAMESPACE}
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # PySD's own use of pandas
 # policies that make every input of the file move within 2014-2016: demolition, land release, a cap,
-# construction delivering housing and services, a rail line, besides the historical record's own
-STORY = """
-[run]
-end = 2017
-
-[policies.test_demolition]
-kind = "demolition"
-start = 2015-03-01
-end = 2016-06-01
-housing_rate = 0.02
-commercial_rate = 0.02
-regions = ["bj_central"]
-
-[policies.test_land]
-kind = "land_release"
-date = 2015-01-01
-housing_build_rate = 0.0005  # below the parameter, so that it binds
-regions = ["xiongan", "bj_tongzhou", "north3"]
-
-[policies.test_cap]
-kind = "housing_cap"
-date = 2015-06-01
-region = "bj_core"
-population = 1_900_000
-years = 1.0
-
-[policies.test_blocks]
-kind = "construction"
-start = 2014-03-01
-end = 2014-09-01
-projects = 6
-workers_per_project = 100
-duration_years = 1.0
-housing_per_project = 8400
-services_per_project = 500
-
-[policies.test_rail]
-kind = "rail"
-date = 2015-07-01
-from = "bj_core"
-to = "xiongan"
-hours = 1.0
-"""
 
 
 def needs_pysd():
@@ -82,7 +39,7 @@ def needs_pysd():
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):
     folder = tmp_path_factory.mktemp("xmile")
-    scenario = replace(sim.load_scenario(write_scenario(folder, STORY)), method="euler")
+    scenario = replace(sim.load_scenario(write_scenario(folder, EVERY_INPUT_MOVES)), method="euler")
     return folder, scenario
 
 
