@@ -37,19 +37,9 @@ sys.path.insert(0, str(ROOT))  # measure this checkout's sim, whatever is instal
 import numpy as np  # noqa: E402
 
 import sim  # noqa: E402
-from sim.stockflow import replay  # noqa: E402
+from sim.stockflow import STOCK_OUTPUTS, replay  # noqa: E402
 from sim.xmile import project_stocks, record_effects, xmile_text  # noqa: E402
 
-STOCK_OUTPUTS = (
-    "population",
-    "migrant_population",
-    "housing_capacity",
-    "service_capacity",
-    "births_cum",
-    "deaths_cum",
-    "in_from_outside_cum",
-    "out_to_outside_cum",
-)
 SWEEP = 200
 
 

@@ -51,7 +51,7 @@ STOCK_UNITS = {
 }
 """Each stock's unit; its derivative (``StockFlow.derivative``) is in this unit per year (tests/test_validation.py)."""
 
-STOCK_FLOW_OUTPUTS = (
+STOCK_OUTPUTS = (
     "population",
     "migrant_population",
     "housing_capacity",
@@ -60,6 +60,11 @@ STOCK_FLOW_OUTPUTS = (
     "deaths_cum",
     "in_from_outside_cum",
     "out_to_outside_cum",
+)
+"""The recorded outputs that are stocks (what the compiled kernel and PySD integrate)."""
+
+STOCK_FLOW_OUTPUTS = (
+    *STOCK_OUTPUTS,
     "net_migration",
     "migration",
     "in_from_outside",

@@ -17,18 +17,9 @@ import numpy as np
 from numba import njit
 
 from sim.population import FLOOR
-from sim.stockflow import DT, AgentEffects, StockFlow
+from sim.stockflow import DT, STOCK_OUTPUTS, AgentEffects, StockFlow
 
-KERNEL_OUTPUTS = (
-    "population",
-    "migrant_population",
-    "housing_capacity",
-    "service_capacity",
-    "births_cum",
-    "deaths_cum",
-    "in_from_outside_cum",
-    "out_to_outside_cum",
-)
+KERNEL_OUTPUTS = STOCK_OUTPUTS
 """The outputs the kernel gives (stocks); rates (net migration, flows) need ``StockFlow.observe``."""
 
 # per-run scalars, in the order of the kernel's `scalars` columns
