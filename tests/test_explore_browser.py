@@ -9,7 +9,6 @@ server opens. Skips with the reason where something is missing, fails under CI (
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
@@ -20,7 +19,7 @@ import pytest
 
 import sim
 from tests.conftest import write_scenario
-from tests.test_report_browser import FLAGS, _missing
+from tests.test_report_browser import FLAGS, _missing, browser_parts
 
 CORE = "policies.core_area_control.strength"
 
@@ -33,13 +32,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        _missing("Debian's chromium is not installed (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright's Python package is not installed (pip install playwright)")
+    chromium, sync_playwright = browser_parts()
     try:
         import uvicorn
 
@@ -138,13 +131,7 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.slow
 def test_static_export_in_chromium(tmp_path: Path) -> None:
     """The exported page works from a file: its slider steps through the grid's full runs; no request leaves it."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        _missing("Debian's chromium is not installed (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright's Python package is not installed (pip install playwright)")
+    chromium, sync_playwright = browser_parts()
     from sim.cli import main
 
     path = write_scenario(tmp_path, 'name = "plan_short"\n[run]\nend = 2024\n', "plan_short.toml", "plan2021.toml")

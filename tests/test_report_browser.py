@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.mark.slow
-def test_report_shows_every_figure_offline(tmp_path: Path) -> None:
+def browser_parts() -> tuple[str, Any]:
+    """Debian's chromium and Playwright's ``sync_playwright``; a missing one skips (fails under CI)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         _missing("Debian's chromium is not installed (apt-get install -y chromium)")
@@ -41,6 +42,12 @@ def test_report_shows_every_figure_offline(tmp_path: Path) -> None:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("Playwright's Python package is not installed (pip install playwright)")
+    return chromium, sync_playwright
+
+
+@pytest.mark.slow
+def test_report_shows_every_figure_offline(tmp_path: Path) -> None:
+    chromium, sync_playwright = browser_parts()
     stories = []
     for name, extra in (("base", ""), ("no_xiongan", "[policies.xiongan_founded]\nenabled = false\n")):
         path = tmp_path / f"{name}.toml"
