@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from test_firms import calm, params, tiny
 
-from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters, Firms, FirmTable, rent_index
+import sim.firms
+from sim.errors import InputError
+from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters, Firms, FirmTable, demand, load_firm_table, rent_index
 from sim.model import DT
 from sim.random import Streams
-from sim.regions import Regions
+from sim.regions import Regions, load_regions
 from sim.timeline import Dispersal
 
 pytestmark = pytest.mark.fast
@@ -362,3 +364,205 @@ def test_high_end_entry_grows_at_its_rate_for_its_years_then_stays(time, years):
                  high_end_growth_years=4.0)  # fmt: skip
     wanted = firms.would_be_entrants(calm(firms, time=time), np.ones((1, 2)))[0, 0]
     np.testing.assert_allclose(wanted[[MANUFACTURING, HIGH_END]], [10.0, 10.0 * np.exp(0.05 * years)], rtol=1e-12)
+
+
+def firms_in(codes, beijing, travel, firms, weights=None, **changes) -> Firms:
+    """Firms of the regions ``codes``; ``firms[r][s]`` real firms of region r and sector index s (one weight each)."""
+    n = len(codes)
+    values: dict = {f.name: np.zeros(n) for f in dataclasses.fields(Regions)}
+    values.update(
+        codes=tuple(codes), names=tuple(codes), provinces=tuple("beijing" if b else "hebei" for b in beijing),
+        beijing=np.array(beijing), central_six=np.array(beijing), population_2014=np.full(n, 100.0),
+        rent_level_2014=np.ones(n), travel_time=np.array(travel, float),
+    )  # fmt: skip
+    table = FirmTable(np.array(firms, float), np.full((n, N_SECTORS), 10.0), np.ones((n, N_SECTORS)))
+    if weights is not None:
+        table.agent_weight[:] = weights
+    firms = Firms(Regions(**values), table, params(space_max_build_rate=np.zeros(n), **changes), Streams([3]))
+    firms.destination_constant[:] = 0.0
+    return firms
+
+
+def test_demand_mixes_local_residents_and_those_within_reach_by_the_sector_s_reach():
+    """D = P^(1 - reach) * A^reach: P = 4, A = 16 gives 4 at reach 0, 8 at reach 1/2, 16 at reach 1."""
+    reach = np.array([[0.0, 0.5, 1.0, 0.25]])
+    got = demand(np.array([[4.0]]), np.array([[16.0]]), reach)
+    np.testing.assert_allclose(got[0, 0], [4.0, 8.0, 16.0, 4.0**0.75 * 16.0**0.25], rtol=1e-12)
+
+
+def test_access_to_the_core_is_the_travel_time_to_the_core_wherever_it_is_listed():
+    """Shares by access alone, exp(-access_weight * hours to the core): the core is the second region here;
+    without a core the first region stands in for it."""
+    travel = [[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]]
+    nowhere = np.zeros((3, N_SECTORS))  # no manufacturers (a firm table without any agent is refused: see the report)
+    nowhere[:, HIGH_END] = 1
+    firms = firms_in(("tianjin", "bj_core", "hebei_other"), (False, True, False), travel, nowhere, access_weight=1.0)
+    ctx = calm(firms)
+    shares = firms.destination_probabilities(ctx, firms.counts(), np.ones((1, 3)))[0, MANUFACTURING, 0]
+    pull = np.exp(-np.array([1.0, 0.0, 2.0]))
+    np.testing.assert_allclose(shares, pull / pull.sum(), rtol=1e-12)
+    firms = firms_in(("tianjin", "hebei_other"), (False, False), [[0.0, 1.0], [1.0, 0.0]], nowhere[:2],
+                     access_weight=1.0)  # fmt: skip
+    shares = firms.destination_probabilities(calm(firms), firms.counts(), np.ones((1, 2)))[0, MANUFACTURING, 1]
+    np.testing.assert_allclose(shares, [1.0, np.exp(-1.0)] / (1.0 + np.exp(-1.0)), rtol=1e-12)
+
+
+def test_branches_go_out_as_from_the_central_city():
+    """Zhongguancun firms (10% of 20,000 high-end firms in Beijing) open branches at 1 a year, choosing among the
+    regions outside Beijing by distance from bj_central (one hour to the first, three to the second), not from
+    the core (the other way round): e^-1 / (e^-1 + e^-3) = 88% go to the first."""
+    travel = [[0, 1, 3, 1], [1, 0, 1, 3], [3, 1, 0, 2], [1, 3, 2, 0]]
+    stock = np.zeros((4, N_SECTORS))
+    stock[0, HIGH_END] = stock[1, HIGH_END] = 10000
+    firms = firms_in(("bj_core", "bj_central", "near_central", "near_core"), (True, True, False, False), travel,
+                     stock, branch_rate=1.0, distance_weight=1.0)  # fmt: skip
+    for _ in range(3):
+        firms.step(calm(firms))
+    branches = 3 * 0.1 * 20000 * 1.0 * DT  # 500
+    share = np.exp(-1.0) / (np.exp(-1.0) + np.exp(-3.0))
+    got = firms.counters.branches[0]
+    assert got[0] == got[1] == 0
+    assert abs(got[2] - branches * share) < 4 * np.sqrt(branches * share)
+    assert abs(got[3] - branches * (1 - share)) < 4 * np.sqrt(branches * (1 - share))
+
+
+def test_transfer_projects_count_industrial_moves_from_beijing_outside_tongzhou_into_tongzhou_or_north3():
+    """Six movers by hand: only the two industrial firms leaving the core for Tongzhou or the northern counties
+    are transfers; moves from Beijing count every mover whose origin is in Beijing (by sector and destination)."""
+    codes = ("bj_core", "bj_tongzhou", "north3", "tianjin")
+    stock = np.zeros((4, N_SECTORS))
+    stock[0, MANUFACTURING], stock[0, HIGH_END], stock[1, MANUFACTURING], stock[3, MANUFACTURING] = 3, 1, 1, 1
+    firms = firms_in(codes, (True, True, False, False), np.ones((4, 4)) - np.eye(4), stock)
+    run, slot = np.nonzero(firms.alive)
+    origin, sector = firms.region[run, slot], firms.sector[run, slot]
+    assert list(zip(origin, sector)) == [(0, 0), (0, 0), (0, 0), (0, HIGH_END), (1, 0), (3, 0)]
+    destination = np.array([1, 2, 3, 1, 2, 0], np.int8)
+    firms._move(run, slot, destination, np.zeros_like(firms.alive))
+    c = firms.counters
+    assert c.transfers[0] == 2.0
+    np.testing.assert_array_equal(c.moves_from_beijing[0, MANUFACTURING], [0, 1, 2, 1])
+    np.testing.assert_array_equal(c.moves_from_beijing[0, HIGH_END], [0, 1, 0, 0])
+    assert c.moves_from_beijing.sum() == 5  # the mover from Tianjin is not one
+
+
+def test_initial_firms_are_aged_uniformly_over_twenty_years_and_pharmaceutical_among_manufacturers_only():
+    """20,000 manufacturers and 20,000 high-end firms; pharma_share 0.3 of manufacturers (docs/model.md)."""
+    firms = tiny(firms=((20000, 20000), (0, 0)), pharma_share=0.3)
+    age, alive = firms.age[firms.alive], firms.alive
+    assert age.min() >= 0.0 and 19.99 < age.max() < 20.0
+    assert abs(age.mean() - 10.0) < 4 * 20 / np.sqrt(12 * 40000)
+    manufacturing = alive & (firms.sector == MANUFACTURING)
+    pharma = np.count_nonzero(firms.pharma[manufacturing])
+    assert abs(pharma - 6000) < 4 * np.sqrt(20000 * 0.3 * 0.7)
+    assert not firms.pharma[alive & (firms.sector == HIGH_END)].any()
+
+
+def test_the_agent_limit_names_the_run_that_would_cross_it_and_allows_reaching_it(monkeypatch):
+    firms = tiny(firms=((5, 0), (0, 0)), seeds=(3, 4))  # five agents in each run
+    monkeypatch.setattr(sim.firms, "MAX_AGENTS_PER_RUN", 8)
+
+    def add(run):
+        run = np.array(run)
+        firms._add(run, np.zeros_like(run), np.zeros_like(run), np.zeros(len(run)), "test entrants")
+
+    add([0, 0, 0])  # run 0 reaches 8: allowed
+    assert np.count_nonzero(firms.alive[0]) == 8
+    with pytest.raises(InputError, match=r"run 1 would hold 9 firm agents, over the limit of 8"):
+        add([1, 1, 1, 1])  # run 1 would hold 9 (run 0, at 8, holds more now but adds nothing)
+
+
+def test_a_programme_at_twelve_a_year_disperses_one_minus_exp_of_one_of_its_targets_in_a_month_not_all():
+    firms = tiny(firms=((20000, 0), (0, 0)))
+    firms.step(calm(firms, dispersals=(programme("fast", 12.0),)))
+    p = -np.expm1(-1.0)  # 63%
+    assert abs(firms.counters.dispersed[0, MANUFACTURING] - 20000 * p) < 5 * np.sqrt(20000 * p * (1 - p))
+
+
+def test_a_batch_worked_in_blocks_of_runs_gives_each_run_what_it_gives_alone(monkeypatch):
+    """Blocks of two runs (the last block shorter), fewer slots than runs: exits, dispersal and moves per run as
+    alone (the per-slot buffers are shared by the block's runs)."""
+
+    def month(firms):
+        runs = firms.alive.shape[0]
+        firms.step(calm(firms, dispersals=(programme("p", [6.0] * runs, close_share=0.5),)))
+
+    def build(seeds):
+        firms = tiny(firms=((2, 0), (1, 0)), seeds=seeds, exit_rate=[3.0, 0, 0, 0], relocation_rate=6.0)
+        firms.age[:] = 100.0
+        return firms
+
+    alone = []
+    for seed in (3, 4, 5):
+        firms = build((seed,))
+        for _ in range(3):
+            month(firms)
+        alone.append(firms)
+    monkeypatch.setattr(sim.firms, "BLOCK_VALUES", 7)  # 7 // 3 slots: two runs a block
+    batch = build((3, 4, 5))
+    assert [(b.start, b.stop) for b in batch._blocks()] == [(0, 2), (2, 3)]
+    for _ in range(3):
+        month(batch)
+    for b, firms in enumerate(alone):
+        for name in ("exits", "dispersed", "dispersed_closed", "spontaneous_moves"):
+            np.testing.assert_array_equal(getattr(batch.counters, name)[b], getattr(firms.counters, name)[0])
+        np.testing.assert_array_equal(batch.counts()[b], firms.counts()[0])
+    assert batch.counters.exits.sum() > 0 and batch.counters.dispersed.sum() > 0
+
+
+def test_a_sector_absent_from_a_region_in_2014_draws_no_movers_there_at_2014_conditions():
+    """The fitted constants put the 2014 stock at rest: no firm of a sector moves where it had none."""
+    firms = tiny(firms=((1000, 1000), (1000, 0)))
+    firms.destination_constant = firms._fit_destination_constants()
+    shares = firms.destination_probabilities(calm(firms), firms.counts(), np.ones((1, 2)))[0]
+    assert shares[HIGH_END, :, 1].max() < 1e-12  # no high-end firm in region 1 in 2014
+    assert shares[MANUFACTURING, 0, 1] > 1e-3
+
+
+def test_shares_of_one_sector_ignore_another_sector_s_utilities_however_large():
+    """Each (sector, origin) row is its own logit: an incentive of 800 for high-end firms in region 1 sends
+    them all there (no overflow) and leaves the manufacturers' shares as they were."""
+    firms = tiny(firms=((1000, 1000), (1000, 1000)))
+    counts, rent = firms.counts(), np.ones((1, 2))
+    before = firms.destination_probabilities(calm(firms), counts, rent)[0]
+    incentive = np.zeros((1, 2, N_SECTORS))
+    incentive[0, 1, HIGH_END] = 800.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        after = firms.destination_probabilities(calm(firms, incentive=incentive), counts, rent)[0]
+    np.testing.assert_array_equal(after[HIGH_END, :, 1], 1.0)
+    np.testing.assert_allclose(after[MANUFACTURING], before[MANUFACTURING], rtol=1e-12)
+
+
+def test_a_fully_covered_destination_gets_no_share_and_no_warning():
+    firms = tiny(firms=((1000, 0), (1000, 0)))
+    coverage = np.zeros((1, 2, N_SECTORS))
+    coverage[0, 0, MANUFACTURING] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log(1 - 1) = -inf by intent, not a divide warning
+        shares = firms.destination_probabilities(calm(firms, coverage=coverage), firms.counts(), np.ones((1, 2)))
+    np.testing.assert_array_equal(shares[0, MANUFACTURING, :, 0], 0.0)
+    np.testing.assert_array_equal(shares[0, MANUFACTURING, :, 1], 1.0)
+
+
+def test_each_split_agent_s_remainder_stays_with_its_own_firm():
+    """A manufacturer of weight 15 and a high-end agent of weight 17 move where both sectors weigh 10:
+    10 + 5 manufacturers and 10 + 7 high-end firms, each remainder with the traits of its own parent."""
+    firms = tiny(firms=((15, 17), (0, 0)), weights=((15, 17), (10, 10)))
+    run, slot = np.nonzero(firms.alive)
+    firms._move(run, slot, np.ones(len(run), np.int8), np.zeros_like(firms.alive))
+    alive = firms.alive
+    for sector, parts in ((MANUFACTURING, [5.0, 10.0]), (HIGH_END, [7.0, 10.0])):
+        np.testing.assert_array_equal(np.sort(firms.weight[alive & (firms.sector == sector)]), parts)
+    np.testing.assert_array_equal(firms.recount()[0], firms.counts())
+
+
+def test_a_firm_table_for_regions_without_the_core_keeps_the_rows_of_every_other_region():
+    """The core's rows come first in sim/data/firms_2014.csv; a region set without it still reads the rest."""
+    full = load_regions()
+    core = full.index("bj_core")
+    table = load_firm_table(dataclasses.replace(full, codes=tuple("gone" if c == "bj_core" else c for c in full.codes)))
+    whole, others = load_firm_table(full), np.arange(len(full)) != core
+    assert table.firms[core].sum() == 0 and whole.firms[core].sum() > 0
+    assert whole.firms[others].sum() > 0
+    for column in ("firms", "employees_per_firm", "agent_weight"):
+        np.testing.assert_array_equal(getattr(table, column)[others], getattr(whole, column)[others])

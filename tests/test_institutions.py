@@ -133,3 +133,15 @@ def test_an_order_in_no_run_moves_nothing_and_a_run_ordered_later_draws_as_if_al
     later = batch.move(order, np.array([False, True]))
     np.testing.assert_array_equal(later[1], alone.move(order, np.ones(1, bool))[0])
     np.testing.assert_array_equal(batch.region[1], alone.region[0])
+
+
+def test_orders_are_checked_after_other_policies_in_a_single_run_and_tallies_cannot_be_written_into():
+    from sim.errors import InputError
+
+    institutions = Institutions(REGIONS, Streams([1]))
+    move = {"kind": "institution_move", "institution": "hospital", "from": ["bj_core"], "to": "xiongan", "count": 11}
+    with pytest.raises(InputError, match=r"policies\.too_many\.count: 11 hospital .* hold 10 in 2014"):
+        institutions.check_orders({"a_campaign": {"kind": "demolition"}, "too_many": move}, "story.toml")
+    jobs = institutions.jobs()  # kept until the next move: a caller writing into it would change later months
+    with pytest.raises(ValueError, match="read-only"):
+        jobs[0, CORE] = 0.0

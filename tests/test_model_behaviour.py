@@ -201,3 +201,36 @@ def test_a_demolition_campaign_removes_its_share_of_commercial_space_each_month(
     expected = np.zeros((1, n))
     expected[0, 1] = -0.06 * model.firms.space[0, 1] * DT
     np.testing.assert_allclose(ctx.floor_space_change, expected, rtol=1e-12)
+
+
+def test_errors_found_by_the_timeline_and_the_institution_orders_name_the_scenario_file(tmp_path):
+    """Checks that only the per-run values can make: a project larger than the workforce, an order larger than
+    its origins' 2014 stock; and an override that names no parameter, which names the overrides and the run."""
+    story = "[run]\nend = 2015\n[construction]\nworkforce_capacity = 1000\n[policies.too_big]\nkind = \"construction\"\n"
+    story += "start = 2014-01-01\nend = 2014-01-01\nprojects = 1\nworkers_per_project = 2000\nduration_years = 1\n"
+    story += "housing_per_project = 0\nservices_per_project = 0\n"
+    path = write_scenario(tmp_path, story)
+    with pytest.raises(sim.InputError, match="could never start") as error:
+        Model(sim.load_scenario(path), [1])
+    assert error.value.path == str(path) and error.value.key == "policies.too_big.workers_per_project"
+    story = "[run]\nend = 2015\n[policies.municipal_hospitals_to_suburbs]\ncount = 1000\n"
+    path = write_scenario(tmp_path, story, "orders.toml")
+    with pytest.raises(sim.InputError, match="hold") as error:
+        Model(sim.load_scenario(path), [1])
+    assert error.value.path == str(path) and error.value.key == "policies.municipal_hospitals_to_suburbs.count"
+    scenario = sim.load_scenario(write_scenario(tmp_path, "[run]\nend = 2015\n", "plain.toml"))
+    with pytest.raises(sim.InputError) as error:
+        Model(scenario, [1, 1], [{}, {"population.no_such_weight": 1.0}])
+    assert error.value.path == f"overrides of {scenario.path}: run 1" and error.value.key == "population.no_such_weight"
+
+
+def test_a_replay_in_half_month_steps_stays_within_the_integration_error_of_whole_months(one_year):
+    """Two steps of half a month each (the integration-error check): the same year to well under 0.1%, and not
+    the same numbers (the steps were taken); a month of births is still a month's, not two months'."""
+    scenario, model, _, _ = one_year
+    effects, outputs = model.effects(), ("population", "births_cum")
+    _, whole = replay(scenario, effects, [{}], outputs)
+    _, halves = replay(scenario, effects, [{}], outputs, substeps=2)
+    np.testing.assert_allclose(halves["population"], whole["population"], rtol=1e-3)
+    np.testing.assert_allclose(halves["births_cum"][1:], whole["births_cum"][1:], rtol=1e-3)
+    assert not np.array_equal(halves["population"], whole["population"])
