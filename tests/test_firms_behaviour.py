@@ -15,7 +15,17 @@ from test_firms import calm, params, tiny
 
 import sim.firms
 from sim.errors import InputError
-from sim.firms import HIGH_END, MANUFACTURING, N_SECTORS, FirmCounters, Firms, FirmTable, demand, load_firm_table, rent_index
+from sim.firms import (
+    HIGH_END,
+    MANUFACTURING,
+    N_SECTORS,
+    FirmCounters,
+    Firms,
+    FirmTable,
+    demand,
+    load_firm_table,
+    rent_index,
+)
 from sim.model import DT
 from sim.random import Streams
 from sim.regions import Regions, load_regions

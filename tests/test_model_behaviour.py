@@ -206,7 +206,8 @@ def test_a_demolition_campaign_removes_its_share_of_commercial_space_each_month(
 def test_errors_found_by_the_timeline_and_the_institution_orders_name_the_scenario_file(tmp_path):
     """Checks that only the per-run values can make: a project larger than the workforce, an order larger than
     its origins' 2014 stock; and an override that names no parameter, which names the overrides and the run."""
-    story = "[run]\nend = 2015\n[construction]\nworkforce_capacity = 1000\n[policies.too_big]\nkind = \"construction\"\n"
+    story = "[run]\nend = 2015\n[construction]\nworkforce_capacity = 1000\n"
+    story += '[policies.too_big]\nkind = "construction"\n'
     story += "start = 2014-01-01\nend = 2014-01-01\nprojects = 1\nworkers_per_project = 2000\nduration_years = 1\n"
     story += "housing_per_project = 0\nservices_per_project = 0\n"
     path = write_scenario(tmp_path, story)
