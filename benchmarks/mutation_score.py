@@ -10,7 +10,8 @@ tell it from the original; its table ``[killed_outside_the_fast_tier]``: mutant 
 default suite that kills it, where that test is too slow for the tier). Score = killed /
 (all checked - equivalent), a mutant killed outside the tier counting as killed (``--verify-outside``
 runs each such test on its mutant and says whether it still fails); a timeout counts as killed
-(the mutant made the tests hang). Prints one row per module and the time the
+(the mutant made the tests hang), and so does a test process
+killed by the system (exit -9: out of memory). Prints one row per module and the time the
 mutants took (the sum of their test runs, one process), and lists the survivors that
 are not on the equivalent list: each is a missing test.
 """
@@ -26,7 +27,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KILLED = {1, 3, 36, 24, -24, 152, 255}  # mutmut's exit codes for killed and timed out
+# mutmut's exit codes for killed and timed out, and -9: the test process was killed (SIGKILL: out of memory or past
+# its CPU limit), never a pass (mutmut calls it "segfault" and leaves it out of its own score)
+KILLED = {1, 3, 36, 24, -24, 152, 255, -9}
 SURVIVED = {0}
 
 
