@@ -404,7 +404,7 @@ def test_access_to_the_core_is_the_travel_time_to_the_core_wherever_it_is_listed
     """Shares by access alone, exp(-access_weight * hours to the core): the core is the second region here;
     without a core the first region stands in for it."""
     travel = [[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]]
-    nowhere = np.zeros((3, N_SECTORS))  # no manufacturers; one high-end firm each (Firms needs an agent to size its buffers)
+    nowhere = np.zeros((3, N_SECTORS))  # no manufacturers; a high-end firm each (Firms needs an agent)
     nowhere[:, HIGH_END] = 1
     firms = firms_in(("tianjin", "bj_core", "hebei_other"), (False, True, False), travel, nowhere, access_weight=1.0)
     ctx = calm(firms)
