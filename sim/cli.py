@@ -265,11 +265,13 @@ def command_calibrate(args: argparse.Namespace) -> int:
         now = time.perf_counter()
         since = stage_started.setdefault(stage, last_report[0])  # a stage starts where the last report was
         last_report[0] = now
+        left = f", {(now - since) / done * (total - done) / 60:.1f} min left" if 0 < done < total else ""
+        line = f"[{(now - started) / 60:.1f} min] {stage}: {done}/{total}{left}"
         if sys.stderr.isatty():
-            left = f", {(now - since) / done * (total - done) / 60:.1f} min left" if 0 < done < total else ""
-            line = f"\r[{(now - started) / 60:.1f} min] {stage}: {done}/{total}{left}"
-            sys.stderr.write(line + ("\n" if done == total else ""))
-            sys.stderr.flush()
+            sys.stderr.write("\r" + line + ("\n" if done == total else ""))
+        elif done == total or done % max(1, total // 10) == 0:  # a log file: a line per tenth of a stage
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     fit = calibrate(args.scenario, args.out, args.seed, args.budget, report, args.backend, args.workers, args.until)
     print(
