@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.calibration.fit import Budget, Checkpoint, Fit, fit_blocks
-from sim.calibration.parameters import FREE_PARAMETERS, load_free_parameters
+from sim.calibration.parameters import FREE_PARAMETERS, FreeParameter, load_free_parameters
 from sim.calibration.report import fit_table, fitted_document, write_ensemble
 from sim.calibration.targets import TARGETS, Target, load_targets
 from sim.runfolder import atomic_write
@@ -81,13 +81,18 @@ def calibrate(
         + fit_table(targets, best, ensemble, set(used))
         + "\n## Parameters\n\n| parameter | block | prior | best | ensemble 5-95 % |\n|---|---|---|---|---|\n"
         + "".join(
-            f"| `{p.address}` | {p.block} | {p.prior} on [{p.low:g}, {p.high:g}] | {fit.samples[0, i]:.4g} | "
+            f"| `{p.address}` | {p.block} | {_prior(p)} | {fit.samples[0, i]:.4g} | "
             f"{np.percentile(fit.samples[:, i], 5):.4g} to {np.percentile(fit.samples[:, i], 95):.4g} |\n"
             for i, p in enumerate(fit.parameters)
         ),
     )
     checkpoint_path.unlink(missing_ok=True)  # the fit is written: nothing left to resume
     return fit
+
+
+def _prior(p: FreeParameter) -> str:
+    shape = "uniform" if p.prior == "uniform" else f"normal {p.mean:g} ± {p.sd:g}"
+    return f"{shape} on [{p.low:g}, {p.high:g}]"
 
 
 def full_runs(
