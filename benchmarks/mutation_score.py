@@ -129,6 +129,9 @@ def main() -> int:
         print("survivors not on the equivalent list (each needs a test or a reviewed reason):")
         for name in missing:
             print("   ", name)
+        if any(name.endswith("(exit code 33)") for name in missing):
+            print("exit code 33: no test reaches the function in mutmut's map, which only grows by new tests;")
+            print("delete mutants/mutmut-stats.json and run again to rebuild it")
     stale += [f"{name} (no such mutant)" for name in [*equivalent, *outside] if name not in known]
     if stale:
         print("entries of tests/equivalent_mutants.toml to review (renumbered after a code change?):")
