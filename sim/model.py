@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sim.checks import StateCheck
+from sim.compiled import use_compiled
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.parameters import pick
@@ -135,7 +136,10 @@ class Model:
         seeds: Sequence[int],
         overrides: Sequence[Mapping[str, Any]] | None = None,
         record_effects: bool = False,
+        compiled: bool | None = None,
     ):
+        """``compiled``: the firms' compiled month (``sim.firms_kernel``, the same results); None uses it
+        when numba is importable and it pays, unless the environment forces numpy (``sim.compiled.use_compiled``)."""
         overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
@@ -157,7 +161,11 @@ class Model:
             scenario.start,
             str(scenario.path),
         )
-        self.firms = Firms(
+        self.compiled = use_compiled(compiled, len(seeds))
+        firm_class = Firms
+        if self.compiled:
+            from sim.firms_kernel import CompiledFirms as firm_class  # numba: an optional dependency
+        self.firms = firm_class(
             self.regions,
             load_firm_table(self.regions),
             FirmParams(**pick(FirmParams, values, "firms")),

@@ -1,0 +1,104 @@
+"""The firms' compiled month (sim/firms_kernel.py) gives the numpy reference's events, counts and outputs exactly.
+
+Needs numba (the `fast` extra); skipped without it, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import SCENARIOS
+
+import sim
+from sim.compiled import use_compiled
+from sim.firms import Firms
+from sim.model import Model
+
+try:
+    import numba  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
+
+# three runs that push every chain: high rent responses (hazard exponents at their cap), no young-firm boost,
+# fast relocation, and a wide spread of cost sensitivities
+OVERRIDES = [
+    {},
+    {"firms.rent_exit_response": 15.0, "firms.cost_push": 40.0, "firms.young_exit_boost": 0.0},
+    {"firms.relocation_rate": 0.5, "firms.young_exit_boost": 8.0, "firms.cost_sensitivity_spread": 2.0},
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_numba():
+    if numba is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("numba is not installed; CI must test the compiled firm month (python -m pip install numba)")
+        pytest.skip("numba is not installed (python -m pip install numba): the compiled firm month cannot run")
+
+
+def both_paths(scenario, seeds, overrides=None):
+    """The same batch run by the numpy reference and by the compiled month: (history, model) each."""
+    runs = {}
+    for compiled in (False, True):
+        model = Model(scenario, seeds, overrides, compiled=compiled)
+        runs[compiled] = model.run(), model
+    assert isinstance(runs[True][1].firms, Firms) and type(runs[True][1].firms) is not Firms
+    assert type(runs[False][1].firms) is Firms
+    return runs[False], runs[True]
+
+
+def assert_identical(reference, compiled):
+    (ours, model), (theirs, fast) = reference, compiled
+    assert ours.events == theirs.events
+    assert set(ours.values) == set(theirs.values)
+    for name, values in ours.values.items():
+        np.testing.assert_array_equal(theirs.values[name], values, err_msg=name)
+    for name in Firms.COLUMNS:  # every agent in the same slot with the same traits
+        np.testing.assert_array_equal(getattr(fast.firms, name), getattr(model.firms, name), err_msg=name)
+    counters = vars(model.firms.counters)
+    for name, value in counters.items():
+        np.testing.assert_array_equal(getattr(fast.firms.counters, name), value, err_msg=name)
+
+
+def test_the_historical_run_is_identical():
+    scenario = sim.load_scenario(SCENARIOS / "historical.toml")
+    reference, compiled = both_paths(scenario, [scenario.seed])
+    assert_identical(reference, compiled)
+    c = reference[1].firms.counters
+    assert c.exits.sum() > 0 and c.dispersed.sum() > 0 and c.spontaneous_moves.sum() > 0  # every chain fired
+
+
+def test_a_batch_with_different_parameters_is_identical():
+    scenario = sim.load_scenario(SCENARIOS / "historical.toml")
+    reference, compiled = both_paths(scenario, [1, 2, 3], OVERRIDES)
+    assert_identical(reference, compiled)
+    exits = reference[1].firms.counters.exits.sum(axis=1)
+    assert len(set(exits)) == 3  # the parameter sets made different histories
+
+
+def test_the_bound_of_exp_is_above_numpy_exp():
+    from sim.firms_kernel import POW2, _exp_above, _probability_above
+
+    x = np.concatenate([np.linspace(-60, 50, 200_001), -np.logspace(-300, 2, 2000), np.logspace(-300, 1.69, 2000)])
+    bound = np.array([_exp_above(v, POW2) for v in x])
+    assert (bound >= np.exp(x)).all()
+    assert (bound[x > 0.25] <= np.exp(x[x > 0.25]) * 2 ** (1 / 16) * (1 + 1e-8)).all()  # and close to it
+    assert _exp_above(np.nan, POW2) == np.inf
+    hazard = np.logspace(-12, 3, 5000)
+    probability = np.array([_probability_above(h, 1 / 12) for h in hazard])
+    assert (probability >= -np.expm1(-hazard / 12)).all()
+    assert _probability_above(-1.0, 1 / 12) == 0.0 and _probability_above(np.nan, 1 / 12) == np.inf
+
+
+def test_the_switch(monkeypatch):
+    assert use_compiled(None, 64) and use_compiled(True, 1)
+    assert not use_compiled(False, 64)
+    monkeypatch.setenv("SIM_COMPILED", "0")
+    assert not use_compiled(None, 64) and not use_compiled(True, 64)
+    monkeypatch.delenv("SIM_COMPILED")
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "sim.firms.x_Firms__mutmut_1")  # mutmut: the numpy code under test
+    assert not use_compiled(None, 64)
+    scenario = sim.load_scenario(SCENARIOS / "historical.toml")
+    assert type(Model(scenario, [1]).firms) is Firms
