@@ -4,14 +4,13 @@
 spontaneous relocation) of about 15 numpy operations over every used slot, each tested
 against one uniform draw per slot. ``CompiledFirms.step`` draws the same uniforms from the
 same streams in the same order into the same buffer, then one compiled loop per chain bounds
-each agent's monthly probability from above without an exponential (powers of 2^(1/16) from a
-table, at most 4.4 % above exp) and keeps the agents whose draw falls below the bound: the
-candidates, one to a few in a hundred. Their exact probability is then computed with the
-reference's own numpy operations in the reference's order, and the draw decides as there. So
-every event is the reference's, bit for bit: numba's ``exp`` (libm) and numpy's (SIMD) differ in
-the last bit for about one value in twenty, which is why the compiled loop never decides an
-event itself. The bound holds because every factor's bound is at least numpy's rounded value
-and rounding is monotone (``SLACK`` covers the last bits of numpy's exp, expm1 and exp2).
+each agent's monthly probability from above without an exponential (``_exp_bound``) and keeps
+the agents whose draw falls below the bound: the candidates, one to a few in a hundred. Their
+exact probability is then computed with the reference's own numpy operations in the
+reference's order, and the draw decides as there. So every event is the reference's, bit for
+bit: numba's ``exp`` (libm) and numpy's (SIMD) differ in the last bit for about one value in
+twenty, which is why the compiled loop never decides an event itself; the bounds exceed the
+true probabilities by far more than the last bits of numpy's exp and expm1 (``SLACK``).
 
 Everything else in the month (destination choices, moves, closures, entry, space) is the
 reference's code, called from here; the glue of ``step`` is repeated because the reference
@@ -20,8 +19,6 @@ events, firm counts and recorded outputs. Needs numba (the ``fast`` extra).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit
@@ -37,108 +34,103 @@ from sim.firms import (
     space_starts,
 )
 
-LOG2E = 1.4426950408889634
-STEPS = 16  # bounds are 2^(k / STEPS) for the next k above x log2(e): at most 2^(1/16) = 1.044 times exp(x)
-LOWEST, HIGHEST = 0, 80  # the table's range of powers of 2 (exponents are capped at 50: exp(50) < 2^73)
-POW2 = np.exp2(np.arange(LOWEST * STEPS, HIGHEST * STEPS + 1) / STEPS)
-SLACK = 1.0 + 1e-9  # covers numpy's exp, expm1 and exp2 (a few units in the last place) with a wide margin
+SLACK = 1.0 + 1e-9  # covers the last bits of numpy's exp and expm1 and of the bounds' own rounding, widely
 
 
-@njit(cache=True)
-def _exp_above(x, table):
-    """An upper bound of exp(x) and of numpy's rounded exp(x); +inf for NaN or beyond the table.
+@njit(cache=True, inline="always", error_model="numpy")
+def _exp_bound(a):
+    """An upper bound of exp(min(a, 50)) for a > 0 and of 1 for a <= 0 (or NaN), with no exponential.
 
-    1 for x <= 0 and 1 / (1 - x) for small x (e^-x >= 1 - x) cost no look-up: the common cases."""
-    if x <= 0.0:
-        return SLACK
-    if x < 0.25:
-        return SLACK / (1.0 - x)
-    t = x * (LOG2E * STEPS)
-    if not t < (HIGHEST - 1) * STEPS:
-        return np.inf
-    return table[int(math.ceil(t)) - LOWEST * STEPS] * SLACK
-
-
-@njit(cache=True)
-def _probability_above(hazard_bound, dt):
-    """A bound of -expm1(-h dt) from a bound of h >= 0 (-expm1(-x) <= x for all x)."""
-    x = hazard_bound * dt
-    if x > 0.0:
-        return x * SLACK
-    if x <= 0.0:
-        return 0.0
-    return np.inf  # NaN: the exact path decides
-
-
-@njit(cache=True)
-def _exit_candidates(alive, cell, age, sensitivity, uniform, start, width, dt, rent_by_cell, exit_by_cell, response,
-                     boost, table, run_out, slot_out, draw_out):  # fmt: skip
-    """Age every slot of the block's runs by dt; list alive agents whose exit draw is below their bound.
-
-    The bound of exit_rate (1 + boost exp(-age / 3)) exp(min(response c (rho - 1), 50)) takes each
-    factor's bound in the reference's order. Returns the number of candidates written.
+    (e^x)^64 with e^x <= 1 / (1 - x + x^2/2 - x^3/6) for 0 <= x = a / 64 <= 50 / 64 (the cubic is the
+    alternating Taylor series of e^-x, a lower bound, positive there): within 0.01 % of exp(a) for
+    a < 4, a factor 7 at 50. A hazard's exponent only makes it larger, so a bound of 1 below 0 holds.
     """
+    x = a * (1.0 / 64.0)
+    x = x if x > 0.0 else 0.0
+    x = x if x < 0.78125 else 0.78125
+    bound = 1.0 / (1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6.0))))
+    bound *= bound
+    bound *= bound
+    bound *= bound
+    bound *= bound
+    bound *= bound
+    return bound * bound
+
+
+# The bounds of the three monthly probabilities, 1 - exp(-h dt) <= |h| dt (for any sign of h):
+#   exit        |exit_rate_s| (1 + |young_exit_boost|) exp(min(rent_exit_response c (rho - 1), 50)) dt
+#   dispersal   |rate c| dt
+#   relocation  |relocation_rate| exp(min(cost_push c (rho - 1), 50)) dt
+# (0 <= exp(-age / 3) <= 1). A NaN anywhere makes the reference's probability NaN, which never fires:
+# such an agent may be left out. Each kernel works on a block of runs (``uniform`` holds their draws),
+# gathers by cell in one loop and computes the bounds in another (that one vectorises), then lists
+# the candidates: agents whose draw is below their bound. Returns the number written.
+
+
+@njit(cache=True, error_model="numpy")
+def _exit_candidates(alive, cell, age, sensitivity, uniform, start, width, dt, rent_by_cell, exit_by_cell, response,
+                     boost, scratch, run_out, slot_out, draw_out):  # fmt: skip
+    """Ages every slot of the block's runs by dt, then lists the exit candidates."""
     found = 0
+    argument, rate, bound = scratch[0], scratch[1], scratch[2]
     for k in range(uniform.shape[0]):
         b = start + k
+        ages, cells, costs, draws, alive_b = age[b], cell[b], sensitivity[b], uniform[k], alive[b]
         for s in range(width):
-            age[b, s] += dt
-            if not alive[b, s]:
-                continue
-            u = uniform[k, s]
-            c = cell[b, s]
-            rate = exit_by_cell[c]
-            if rate >= 0.0:
-                push = min(response[b] * sensitivity[b, s] * rent_by_cell[c], MAX_EXPONENT)
-                youth = 1.0 + max(boost[b], 0.0) * _exp_above(-age[b, s] / YOUNG_FIRM_AGE, table)
-                if boost[b] != boost[b]:
-                    youth = np.inf
-                bound = _probability_above(rate * youth * _exp_above(push, table), dt)
-            else:
-                bound = np.inf  # a negative or NaN rate: no bound, the exact path decides
-            if u < bound:
-                run_out[found], slot_out[found], draw_out[found] = b, s, u
+            ages[s] += dt
+        response_b = response[b]
+        for s in range(width):
+            argument[s] = response_b * costs[s] * rent_by_cell[cells[s]]
+            rate[s] = exit_by_cell[cells[s]]
+        factor = (1.0 + abs(boost[b])) * dt * SLACK
+        for s in range(width):
+            bound[s] = abs(rate[s]) * _exp_bound(argument[s]) * factor
+        for s in range(width):
+            if alive_b[s] and draws[s] < bound[s]:
+                run_out[found], slot_out[found], draw_out[found] = b, s, draws[s]
                 found += 1
     return found
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dispersal_candidates(alive, moved, sector, region, targeted, programme_sector, sensitivity, uniform, start, width,
-                          rate, dt, run_out, slot_out, draw_out):  # fmt: skip
-    """Eligible agents (alive, not moved this month, the programme's sector and regions) whose draw is
-    below the bound of 1 - exp(-rate c dt). Returns the number of candidates written."""
+                          rate, dt, scratch, run_out, slot_out, draw_out):  # fmt: skip
+    """Lists the candidates among eligible agents: alive, not moved this month, the programme's sector
+    and targeted regions."""
     found = 0
+    bound = scratch[0]
     for k in range(uniform.shape[0]):
         b = start + k
+        costs, draws = sensitivity[b], uniform[k]
+        factor = abs(rate[b]) * dt * SLACK
         for s in range(width):
-            if not alive[b, s] or moved[b, s] or sector[b, s] != programme_sector or not targeted[region[b, s]]:
-                continue
-            u = uniform[k, s]
-            if u < _probability_above(rate[b] * sensitivity[b, s], dt):
-                run_out[found], slot_out[found], draw_out[found] = b, s, u
-                found += 1
+            bound[s] = abs(costs[s]) * factor
+        for s in range(width):
+            if draws[s] < bound[s] and alive[b, s] and not moved[b, s]:
+                if sector[b, s] == programme_sector and targeted[region[b, s]]:
+                    run_out[found], slot_out[found], draw_out[found] = b, s, draws[s]
+                    found += 1
     return found
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _relocation_candidates(alive, moved, cell, sensitivity, uniform, start, width, dt, rent_by_cell, cost_push, rate,
-                           table, run_out, slot_out, draw_out):  # fmt: skip
-    """Agents alive and not moved this month whose draw is below the bound of
-    1 - exp(-relocation_rate exp(min(cost_push c (rho - 1), 50)) dt). Returns the number written."""
+                           scratch, run_out, slot_out, draw_out):  # fmt: skip
+    """Lists the relocation candidates among agents alive and not moved this month."""
     found = 0
+    argument, bound = scratch[0], scratch[2]
     for k in range(uniform.shape[0]):
         b = start + k
+        cells, costs, draws = cell[b], sensitivity[b], uniform[k]
+        push_b = cost_push[b]
         for s in range(width):
-            if not alive[b, s] or moved[b, s]:
-                continue
-            u = uniform[k, s]
-            if rate[b] >= 0.0:
-                push = min(cost_push[b] * sensitivity[b, s] * rent_by_cell[cell[b, s]], MAX_EXPONENT)
-                bound = _probability_above(rate[b] * _exp_above(push, table), dt)
-            else:
-                bound = 0.0 if rate[b] < 0.0 else np.inf  # a negative hazard never fires; NaN: exact path
-            if u < bound:
-                run_out[found], slot_out[found], draw_out[found] = b, s, u
+            argument[s] = push_b * costs[s] * rent_by_cell[cells[s]]
+        factor = abs(rate[b]) * dt * SLACK
+        for s in range(width):
+            bound[s] = _exp_bound(argument[s]) * factor
+        for s in range(width):
+            if draws[s] < bound[s] and alive[b, s] and not moved[b, s]:
+                run_out[found], slot_out[found], draw_out[found] = b, s, draws[s]
                 found += 1
     return found
 
@@ -155,17 +147,18 @@ def _probability(hazard: np.ndarray, dt: float) -> np.ndarray:
 class CompiledFirms(Firms):
     """``Firms`` whose month runs the per-slot hazard chains compiled; the same results (module docstring)."""
 
-    def _candidate_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Reused outputs of the compiled loops, one entry per slot of a block of runs."""
-        size = self._work.shape[1] * self._work.shape[2]
+    def _candidate_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Reused scratch (3, capacity) and outputs of the compiled loops (one entry per slot of a block)."""
+        capacity = self._work.shape[2]
+        size = self._work.shape[1] * capacity
         held = getattr(self, "_candidates", None)
-        if held is None or len(held[0]) < size:
-            self._candidates = (np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size))
+        if held is None or held[0].shape[1] < capacity or len(held[1]) < size:  # the loops do not check bounds
+            self._candidates = (np.empty((3, capacity)), *(np.empty(size, np.int64) for _ in "rs"), np.empty(size))
         return self._candidates
 
     def _decide(self, found: int, probability, *args) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the candidates whose draw is below ``probability(run, slot, *args)``, in order."""
-        run, slot, draw = (a[:found].copy() for a in self._candidate_buffers())
+        run, slot, draw = (a[:found].copy() for a in self._candidate_buffers()[1:])
         hit = draw < probability(run, slot, *args)
         return run[hit], slot[hit]
 
@@ -225,7 +218,7 @@ class CompiledFirms(Firms):
             uniform = self.streams.random_into("exit", self.extent, uniform, rows)
             found = _exit_candidates(self.alive, self.cell, self.age, self.cost_sensitivity, uniform, rows.start, width,
                                      ctx.dt, rent_by_cell, exit_by_cell, p.rent_exit_response, p.young_exit_boost,
-                                     POW2, *self._candidate_buffers())  # fmt: skip
+                                     *self._candidate_buffers())  # fmt: skip
             run, slot = self._decide(found, self._exit_probability, rent_by_cell, exit_by_cell, ctx.dt)
             found_run.append(run), found_slot.append(slot)
         run, slot = np.concatenate(found_run), np.concatenate(found_slot)
@@ -279,7 +272,7 @@ class CompiledFirms(Firms):
             uniform = self._work[3, : rows.stop - rows.start, :width]
             uniform = self.streams.random_into("relocation", self.extent, uniform, rows)
             found = _relocation_candidates(self.alive, moved, self.cell, self.cost_sensitivity, uniform, rows.start,
-                                           width, ctx.dt, rent_by_cell, p.cost_push, p.relocation_rate, POW2,
+                                           width, ctx.dt, rent_by_cell, p.cost_push, p.relocation_rate,
                                            *self._candidate_buffers())  # fmt: skip
             run, slot = self._decide(found, self._relocation_probability, rent_by_cell, ctx.dt)
             found_run.append(run), found_slot.append(slot)
