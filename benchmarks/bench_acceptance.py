@@ -7,7 +7,12 @@ Figures (historical scenario, 2014-2035, 252 months):
 
 - ``months1``, ``months16`` (and, on request, ``months64``): ``Model.run`` (the model months,
   recording included) of a batch of 1, 16 (64) seeds, per run, with the process's peak RSS;
-  building the ``Model`` (agents, constants) is reported beside it;
+  building the ``Model`` (agents, constants) is reported beside it. The model's default path:
+  numpy for one run, the compiled firm month (numba) for 16 and 64 (``sim.compiled``);
+- ``months1c``: one run forced onto the compiled firm month in a fresh process (numba's start-up,
+  about 0.6 s, lands in the building and the first month); ``months1w``: the same after a
+  first run in the same process (a long-lived process: the explore server, a sweep worker);
+- ``months1n``, ``months16n``: the numpy reference forced (``SIM_COMPILED=0``), for the ratio;
 - ``check``: ``python -m sim check scenarios/historical.toml`` as a command;
 - ``run``: ``python -m sim run scenarios/historical.toml`` as a command (figures, NetCDF, CSV),
   and ``run --no-plots``;
@@ -37,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "historical.toml"
 FIGURES = ("months1", "months16", "check", "run", "run_no_plots", "rss64", "rss_import")
-EXTRA = ("months64",)  # on request (--only months64): about 30 s of CPU a round
+EXTRA = ("months64", "months1c", "months1w", "months1n", "months16n")  # on request (--only ...)
 
 
 def child(kind: str) -> None:
@@ -56,9 +61,12 @@ def child(kind: str) -> None:
     else:
         from sim.model import Model
 
-        batch = int(kind.removeprefix("months"))
+        batch = int(kind.removeprefix("months").rstrip("cwn"))
+        compiled = {"c": True, "w": True, "n": False}.get(kind[-1])
+        if kind.endswith("w"):
+            Model(scenario, [99], compiled=True).run()  # numba loaded, the kernels compiled or read from cache
         wall, cpu = time.perf_counter(), time.process_time()
-        model = Model(scenario, list(range(batch)))
+        model = Model(scenario, list(range(batch)), compiled=compiled)
         build = (time.perf_counter() - wall, time.process_time() - cpu)
         wall, cpu = time.perf_counter(), time.process_time()
         model.run()
@@ -122,6 +130,10 @@ def main() -> None:
         "months1": ("model months, batch of 1 (`Model.run`)", "< 0.3 s"),
         "months16": ("model months, batch of 16, per run", "< 0.25 s"),
         "months64": ("model months, batch of 64, per run", ""),
+        "months1c": ("model months, batch of 1, compiled firm month, fresh process", ""),
+        "months1w": ("model months, batch of 1, compiled firm month, after a first run", ""),
+        "months1n": ("model months, batch of 1, numpy reference", ""),
+        "months16n": ("model months, batch of 16, per run, numpy reference", ""),
         "check": ("`python -m sim check scenarios/historical.toml`", "< 0.3 s"),
         "run": ("`python -m sim run scenarios/historical.toml` (figures)", "< 1.5 s"),
         "run_no_plots": ("`python -m sim run ... --no-plots`", ""),

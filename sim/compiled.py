@@ -10,10 +10,10 @@ import os
 import sys
 from importlib.util import find_spec
 
-MIN_RUNS = 4
+MIN_RUNS = 8
 """Batches from this size use the compiled paths by default: numba's start-up in a fresh process (about
 0.2 s to import, 0.4-0.5 s for its first call, most of it importing scipy.linalg) costs more than the
-compiled firm month saves on fewer runs (about 0.15-0.2 s of CPU a run; docs/performance.md)."""
+compiled firm month saves on fewer runs (about 0.1 s of CPU a run; docs/performance.md)."""
 
 
 def numba_available() -> bool:
