@@ -7,12 +7,12 @@ Figures (historical scenario, 2014-2035, 252 months):
 
 - ``months1``, ``months16`` (and, on request, ``months64``): ``Model.run`` (the model months,
   recording included) of a batch of 1, 16 (64) seeds, per run, with the process's peak RSS;
-  building the ``Model`` (agents, constants) is reported beside it. The model's default path:
-  numpy for one run, the compiled firm month (numba) for 16 and 64 (``sim.compiled``);
-- ``months1c``: one run forced onto the compiled firm month in a fresh process (numba's start-up,
-  about 0.6 s, lands in the building and the first month); ``months1w``: the same after a
-  first run in the same process (a long-lived process: the explore server, a sweep worker);
-- ``months1n``, ``months16n``: the numpy reference forced (``SIM_COMPILED=0``), for the ratio;
+  building the ``Model`` (agents, constants) is reported beside it. The model's default path
+  in a fresh process: numpy (``sim.compiled``);
+- on request, the compiled firm month (numba, ``compiled=True``): ``months1c``, ``months16c`` in a
+  fresh process (numba's start-up, about 0.6 s, lands in the building and the first month),
+  ``months1w`` after a first run in the same process (a long-lived process: the explore server,
+  a sweep worker), ``rss64c``: ``rss64`` with ``SIM_COMPILED=1``;
 - ``check``: ``python -m sim check scenarios/historical.toml`` as a command;
 - ``run``: ``python -m sim run scenarios/historical.toml`` as a command (figures, NetCDF, CSV),
   and ``run --no-plots``;
@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "historical.toml"
 FIGURES = ("months1", "months16", "check", "run", "run_no_plots", "rss64", "rss_import")
-EXTRA = ("months64", "months1c", "months1w", "months1n", "months16n")  # on request (--only ...)
+EXTRA = ("months64", "months1c", "months1w", "months16c", "rss64c")  # on request (--only ...)
 
 
 def child(kind: str) -> None:
@@ -55,14 +55,16 @@ def child(kind: str) -> None:
         import sim.results  # noqa: F401 - what run_batch needs, without running
 
         out = {}
-    elif kind == "rss64":
+    elif kind in ("rss64", "rss64c"):
+        if kind == "rss64c":
+            os.environ["SIM_COMPILED"] = "1"
         sim.run_batch(scenario, list(range(64)))
         out = {}
     else:
         from sim.model import Model
 
-        batch = int(kind.removeprefix("months").rstrip("cwn"))
-        compiled = {"c": True, "w": True, "n": False}.get(kind[-1])
+        batch = int(kind.removeprefix("months").rstrip("cw"))
+        compiled = True if kind[-1] in "cw" else None
         if kind.endswith("w"):
             Model(scenario, [99], compiled=True).run()  # numba loaded, the kernels compiled or read from cache
         wall, cpu = time.perf_counter(), time.process_time()
@@ -132,8 +134,8 @@ def main() -> None:
         "months64": ("model months, batch of 64, per run", ""),
         "months1c": ("model months, batch of 1, compiled firm month, fresh process", ""),
         "months1w": ("model months, batch of 1, compiled firm month, after a first run", ""),
-        "months1n": ("model months, batch of 1, numpy reference", ""),
-        "months16n": ("model months, batch of 16, per run, numpy reference", ""),
+        "months16c": ("model months, batch of 16, per run, compiled firm month, fresh process", ""),
+        "rss64c": ("peak RSS, `sim.run_batch` of 64 seeds, compiled firm month", ""),
         "check": ("`python -m sim check scenarios/historical.toml`", "< 0.3 s"),
         "run": ("`python -m sim run scenarios/historical.toml` (figures)", "< 1.5 s"),
         "run_no_plots": ("`python -m sim run ... --no-plots`", ""),

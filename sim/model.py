@@ -139,7 +139,7 @@ class Model:
         compiled: bool | None = None,
     ):
         """``compiled``: the firms' compiled month (``sim.firms_kernel``, the same results); None uses it
-        when numba is importable and it pays, unless the environment forces numpy (``sim.compiled.use_compiled``)."""
+        when numba is already loaded or ``SIM_COMPILED=1`` (``sim.compiled.use_compiled``)."""
         overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
@@ -161,7 +161,7 @@ class Model:
             scenario.start,
             str(scenario.path),
         )
-        self.compiled = use_compiled(compiled, len(seeds))
+        self.compiled = use_compiled(compiled)
         firm_class = Firms
         if self.compiled:
             from sim.firms_kernel import CompiledFirms as firm_class  # numba: an optional dependency

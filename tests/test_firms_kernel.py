@@ -92,12 +92,22 @@ def test_the_bound_of_exp_is_above_numpy_exp():
 
 
 def test_the_switch(monkeypatch):
-    assert use_compiled(None, 64) and use_compiled(True, 1)
-    assert not use_compiled(False, 64)
+    import subprocess
+    import sys
+
+    assert use_compiled(None) and use_compiled(True)  # numba is loaded in this process
+    assert not use_compiled(False)
     monkeypatch.setenv("SIM_COMPILED", "0")
-    assert not use_compiled(None, 64) and not use_compiled(True, 64)
+    assert not use_compiled(None) and not use_compiled(True)
     monkeypatch.delenv("SIM_COMPILED")
     monkeypatch.setenv("MUTANT_UNDER_TEST", "sim.firms.x_Firms__mutmut_1")  # mutmut: the numpy code under test
-    assert not use_compiled(None, 64)
+    assert not use_compiled(None)
     scenario = sim.load_scenario(SCENARIOS / "historical.toml")
     assert type(Model(scenario, [1]).firms) is Firms
+    monkeypatch.delenv("MUTANT_UNDER_TEST")
+    # a fresh process loads numba only when asked to (SIM_COMPILED=1): it costs more than it saves on one run
+    program = "import sys; from sim.compiled import use_compiled; print(use_compiled(), 'numba' in sys.modules)"
+    for switch, expected in (("", "False False"), ("1", "True False")):
+        env = {**os.environ, "SIM_COMPILED": switch, "PYTHONPATH": str(SCENARIOS.parent)}
+        out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == expected
