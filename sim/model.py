@@ -138,8 +138,9 @@ class Model:
         record_effects: bool = False,
         compiled: bool | None = None,
     ):
-        """``compiled``: the firms' compiled month (``sim.firms_kernel``, the same results); None uses it
-        when numba is already loaded or ``SIM_COMPILED=1`` (``sim.compiled.use_compiled``)."""
+        """``compiled``: the firms' compiled month (``sim.firms_kernel``, the same events) and the stocks'
+        compiled month (``sim.stockflow_kernel.advance``, equal to rounding); None uses them when numba
+        is already loaded or ``SIM_COMPILED=1`` (``sim.compiled.use_compiled``)."""
         overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
@@ -163,8 +164,11 @@ class Model:
         )
         self.compiled = use_compiled(compiled)
         firm_class = Firms
-        if self.compiled:
-            from sim.firms_kernel import CompiledFirms as firm_class  # numba: an optional dependency
+        if self.compiled:  # numba: an optional dependency
+            from sim.firms_kernel import CompiledFirms as firm_class
+            from sim.stockflow_kernel import advance as advance_compiled
+
+            self._advance_compiled = advance_compiled
         self.firms = firm_class(
             self.regions,
             load_firm_table(self.regions),
@@ -233,7 +237,10 @@ class Model:
         inputs = self._month_inputs(levers, staff_moved, done.housing)
         if self.recorded is not None:
             self.recorded.append(inputs)
-        self.stockflow.advance(time, inputs)
+        if self.compiled:
+            self._advance_compiled(self.stockflow, time, inputs)
+        else:
+            self.stockflow.advance(time, inputs)
 
     def observe(self, time: float) -> dict[str, np.ndarray]:
         """The recorded variables now, each (run, ...)."""
