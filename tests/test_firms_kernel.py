@@ -104,13 +104,19 @@ def test_the_switch(monkeypatch):
 
     assert use_compiled(None) and use_compiled(True)  # numba is loaded in this process
     assert not use_compiled(False)
+    scenario = sim.load_scenario(SCENARIOS / "historical.toml")
+    model = Model(scenario, [1])  # numba loaded: the firms' month compiled (the same numbers), the stocks' not
+    assert model.compiled and not model.compiled_stocks and type(model.firms) is not Firms
+    assert Model(scenario, [1], compiled=True).compiled_stocks
+    monkeypatch.setenv("SIM_COMPILED", "1")
+    assert Model(scenario, [1]).compiled_stocks
     monkeypatch.setenv("SIM_COMPILED", "0")
     assert not use_compiled(None) and not use_compiled(True)
     monkeypatch.delenv("SIM_COMPILED")
     monkeypatch.setenv("MUTANT_UNDER_TEST", "sim.firms.x_Firms__mutmut_1")  # mutmut: the numpy code under test
     assert not use_compiled(None)
-    scenario = sim.load_scenario(SCENARIOS / "historical.toml")
-    assert type(Model(scenario, [1]).firms) is Firms
+    model = Model(scenario, [1], compiled=True)
+    assert type(model.firms) is Firms and not model.compiled_stocks
     monkeypatch.delenv("MUTANT_UNDER_TEST")
     # a fresh process loads numba only when asked to (SIM_COMPILED=1): it costs more than it saves on one run
     program = "import sys; from sim.compiled import use_compiled; print(use_compiled(), 'numba' in sys.modules)"
