@@ -2,6 +2,7 @@
 
     python benchmarks/bench_acceptance.py               # prints a Markdown table for docs/performance.md
     python benchmarks/bench_acceptance.py --repeat 5 --only months1 months16
+    python benchmarks/bench_acceptance.py --repeat 3 --against ../base   # another checkout, interleaved
 
 Figures (historical scenario, 2014-2035, 252 months):
 
@@ -19,7 +20,9 @@ Figures (historical scenario, 2014-2035, 252 months):
 - ``rss64``: peak resident memory of a process that imports ``sim`` and runs
   ``sim.run_batch`` on 64 seeds (and, for reference, of one that only imports).
 
-Every measurement runs in its own process, in interleaved rounds; medians are reported. The
+Every measurement runs in its own process, in interleaved rounds; medians are reported. With
+``--against DIR`` each measurement is also taken with the checkout in DIR (its own copy of this
+script), alternating with this one, for a before/after in one sitting. The
 machine may be shared: CPU time (``getrusage`` of the measured process: user + system) is the
 steadier figure, wall time depends on the load average, printed before and after.
 A benchmark, not a test: numbers depend on the machine and its load.
@@ -104,11 +107,26 @@ def measure(kind: str, folder: Path) -> dict[str, float]:
         return json.loads(out.read().strip().splitlines()[-1])
 
 
+def _other_checkout(root: Path):
+    """The other checkout's copy of this script, as a module (its ``measure`` runs its own ``sim``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_against", root / "benchmarks" / "bench_acceptance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {f: round(statistics.median(r[f] for r in rounds), 3) for f in rounds[0]}
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_argument("--repeat", type=int, default=5, help="interleaved rounds (medians are reported)")
     options.add_argument("--only", nargs="+", choices=FIGURES + EXTRA, default=list(FIGURES))
     options.add_argument("--child", choices=FIGURES + EXTRA, help=argparse.SUPPRESS)
+    options.add_argument("--against", type=Path, help="another checkout to measure alternately (before/after)")
     args = options.parse_args()
     if args.child:
         child(args.child)
@@ -117,12 +135,18 @@ def main() -> None:
 
     load_before = os.getloadavg()
     rounds: dict[str, list[dict[str, float]]] = {k: [] for k in args.only}
+    others: dict[str, list[dict[str, float]]] = {k: [] for k in args.only}
+    other = _other_checkout(args.against) if args.against else None
     with tempfile.TemporaryDirectory(prefix="bench_acceptance_") as tmp:
         for _ in range(args.repeat):
             for kind in args.only:
+                if other is not None and kind in other.FIGURES + getattr(other, "EXTRA", ()):
+                    others[kind].append(other.measure(kind, Path(tmp) / "against"))
                 rounds[kind].append(measure(kind, Path(tmp)))
     load_after = os.getloadavg()
     median = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in rounds.items()}
+    if other is not None:
+        print(f"against {args.against}:", json.dumps({k: _medians(v) for k, v in others.items() if v}))
     print(
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}; "
         f"medians of {args.repeat} interleaved rounds, each in a fresh process; load average "
