@@ -273,12 +273,21 @@ def command_calibrate(args: argparse.Namespace) -> int:
     from sim.calibration.run import calibrate
 
     started = time.perf_counter()
+    stage_started: dict[str, float] = {}
+    last_report = [started]
 
     def report(stage: str, done: int, total: int) -> None:
+        """Elapsed time, the stage's progress and its ETA (from the stage's pace so far)."""
+        now = time.perf_counter()
+        since = stage_started.setdefault(stage, last_report[0])  # a stage starts where the last report was
+        last_report[0] = now
+        left = f", {(now - since) / done * (total - done) / 60:.1f} min left" if 0 < done < total else ""
+        line = f"[{(now - started) / 60:.1f} min] {stage}: {done}/{total}{left}"
         if sys.stderr.isatty():
-            elapsed = (time.perf_counter() - started) / 60
-            sys.stderr.write(f"\r[{elapsed:.1f} min] {stage}: {done}/{total}" + ("\n" if done == total else ""))
-            sys.stderr.flush()
+            sys.stderr.write("\r" + line + ("\n" if done == total else ""))
+        elif done == total or done % max(1, total // 10) == 0:  # a log file: a line per tenth of a stage
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     fit = calibrate(args.scenario, args.out, args.seed, args.budget, report, args.backend, args.workers, args.until)
     print(

@@ -15,15 +15,18 @@ import numpy as np
 
 from sim.errors import InputError
 from sim.scenario import PARAMETERS, Scenario, suggest
+from sim.sectors import FIRM_SECTORS
 
 
 def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """One array per parameter with the run axis first, from the scenario plus per-run overrides.
 
     Overrides are checked like scenario values: known keys ('group.name'), finite numbers
-    within the parameter's range, one number or one per region / sector.
+    within the parameter's range, one number or one per region / sector; 'group.name.label'
+    sets one region's or sector's entry (as the parameter space addresses it).
     """
     where = f"overrides of {scenario.path}"
+    overrides = [_by_parameter(scenario, override, where, run) for run, override in enumerate(overrides)]
     for run, override in enumerate(overrides):
         for key, value in override.items():
             if key not in scenario.parameters:
@@ -49,6 +52,32 @@ def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]])
         for key, value in override.items():
             stacked[key][run] = np.asarray(value, float)
     return stacked
+
+
+def _by_parameter(scenario: Scenario, override: Mapping[str, Any], where: str, run: int) -> dict[str, Any]:
+    """The override with label addresses ('population.out_migration_rate.tianjin') folded into whole arrays."""
+    whole = {key: value for key, value in override.items() if key in scenario.parameters}
+    for key, value in override.items():
+        base, _, label = key.rpartition(".")
+        if key in scenario.parameters or base not in scenario.parameters:
+            continue  # whole parameters above; an unknown key is reported by the caller
+        group, name = base.split(".", 1)
+        dims = PARAMETERS[group][name]["dims"]
+        labels = scenario.regions.codes if dims == "region" else FIRM_SECTORS if dims == "sector" else ()
+        if label not in labels:
+            raise InputError(where, f"run {run}: {key}", f"unknown label; {suggest(label, tuple(labels))}")
+        array = np.array(whole.get(base, scenario.parameters[base]), dtype=float)
+        array = np.broadcast_to(array, np.shape(scenario.parameters[base])).copy()
+        if not np.isscalar(value) and np.ndim(value) != 0:
+            raise InputError(where, f"run {run}: {key}", f"expected one number, got {value!r}")
+        array[list(labels).index(label)] = value
+        whole[base] = array
+    return whole | {key: value for key, value in override.items() if key not in whole and _unknown(scenario, key)}
+
+
+def _unknown(scenario: Scenario, key: str) -> bool:
+    """A key that is neither a parameter nor a label address of one (kept so the caller names it)."""
+    return key not in scenario.parameters and key.rpartition(".")[0] not in scenario.parameters
 
 
 def pick(cls: type, values: dict[str, np.ndarray], group: str, rename: Mapping[str, str] | None = None) -> dict:

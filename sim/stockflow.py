@@ -158,7 +158,7 @@ class StockFlow:
             service_total,
             np.broadcast_to(start.control, (runs, n)),
             np.broadcast_to(start.travel_time, (runs, n, n)),
-            np.tile(regions.net_migration_2014, (runs, 1)),
+            regions.net_migration_2014 + values["population.net_migration_correction"],
             codes=regions.codes,
             source=source,
             compiled=compiled,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import qmc
@@ -69,7 +70,7 @@ class StockFlowObjective:
         self, scenario: Scenario, effects: AgentEffects, targets: dict[str, Target], free: Sequence[FreeParameter]
     ):
         self.scenario, self.effects, self.free = scenario, effects, tuple(free)
-        self.targets = {k: t for k, t in targets.items() if t.output in STOCK_FLOW_OUTPUTS}
+        self.targets = {k: t for k, t in targets.items() if t.outputs <= set(STOCK_FLOW_OUTPUTS)}
         self.evaluations = 0
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
@@ -190,7 +191,7 @@ class FullObjective:
     ):
         self.scenario, self.free, self.fixed = scenario, tuple(free), dict(fixed)
         self.targets, self.backend, self.workers = dict(targets), backend, workers
-        self.outputs = tuple(sorted({t.output for t in self.targets.values()}))
+        self.outputs = tuple(sorted(set().union(*(t.outputs for t in self.targets.values()))))
         self.evaluations = 0
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
@@ -238,6 +239,44 @@ class Budget:
     cycles: int  # rounds of (stock-and-flow block, agents' block) before the last stock-and-flow fit
 
 
+class Checkpoint:
+    """The finished stages of a calibration, saved as each ends, so that an interrupted one resumes after them.
+
+    A stage is reused only if the fingerprint (scenario, targets, free parameters, budget, seed) is the
+    one it was saved under; otherwise the calibration starts afresh. ``path`` None keeps nothing.
+    """
+
+    def __init__(self, path: Path | None, fingerprint: str) -> None:
+        self.path, self.fingerprint = path, fingerprint
+        self.stages: dict[str, dict[str, np.ndarray]] = {}
+        if path is not None and path.exists():
+            with np.load(path) as saved:
+                if str(saved["fingerprint"]) == fingerprint:
+                    for key in saved.files:
+                        if key != "fingerprint":
+                            stage, name = key.split("/")
+                            self.stages.setdefault(stage, {})[name] = saved[key]
+
+    def get(self, stage: str) -> dict[str, np.ndarray] | None:
+        return self.stages.get(stage)
+
+    def save(self, stage: str, **arrays: np.ndarray) -> None:
+        self.stages[stage] = {k: np.asarray(v) for k, v in arrays.items()}
+        if self.path is None:
+            return
+        from sim.runfolder import atomic_write
+
+        flat = {
+            f"{name}/{key}": value for name, stage_arrays in self.stages.items() for key, value in stage_arrays.items()
+        }
+
+        def write(path: Path) -> None:
+            with open(path, "wb") as stream:  # a stream: np.savez would append .npz to a path
+                np.savez(stream, fingerprint=np.asarray(self.fingerprint), **flat)
+
+        atomic_write(self.path, write)
+
+
 def fit_blocks(
     scenario: Scenario,
     targets: dict[str, Target],
@@ -247,6 +286,7 @@ def fit_blocks(
     backend: str = "processes",
     workers: int = 2,
     progress: Callable[[str, int, int], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Fit:
     """Fit both blocks by turns: stock-and-flow on replay, agents on full runs, then stock-and-flow again.
 
@@ -254,9 +294,12 @@ def fit_blocks(
     the last agents' fit and the last stock-and-flow fit give the ensemble: row i pairs
     stock-and-flow sample i with an agents' sample drawn from that block's ensemble (the
     blocks' posteriors conditional on each other, their correlation across blocks ignored;
-    docs/calibration.md). Row 0 pairs the two best fits.
+    docs/calibration.md). Row 0 pairs the two best fits. Each finished stage goes into ``checkpoint``,
+    and stages found there are not fitted again (resuming an interrupted calibration).
     """
     from sim.space import with_values
+
+    checkpoint = checkpoint or Checkpoint(None, "")
 
     flow = [p for p in free if p.block == "stock_flow"]
     agents = [p for p in free if p.block == "full"]
@@ -267,28 +310,52 @@ def fit_blocks(
     agents_samples = np.array([[current[p.address] for p in agents]])
     for cycle in range(budget.cycles + 1):
         tag = f"round {cycle + 1}: "
-        flow_fit = fit_stock_flow(
-            with_values(window, current, "calibration"),
-            targets,
-            flow,
-            seed + cycle,
-            *budget.stock_flow,
-            progress=_tagged(progress, tag),
-        )
+        saved = checkpoint.get(f"stock_flow_{cycle}")
+        if saved is not None:
+            fitted_targets = tuple(k for k, t in targets.items() if t.outputs <= set(STOCK_FLOW_OUTPUTS))
+            flow_fit = Fit(
+                tuple(flow),
+                saved["samples"],
+                saved["log_posterior"],
+                fitted_targets,
+                seed + cycle,
+                int(saved["evaluations"]),
+            )
+        else:
+            flow_fit = fit_stock_flow(
+                with_values(window, current, "calibration"),
+                targets,
+                flow,
+                seed + cycle,
+                *budget.stock_flow,
+                progress=_tagged(progress, tag),
+            )
+            checkpoint.save(
+                f"stock_flow_{cycle}",
+                samples=flow_fit.samples,
+                log_posterior=flow_fit.log_posterior,
+                evaluations=flow_fit.evaluations,
+            )
         evaluations += flow_fit.evaluations
         current |= flow_fit.best
         if cycle == budget.cycles or not agents:
             break
-        objective = FullObjective(window, targets, agents, flow_fit.best, backend, workers)
-        agents_samples, _ = search_and_sample(
-            objective,
-            agents,
-            seed + 100 + cycle,
-            *budget.full,
-            _tagged(progress, tag + "agents "),
-            start=np.array([current[p.address] for p in agents]),
-        )
-        evaluations += objective.evaluations
+        saved = checkpoint.get(f"agents_{cycle}")
+        if saved is not None:
+            agents_samples, agents_evaluations = saved["samples"], int(saved["evaluations"])
+        else:
+            objective = FullObjective(window, targets, agents, flow_fit.best, backend, workers)
+            agents_samples, _ = search_and_sample(
+                objective,
+                agents,
+                seed + 100 + cycle,
+                *budget.full,
+                _tagged(progress, tag + "agents "),
+                start=np.array([current[p.address] for p in agents]),
+            )
+            agents_evaluations = objective.evaluations
+            checkpoint.save(f"agents_{cycle}", samples=agents_samples, evaluations=agents_evaluations)
+        evaluations += agents_evaluations
         current |= {p.address: float(v) for p, v in zip(agents, agents_samples[0])}
     rng = np.random.default_rng(seed)
     n = len(flow_fit.samples)

@@ -31,6 +31,8 @@ def fitted_document(fit: Fit, command: str, kinds: dict[str, str]) -> str:
         if parts[0] == "policies":
             policy = groups.setdefault("policies", {}).setdefault(parts[1], {"kind": kinds[parts[1]]})
             policy[parts[2]] = round(value, 6)
+        elif len(parts) == 3:  # one region's or sector's entry: a table with only the keys that change
+            groups.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2]] = round(value, 6)
         else:
             groups.setdefault(parts[0], {})[parts[1]] = round(value, 6)
     header = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -9,17 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.calibration.fit import Budget, Fit, fit_blocks
-from sim.calibration.parameters import FREE_PARAMETERS, load_free_parameters
+from sim.calibration.fit import Budget, Checkpoint, Fit, fit_blocks
+from sim.calibration.parameters import FREE_PARAMETERS, FreeParameter, load_free_parameters
 from sim.calibration.report import fit_table, fitted_document, write_ensemble
 from sim.calibration.targets import TARGETS, Target, load_targets
 from sim.runfolder import atomic_write
 from sim.scenario import Scenario, load_scenario
 
 BUDGETS = {  # stock-and-flow block and agents' block: design points, walkers, steps, burn-in, thinning
-    "small": Budget(stock_flow=(32, 16, 6, 3, 1), full=(16, 16, 1, 0, 1), cycles=1),
-    "full": Budget(stock_flow=(512, 32, 300, 150, 10), full=(48, 16, 24, 12, 1), cycles=2),
+    # (emcee's moves need at least twice as many walkers as a block has parameters: 13 and 12 here)
+    "small": Budget(stock_flow=(32, 28, 6, 3, 1), full=(24, 24, 1, 0, 1), cycles=1),
+    "full": Budget(stock_flow=(512, 32, 300, 150, 10), full=(72, 24, 20, 10, 1), cycles=2),
 }
+CHECKPOINT = ".calibration-checkpoint.npz"
+"""The finished stages of an unfinished calibration, in its output folder."""
 REPORT_MEMBERS = {"small": 4, "full": 32}
 """Ensemble members run in full for fit.md's 5-95 % column."""
 
@@ -37,18 +41,25 @@ def calibrate(
     """Fit both blocks by turns, then write ``fitted.toml``, ``ensemble.csv`` and ``fit.md`` into ``out``.
 
     ``until`` (a decimal year) fits only the targets observed by then; fit.md still compares
-    every target, so the others are out-of-sample predictions.
+    every target, so the others are out-of-sample predictions. Finished stages are kept in
+    ``out/.calibration-checkpoint.npz`` until the fit is written: run the same command again
+    after an interruption and it resumes after the last finished stage.
     """
     started = time.perf_counter()
     scenario = load_scenario(scenario_path)
     targets = load_targets(TARGETS)
     used = {k: t for k, t in targets.items() if until is None or (t.time != "max" and t.time <= until + 1e-6)}
     free = load_free_parameters(FREE_PARAMETERS)
-    fit = fit_blocks(scenario, used, free, BUDGETS[budget], seed, backend, workers, progress)
-    best, ensemble = full_runs(scenario, targets, fit, REPORT_MEMBERS[budget], backend, workers)
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out / CHECKPOINT
+    fingerprint = repr((scenario.config_hash, sorted(used.items()), free, BUDGETS[budget], seed))
+    checkpoint = Checkpoint(checkpoint_path, hashlib.sha256(fingerprint.encode()).hexdigest())
+    if progress and checkpoint.stages:
+        progress(f"resumed after {len(checkpoint.stages)} finished stages", 1, 1)
+    fit = fit_blocks(scenario, used, free, BUDGETS[budget], seed, backend, workers, progress, checkpoint)
+    best, ensemble = full_runs(scenario, targets, fit, REPORT_MEMBERS[budget], backend, workers)
+
     command = f"python -m sim calibrate {scenario_path} --seed {seed} --budget {budget}"
     command += f" --until {until:g}" if until is not None else ""
     kinds = {name: policy["kind"] for name, policy in scenario.document.get("policies", {}).items()}
@@ -70,12 +81,18 @@ def calibrate(
         + fit_table(targets, best, ensemble, set(used))
         + "\n## Parameters\n\n| parameter | block | prior | best | ensemble 5-95 % |\n|---|---|---|---|---|\n"
         + "".join(
-            f"| `{p.address}` | {p.block} | {p.prior} on [{p.low:g}, {p.high:g}] | {fit.samples[0, i]:.4g} | "
+            f"| `{p.address}` | {p.block} | {_prior(p)} | {fit.samples[0, i]:.4g} | "
             f"{np.percentile(fit.samples[:, i], 5):.4g} to {np.percentile(fit.samples[:, i], 95):.4g} |\n"
             for i, p in enumerate(fit.parameters)
         ),
     )
+    checkpoint_path.unlink(missing_ok=True)  # the fit is written: nothing left to resume
     return fit
+
+
+def _prior(p: FreeParameter) -> str:
+    shape = "uniform" if p.prior == "uniform" else f"normal {p.mean:g} ± {p.sd:g}"
+    return f"{shape} on [{p.low:g}, {p.high:g}]"
 
 
 def full_runs(
@@ -87,7 +104,7 @@ def full_runs(
     window = replace(scenario, end=min(scenario.end, 2021))
     chosen = np.unique(np.linspace(1, len(fit.samples) - 1, min(len(fit.samples) - 1, members)).astype(int))
     overrides = [fit.overrides()[i] for i in [0, *chosen]]
-    outputs = sorted({t.output for t in targets.values()})
+    outputs = sorted(set().union(*(t.outputs for t in targets.values())))
     chunk = max(1, -(-len(overrides) // workers))
     ds, _ = evaluate(
         window, overrides, [window.seed] * len(overrides), outputs, backend=backend, workers=workers, chunk=chunk

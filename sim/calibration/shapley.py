@@ -32,7 +32,7 @@ LEVER_KINDS = {
     "catalogue": "catalogue",
     "dispersal": "dispersal",
     "admission_control": "admission control",
-    "demolition": "clean-up campaign",
+    "demolition": "housing removal",  # the clean-up campaign, the 2017 safety campaign, the core's relief
     "incentive": "destination incentives",
     "institution_move": "institution moves",
     "construction": "Xiong'an construction",

@@ -2,7 +2,8 @@
 
 A target names an output, the coordinates to select (lists summed), a time (or the
 maximum over time), optionally a change since an earlier time or a share of a larger
-selection, the observed value and a tolerance (relative, or absolute in the output's
+selection (or of several
+outputs' selections summed), the observed value and a tolerance (relative, or absolute in the output's
 unit). The model never reads targets while it runs; calibration and the fit report do.
 """
 
@@ -33,7 +34,7 @@ class Target:
     meaning: str
     select: dict[str, Any] = field(default_factory=dict)
     change_from: float | None = None
-    share_of: dict[str, Any] | None = None
+    share_of: dict[str, Any] | list[dict[str, Any]] | None = None  # one selection, or terms summed
     tolerance_abs: float | None = None
 
     @property
@@ -41,17 +42,32 @@ class Target:
         """The misfit's 1-sigma width in the output's unit."""
         return self.tolerance_abs if self.tolerance_abs is not None else self.tolerance * abs(self.value)
 
+    @property
+    def outputs(self) -> set[str]:
+        """Every output the target reads (a share's terms may name others)."""
+        terms = self.share_of if isinstance(self.share_of, list) else [self.share_of or {}]
+        return {self.output, *(term["output"] for term in terms if "output" in term)}
+
     def model_value(self, ds) -> np.ndarray:
         """The model's value for this target (a number per run if ``ds`` has a ``run`` dimension)."""
         values = _select(ds[self.output], self.select)
         if self.share_of is not None:
-            values = values / _select(ds[self.output], self.share_of)
+            values = values / self.whole(ds)
         if self.time == "max":
             return np.asarray(values.max("time"))
         now = values.sel(time=self.time, method="nearest", tolerance=1e-3)
         if self.change_from is not None:
             now = now - values.sel(time=self.change_from, method="nearest", tolerance=1e-3)
         return np.asarray(now)
+
+    def whole(self, ds):
+        """The denominator of a share: the output's selection, or terms naming their own ``output``, summed."""
+        terms = self.share_of if isinstance(self.share_of, list) else [self.share_of]
+        total = 0
+        for term in terms:
+            term = dict(term)
+            total = total + _select(ds[term.pop("output", self.output)], term)
+        return total
 
     def misfit(self, model: np.ndarray) -> np.ndarray:
         """Signed misfit in sigmas; one-sided relations count only the wrong side."""
