@@ -156,9 +156,15 @@ class CompiledFirms(Firms):
             self._candidates = (np.empty((3, capacity)), *(np.empty(size, np.int64) for _ in "rs"), np.empty(size))
         return self._candidates
 
-    def _decide(self, found: int, probability, *args) -> tuple[np.ndarray, np.ndarray]:
-        """(run, slot) of the candidates whose draw is below ``probability(run, slot, *args)``, in order."""
-        run, slot, draw = (a[:found].copy() for a in self._candidate_buffers()[1:])
+    def _collect(self, found: int, candidates: list[tuple[np.ndarray, ...]]) -> None:
+        """Keep a block's candidates (run, slot, draw) out of the reused buffers."""
+        candidates.append(tuple(a[:found].copy() for a in self._candidate_buffers()[1:]))
+
+    @staticmethod
+    def _decide(candidates: list[tuple[np.ndarray, ...]], probability, *args) -> tuple[np.ndarray, np.ndarray]:
+        """(run, slot) of the candidates whose draw is below ``probability(run, slot, *args)``, in order:
+        one evaluation for all blocks (numpy's functions act elementwise, so the values are the same)."""
+        run, slot, draw = (np.concatenate(parts) for parts in zip(*candidates))
         hit = draw < probability(run, slot, *args)
         return run[hit], slot[hit]
 
@@ -212,16 +218,15 @@ class CompiledFirms(Firms):
 
         # 1. ageing and exit
         exit_by_cell = np.ascontiguousarray(np.broadcast_to(p.exit_rate[:, None, :], (runs, n, N_SECTORS))).ravel()
-        found_run, found_slot = [], []
+        candidates: list[tuple[np.ndarray, ...]] = []
         for rows in self._blocks():
             uniform = self._work[3, : rows.stop - rows.start, :width]
             uniform = self.streams.random_into("exit", self.extent, uniform, rows)
             found = _exit_candidates(self.alive, self.cell, self.age, self.cost_sensitivity, uniform, rows.start, width,
                                      ctx.dt, rent_by_cell, exit_by_cell, p.rent_exit_response, p.young_exit_boost,
                                      *self._candidate_buffers())  # fmt: skip
-            run, slot = self._decide(found, self._exit_probability, rent_by_cell, exit_by_cell, ctx.dt)
-            found_run.append(run), found_slot.append(slot)
-        run, slot = np.concatenate(found_run), np.concatenate(found_slot)
+            self._collect(found, candidates)
+        run, slot = self._decide(candidates, self._exit_probability, rent_by_cell, exit_by_cell, ctx.dt)
         c.exits += self._by_sector(run, slot)
         self._remove(run, slot)
 
@@ -234,16 +239,15 @@ class CompiledFirms(Firms):
             name, rate, width = programme.name, np.asarray(programme.rate, float), int(self.extent.max())
             targeted = np.ascontiguousarray(programme.targeted, dtype=bool)
             sizes = np.where(active, self.extent, 0)
-            found_run, found_slot = [], []
+            candidates = []
             for rows in self._blocks():
                 uniform = self._work[3, : rows.stop - rows.start, :width]
                 uniform = self.streams.random_into(f"dispersal: {name}", sizes, uniform, rows)
                 found = _dispersal_candidates(self.alive, moved, self.sector, self.region, targeted, programme.sector,
                                               self.cost_sensitivity, uniform, rows.start, width, rate, ctx.dt,
                                               *self._candidate_buffers())  # fmt: skip
-                run, slot = self._decide(found, self._dispersal_probability, rate, ctx.dt)
-                found_run.append(run), found_slot.append(slot)
-            run, slot = np.concatenate(found_run), np.concatenate(found_slot)
+                self._collect(found, candidates)
+            run, slot = self._decide(candidates, self._dispersal_probability, rate, ctx.dt)
             c.dispersed += self._by_sector(run, slot)
             closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
             destination = np.full(len(run), -1, np.int8)
@@ -267,16 +271,15 @@ class CompiledFirms(Firms):
 
         # 3. spontaneous relocation
         width = int(self.extent.max())
-        found_run, found_slot = [], []
+        candidates = []
         for rows in self._blocks():
             uniform = self._work[3, : rows.stop - rows.start, :width]
             uniform = self.streams.random_into("relocation", self.extent, uniform, rows)
             found = _relocation_candidates(self.alive, moved, self.cell, self.cost_sensitivity, uniform, rows.start,
                                            width, ctx.dt, rent_by_cell, p.cost_push, p.relocation_rate,
                                            *self._candidate_buffers())  # fmt: skip
-            run, slot = self._decide(found, self._relocation_probability, rent_by_cell, ctx.dt)
-            found_run.append(run), found_slot.append(slot)
-        run, slot = np.concatenate(found_run), np.concatenate(found_slot)
+            self._collect(found, candidates)
+        run, slot = self._decide(candidates, self._relocation_probability, rent_by_cell, ctx.dt)
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
             pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
