@@ -64,8 +64,21 @@ def shipped_defaults() -> dict[str, Any]:
             fitted = tomllib.load(handle)
         for group, table in fitted.items():
             if group in PARAMETERS:
-                values |= {f"{group}.{name}": value for name, value in table.items()}
+                for name, value in table.items():
+                    key = f"{group}.{name}"
+                    if isinstance(value, dict):  # some regions' entries: over the default's, region by region
+                        value = _by_region(values[key]) | value
+                    values[key] = value
     return values
+
+
+def _by_region(value: Any) -> dict[str, Any]:
+    """A region-keyed default as a table in the default regions' order (one number: the same for all)."""
+    if isinstance(value, dict):
+        return dict(value)
+    from sim.regions import load_regions
+
+    return dict.fromkeys(load_regions().codes, value)
 
 
 def suspects(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sim.checks import StateCheck
+from sim.compiled import asked_for, use_compiled
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.parameters import pick
@@ -135,7 +136,11 @@ class Model:
         seeds: Sequence[int],
         overrides: Sequence[Mapping[str, Any]] | None = None,
         record_effects: bool = False,
+        compiled: bool | None = None,
     ):
+        """``compiled``: the firms' compiled month (``sim.firms_kernel``, the same events) and the stocks'
+        compiled month (``sim.stockflow_kernel.advance``, equal to rounding). None: the firms' when numba
+        is already loaded, both with ``SIM_COMPILED=1`` (``sim.compiled``); True: both; False: neither."""
         overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
@@ -157,7 +162,12 @@ class Model:
             scenario.start,
             str(scenario.path),
         )
-        self.firms = Firms(
+        self.compiled = use_compiled(compiled)
+        firm_class = Firms
+        self.compiled_stocks = asked_for(compiled)
+        if self.compiled:  # numba: an optional dependency
+            from sim.firms_kernel import CompiledFirms as firm_class
+        self.firms = firm_class(
             self.regions,
             load_firm_table(self.regions),
             FirmParams(**pick(FirmParams, values, "firms")),
@@ -225,7 +235,12 @@ class Model:
         inputs = self._month_inputs(levers, staff_moved, done.housing)
         if self.recorded is not None:
             self.recorded.append(inputs)
-        self.stockflow.advance(time, inputs)
+        if self.compiled_stocks:
+            from sim.stockflow_kernel import advance
+
+            advance(self.stockflow, time, inputs)
+        else:
+            self.stockflow.advance(time, inputs)
 
     def observe(self, time: float) -> dict[str, np.ndarray]:
         """The recorded variables now, each (run, ...)."""

@@ -16,10 +16,12 @@ from sim.outputs.style import save
 
 RUN_FIGURES = ("population_by_region", "beijing_and_plans", "relocation_counters", "jobs_and_firms")
 """What ``run`` draws, in the order to open them: population by region first."""
+RUN_FORMATS = ("png",)
+"""``run`` writes PNG; SVG (for print) on request (``--svg``): it cost a third of the figures' time."""
 
 
-def save_all(ds: xr.Dataset, folder: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    """Write the run figures into ``folder`` (PNG and SVG); returns the paths."""
+def save_all(ds: xr.Dataset, folder: Path, formats: tuple[str, ...] = RUN_FORMATS) -> list[Path]:
+    """Write the run figures into ``folder`` in each format; returns the paths."""
     runs = {ds.attrs.get("scenario", "scenario"): ds}
     paths: list[Path] = []
     for name in RUN_FIGURES:

@@ -405,12 +405,13 @@ def write_run(
     wall_time: float,
     plots: bool = True,
     force: bool = False,
+    figure_formats: tuple[str, ...] = ("png",),
 ) -> Path:
     """Write a complete run folder and return its path.
 
     ``folder`` is the target path (checked and locked now; ``force`` replaces an existing run
     folder whole) or a ``StagedFolder`` prepared before the run. The folder appears only
-    when every file, the manifest last, is written.
+    when every file, the manifest last, is written. Figures are written in ``figure_formats``.
     """
     from sim import __version__
     from sim.results import tidy
@@ -434,7 +435,7 @@ def write_run(
             from sim.plots import save_all  # matplotlib: only when figures are drawn
 
             (root / "plots").mkdir()
-            figures = [str(p.relative_to(root).as_posix()) for p in save_all(stored, root / "plots")]
+            figures = [str(p.relative_to(root).as_posix()) for p in save_all(stored, root / "plots", figure_formats)]
         files = ["results.nc", "results.csv", "scenario.toml", "events.csv", *figures]
         manifest = {
             "scenario": scenario.name,

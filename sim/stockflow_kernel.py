@@ -3,8 +3,9 @@
 The same equations as ``StockFlow.derivative`` (docs/model.md sections 4-5), written as loops
 over runs, regions and pairs in one compiled function, so that a month costs microseconds
 instead of numpy's per-call overhead of about 150 array operations. Used by
-``sim.stockflow.replay(..., compiled=True)`` when only stocks are asked for; it needs the
-optional ``fast`` extra (numba). tests/test_stockflow_kernel.py checks it against the numpy
+``sim.stockflow.replay(..., compiled=True)`` when only stocks are asked for, and month by
+month by the coupled model when it runs compiled (``advance``; ``sim.compiled``); it needs
+the optional ``fast`` extra (numba). tests/test_stockflow_kernel.py checks it against the numpy
 equations to rounding, for Euler and RK4 and random parameter sets, so an equation changed
 in one place and not the other fails a test.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from sim.population import FLOOR
-from sim.stockflow import DT, STOCK_OUTPUTS, AgentEffects, StockFlow
+from sim.stockflow import DT, STOCK_OUTPUTS, AgentEffects, MonthInputs, StockFlow
 
 KERNEL_OUTPUTS = STOCK_OUTPUTS
 """The outputs the kernel gives (stocks); rates (net migration, flows) need ``StockFlow.observe``."""
@@ -224,6 +225,102 @@ def _integrate(y0, n, rk4, sc, rg, logit_base, same, follow, jobs, services, con
                 for k in range(size):
                     y[k] = y[k] + DT * dy[k]
         _record(y, history[months, r], n)
+
+
+@njit(cache=True)
+def _month(y, n, rk4, sc, rg, logit_base, same, follow, jobs, services, control, tt, removal, build, cap, captime,
+           staff, births, deaths, years):  # fmt: skip
+    """One month of every run's flat state ``y`` (run, size), in place, with this month's inputs (run, ...):
+    ``_integrate``'s month for the coupled model (the housing delivered at the month's start is in ``y``)."""
+    runs, size = y.shape
+    dy, k2, k3, k4, mid = np.empty(size), np.empty(size), np.empty(size), np.empty(size), np.empty(size)
+    inflow, friction, penalty = np.empty((n, n)), np.zeros((2, n, n)), np.empty(n)
+    for r in range(runs):
+        factor = follow[r, 0] / DT
+        for j in range(n):
+            penalty[j] = np.exp(-control[r, j])
+            for i in range(n):
+                inflow[i, j] = staff[r, i, j] * factor
+                if i != j:
+                    cross = 1.0 - same[i, j]
+                    cost = sc[r, 3] * tt[r, i, j] + control[r, j] * cross
+                    friction[0, i, j] = np.exp(-(cost + sc[r, 13] * cross))
+                    friction[1, i, j] = np.exp(-cost)
+        state = y[r]
+        _derivative(state, dy, n, sc[r], rg[r], logit_base[r], same, follow[r], jobs[r], services[r], friction,
+                    penalty, removal[r], build[r], cap[r], captime[r], inflow, births, deaths, years)  # fmt: skip
+        if rk4:
+            for k in range(size):
+                mid[k] = state[k] + DT / 2 * dy[k]
+            _derivative(mid, k2, n, sc[r], rg[r], logit_base[r], same, follow[r], jobs[r], services[r], friction,
+                        penalty, removal[r], build[r], cap[r], captime[r], inflow, births, deaths, years)  # fmt: skip
+            for k in range(size):
+                mid[k] = state[k] + DT / 2 * k2[k]
+            _derivative(mid, k3, n, sc[r], rg[r], logit_base[r], same, follow[r], jobs[r], services[r], friction,
+                        penalty, removal[r], build[r], cap[r], captime[r], inflow, births, deaths, years)  # fmt: skip
+            for k in range(size):
+                mid[k] = state[k] + DT * k3[k]
+            _derivative(mid, k4, n, sc[r], rg[r], logit_base[r], same, follow[r], jobs[r], services[r], friction,
+                        penalty, removal[r], build[r], cap[r], captime[r], inflow, births, deaths, years)  # fmt: skip
+            for k in range(size):
+                state[k] = state[k] + DT / 6 * (dy[k] + 2 * k2[k] + 2 * k3[k] + k4[k])
+        else:
+            for k in range(size):
+                state[k] = state[k] + DT * dy[k]
+
+
+STATE = ("population", "housing", "housing_in_construction", "local_services", "households_following")
+STATE += ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum")
+
+
+def _constants(model: StockFlow) -> tuple[np.ndarray, ...]:
+    """The kernel's per-run parameters of a ``StockFlow`` (scalars, regional rows, logit base, follow)."""
+    p, runs, n = model.params, model.runs, len(model.regions)
+    scalars = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs,)) for k in SCALARS], axis=1)
+    regional = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs, n)) for k in REGIONAL], axis=1)
+    gaps = np.broadcast_to(p.move_gap_2014, (runs, 2, n))  # rows: alpha, gap (registered, migrant), the rest
+    regional = np.concatenate([regional[:, :1], gaps, regional[:, 1:]], axis=1)
+    follow = np.stack(
+        [model.follow["household_follow_share"] * model.follow["household_size"], model.follow["follow_time"]], axis=1
+    )
+    logit_base = np.broadcast_to(model.logit_base_rates, (runs, 2, n))
+    return tuple(np.ascontiguousarray(a, dtype=float) for a in (scalars, regional, logit_base, follow))
+
+
+def advance(model: StockFlow, time: float, inputs: MonthInputs) -> None:
+    """``StockFlow.advance`` (one substep) compiled: the same equations, equal to rounding (about 1e-15).
+
+    For the coupled model where numba is loaded (``Model(compiled=True)``); tests/test_firms_kernel.py
+    compares whole runs with the numpy path.
+    """
+    if model.scenario.method not in ("euler", "rk4"):
+        raise ValueError(f"unknown integration method {model.scenario.method!r}")
+    runs, n = model.runs, len(model.regions)
+    if getattr(model, "_kernel_constants", None) is None:
+        model._kernel_constants = _constants(model)
+    scalars, regional, logit_base, follow = model._kernel_constants
+    s = model.state
+    y = np.concatenate([np.broadcast_to(s[k], (runs, *np.shape(s[k])[1:])).reshape(runs, -1) for k in STATE], axis=1)
+    year = np.floor(time)
+    if year not in model._vital:
+        model._vital[year] = model.regions.vital_rates(time)
+    births, deaths = model._vital[year]
+    model._moving_pairs |= (inputs.staff_moved != 0).any(axis=0)  # what the numpy derivative records (observe)
+
+    def batch(a, *shape):
+        return np.ascontiguousarray(np.broadcast_to(a, (runs, *shape)), dtype=float)
+
+    _month(y, n, model.scenario.method == "rk4", scalars, regional, logit_base, model.same.astype(float), follow,
+           batch(inputs.jobs, n), batch(inputs.services, n), batch(inputs.control, n),
+           batch(inputs.travel_time, n, n), batch(inputs.housing_removal, n), batch(inputs.build_rate, n),
+           batch(inputs.housing_cap, n), batch(inputs.cap_time, n), batch(inputs.staff_moved, n, n),
+           np.asarray(births, float), np.asarray(deaths, float), float(time - model.scenario.start))  # fmt: skip
+    start = 0
+    for key in STATE:
+        shape = np.shape(s[key])[1:]
+        size = int(np.prod(shape))
+        s[key] = y[:, start : start + size].reshape(runs, *shape)
+        start += size
 
 
 INPUTS = ("jobs", "services", "control", "travel_time", "housing_removal")

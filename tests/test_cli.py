@@ -20,11 +20,12 @@ import xarray as xr
 import sim
 import sim.plots
 from sim.cli import main
+from sim.runfolder import verify_run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORICAL = ROOT / "scenarios" / "historical.toml"
 RUN_FILES = ("results.nc", "results.csv", "scenario.toml", "events.csv", "manifest.json")
-PLOTS = tuple(f"{name}.{ext}" for name in sim.plots.RUN_FIGURES for ext in ("png", "svg"))
+PLOTS = tuple(f"{name}.png" for name in sim.plots.RUN_FIGURES)  # PNG by default; SVG with --svg
 
 
 def short_scenario(folder: Path, end: int) -> Path:
@@ -123,9 +124,20 @@ def test_plots_are_written(plotted_run: Path) -> None:
         path = plotted_run / "plots" / name
         assert path.is_file(), name
         assert path.stat().st_size > 10_000, f"{name} is suspiciously small"
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or path.suffix == ".svg"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list((plotted_run / "plots").glob("*.png"))) <= 4, "run draws at most four figures"
+    assert not list((plotted_run / "plots").glob("*.svg")), "SVG only on request"
     assert {f"plots/{name}" for name in PLOTS} <= set(manifest(plotted_run)["files"])
+
+
+def test_svg_figures_on_request(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    assert main(["run", str(short_scenario(tmp_path, 2015)), "--out", str(folder), "--svg"]) == 0
+    for name in sim.plots.RUN_FIGURES:
+        for ext in ("png", "svg"):
+            assert (folder / "plots" / f"{name}.{ext}").stat().st_size > 10_000, f"{name}.{ext}"
+    assert (folder / "plots" / "population_by_region.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    verify_run_folder(folder)
 
 
 def test_run_reports_one_line_per_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -181,3 +193,26 @@ def test_subprocess_run(tmp_path: Path) -> None:
     for name in RUN_FILES:
         assert (tmp_path / "out" / name).is_file(), name
     assert manifest(tmp_path / "out")["seed"] == 3
+
+
+def test_a_run_process_does_not_load_dask(tmp_path: Path) -> None:
+    """``sim run`` keeps xarray from importing dask (installed with the experiments extra): 0.5 s of CPU."""
+    scenario = short_scenario(tmp_path, 2015)
+    program = (
+        "import sys; from sim.cli import main\n"
+        f"sys.argv = ['sim', 'run', {scenario.name!r}, '--out', 'out', '--no-plots']\n"
+        "code = main()\n"
+        "print(code, sorted(m for m, v in sys.modules.items() if m.split('.')[0] == 'dask' and v is not None))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 []"
+    verify_run_folder(tmp_path / "out")

@@ -169,7 +169,7 @@ def test_bands_from_an_ensemble_file_and_none_without(explorer: Explorer, folder
     jobs, sensitivity = own["population.jobs_weight"], own["population.move_sensitivity"]
     ensemble.write_text(
         "sample,population.jobs_weight,population.move_sensitivity,log_posterior\n"
-        f"0,{jobs - 0.1},{sensitivity - 0.2},-3\n1,{jobs + 0.5},{sensitivity + 0.02},-4\n2,{jobs},{sensitivity},-3.5\n",
+        f"0,{jobs - 0.1},{sensitivity / 2},-3\n1,{jobs + 0.5},{sensitivity + 0.02},-4\n2,{jobs},{sensitivity},-3.5\n",
         encoding="utf-8",
     )
     with_bands = Explorer.__new__(Explorer)

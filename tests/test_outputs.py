@@ -166,8 +166,8 @@ def test_summary_table_holds_the_models_numbers(compared: Path, two_runs: dict[s
             assert float(row["2020"]) == pytest.approx(value, rel=1e-5)
             assert float(row["2020_minus_base"]) == pytest.approx(value - base, rel=1e-5, abs=1e-6)
             assert row["2025"] == "" and row["2020_p05"] == "", "a single run to 2020: no later years, no fans"
-    xiongan = rows["xiongan_residents", "no_xiongan"]
-    assert float(xiongan["2020_minus_base"]) < 0, "without the Xiong'an incentive Xiong'an has fewer residents"
+    # (the Xiong'an incentive's effect on Xiong'an's 2020 residents is within the agents' noise for one seed:
+    # -1,066 to +1,579 over seeds 1-8; tests/test_firms.py checks its direction on the firms it acts on)
 
 
 def beijing_at(ds: xr.Dataset, month: int) -> float:

@@ -142,7 +142,7 @@ def test_round_off_is_not_a_failure(short) -> None:
 
 
 def test_suspects_are_the_parameters_furthest_from_their_defaults(tmp_path) -> None:
-    sets = [{}, {"population.move_sensitivity": 0.5, "population.jobs_weight": 2.5, "housing.adjustment_time": 49.0}]
+    sets = [{}, {"population.move_sensitivity": 2.5, "population.jobs_weight": 2.0, "housing.adjustment_time": 49.0}]
     model = Model(scenario(tmp_path, end=2015), [1, 2], sets)
     assert StateCheck(model, "mask").failures == []
     assert suspects("population", model.parameters, 0) == []  # the shipped scenario holds the shipped defaults
@@ -150,7 +150,7 @@ def test_suspects_are_the_parameters_furthest_from_their_defaults(tmp_path) -> N
     assert [s["parameter"] for s in found] == ["population.move_sensitivity", "population.jobs_weight"]
     fitted = shipped_defaults()["population.move_sensitivity"]  # calibration/fitted.toml over parameters.toml
     assert (
-        found[0]["value"] == 0.5
+        found[0]["value"] == 2.5
         and found[0]["default"] == fitted != PARAMETERS["population"]["move_sensitivity"]["value"]
     )
     assert suspects("housing", model.parameters, 1)[0]["parameter"] == "housing.adjustment_time"

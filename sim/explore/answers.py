@@ -166,7 +166,8 @@ class Explorer:
         self.space = addresses(scenario)
         self.compiled = _compiled_available()
         started = clock.perf_counter()
-        model = Model(scenario, [self.seed], record_effects=True)
+        self.run_compiled = True if self.compiled else None  # every full run on the same path (sim.compiled)
+        model = Model(scenario, [self.seed], record_effects=True, compiled=self.run_compiled)
         history = model.run()
         self.reference_seconds = clock.perf_counter() - started
         self.effects = model.effects()
@@ -237,7 +238,7 @@ class Explorer:
             if not still_wanted():
                 raise Cancelled
 
-        history = Model(changed, [self.seed]).run(progress)
+        history = Model(changed, [self.seed], compiled=self.run_compiled).run(progress)
         series = self._full_series(history.values)
         return Trajectories(
             self.reference.time, {k: _listed(v) for k, v in series.items()}, clock.perf_counter() - started
@@ -254,7 +255,7 @@ class Explorer:
         runs: list[dict[str, list[float]]] = []
         for first in range(0, len(settings), chunk):
             part = settings[first : first + chunk]
-            history = Model(self.scenario, [self.seed] * len(part), part).run()
+            history = Model(self.scenario, [self.seed] * len(part), part, compiled=self.run_compiled).run()
             for run in range(len(part)):
                 one = {k: v[:, run : run + 1] for k, v in history.values.items()}
                 runs.append({k: _listed(v) for k, v in self._full_series(one).items()})
