@@ -239,10 +239,11 @@ def test_a_replay_in_half_month_steps_stays_within_the_integration_error_of_whol
 
 def test_a_net_migration_correction_moves_the_region_s_2014_target_by_its_amount(tmp_path):
     """Calibration's correction of regions.csv's net migration: the fitted start reproduces 2014's value plus the
-    correction in the corrected region (20,000 a year more into Tianjin) and the plain value elsewhere."""
+    scenario's corrections, and run 1's correction for Tianjin (20,000 a year) in place of the scenario's."""
     scenario = sim.load_scenario(write_scenario(tmp_path, "[run]\nend = 2015\n"))
     model = Model(scenario, [5, 5], [{}, {"population.net_migration_correction.tianjin": 20000.0}])
     observed = model.stockflow.observe(scenario.start, model.start_inputs, ["net_migration"])["net_migration"]
-    target = np.tile(scenario.regions.net_migration_2014, (2, 1))
-    target[1, scenario.regions.index("tianjin")] += 20000.0
+    net_2014, tianjin = scenario.regions.net_migration_2014, scenario.regions.index("tianjin")
+    target = np.tile(net_2014 + scenario.parameters["population.net_migration_correction"], (2, 1))
+    target[1, tianjin] = net_2014[tianjin] + 20000.0
     np.testing.assert_allclose(observed, target, rtol=0, atol=1e-6)
