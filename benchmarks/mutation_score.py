@@ -7,8 +7,10 @@
 Reads mutmut's per-file results (``mutants/**/*.py.meta``) and the reviewed list of
 equivalent mutants (``tests/equivalent_mutants.toml``: mutant name -> why no test can
 tell it from the original; its table ``[killed_outside_the_fast_tier]``: mutant -> the test of the
-default suite that kills it, where that test is too slow for the tier). Score = killed /
-(all checked - equivalent), a mutant killed outside the tier counting as killed (``--verify-outside``
+default suite that kills it, where that test is too slow for the tier; its table
+``[not_reached_by_the_mutation_run]``: mutant -> why the mutation run cannot execute it, the compiled
+paths' dispatch, which ``MUTANT_UNDER_TEST`` switches off by design). Score = killed /
+(all checked - equivalent - not reached), a mutant killed outside the tier counting as killed (``--verify-outside``
 runs each such test on its mutant and says whether it still fails); a timeout counts as killed
 (the mutant made the tests hang), and so does a test process
 killed by the system (exit -9: out of memory). Prints one row per module and the time the
@@ -67,6 +69,7 @@ def verify_outside(outside: dict[str, str]) -> int:
 def main() -> int:
     listed = tomllib.loads((ROOT / "tests" / "equivalent_mutants.toml").read_text(encoding="utf-8"))
     outside = listed.get("killed_outside_the_fast_tier", {})
+    unreached = listed.get("not_reached_by_the_mutation_run", {})
     equivalent = {name: why for name, why in listed.items() if isinstance(why, str)}
     metas = sorted((ROOT / "mutants" / "sim").rglob("*.py.meta"))
     if not metas:
@@ -91,13 +94,15 @@ def main() -> int:
                 tally["not checked"] += 1
             elif code in KILLED:
                 tally["killed"] += 1
-                if name in equivalent or name in outside:
+                if name in equivalent or name in outside or name in unreached:
                     stale.append(f"{name} (killed)")
             elif name in outside:
                 tally["killed"] += 1
                 tally["outside"] += 1
             elif name in equivalent:
                 tally["equivalent"] += 1
+            elif name in unreached:
+                tally["unreached"] += 1
             elif code in SURVIVED:
                 tally["survived"] += 1
                 missing.append(name)
@@ -105,23 +110,25 @@ def main() -> int:
                 tally[f"other ({code})"] += 1
                 missing.append(f"{name} (exit code {code})")
         seconds += sum(data.get("durations_by_key", {}).values())
-        checked = sum(v for k, v in tally.items() if k not in ("not checked", "equivalent", "outside"))
+        checked = sum(v for k, v in tally.items() if k not in ("not checked", "equivalent", "outside", "unreached"))
         score = tally["killed"] / checked if checked else float("nan")
         rows.append((module, len(codes), tally, score))
     print(
-        f"{'module':28} {'mutants':>7} {'checked':>7} {'killed':>6} {'(out)':>5} {'equiv':>5} {'surv':>5} {'score':>6}"
+        f"{'module':28} {'mutants':>7} {'checked':>7} {'killed':>6} {'(out)':>5} {'equiv':>5} {'unrch':>5} {'surv':>5} "
+        f"{'score':>6}"
     )
     for module, total, tally, score in rows:
         checked = total - tally["not checked"]
         print(
             f"{module:28} {total:7d} {checked:7d} {tally['killed']:6d} {tally['outside']:5d} {tally['equivalent']:5d} "
-            f"{tally['survived']:5d} {score:6.1%}"
+            f"{tally['unreached']:5d} {tally['survived']:5d} {score:6.1%}"
         )
     total = sum((tally for _, _, tally, _ in rows), Counter())
-    scored = sum(v for k, v in total.items() if k not in ("not checked", "equivalent", "outside"))
+    scored = sum(v for k, v in total.items() if k not in ("not checked", "equivalent", "outside", "unreached"))
     print(
         f"{'all':28} {sum(r[1] for r in rows):7d} {sum(r[1] for r in rows) - total['not checked']:7d} "
-        f"{total['killed']:6d} {total['outside']:5d} {total['equivalent']:5d} {total['survived']:5d} "
+        f"{total['killed']:6d} {total['outside']:5d} {total['equivalent']:5d} {total['unreached']:5d} "
+        f"{total['survived']:5d} "
         f"{total['killed'] / scored if scored else float('nan'):6.1%}"
     )
     print(f"test time of the checked mutants: {seconds / 60:.1f} min (one process)")
@@ -132,7 +139,7 @@ def main() -> int:
         if any(name.endswith("(exit code 33)") for name in missing):
             print("exit code 33: no test reaches the function in mutmut's map, which only grows by new tests;")
             print("delete mutants/mutmut-stats.json and run again to rebuild it")
-    stale += [f"{name} (no such mutant)" for name in [*equivalent, *outside] if name not in known]
+    stale += [f"{name} (no such mutant)" for name in [*equivalent, *outside, *unreached] if name not in known]
     if stale:
         print("entries of tests/equivalent_mutants.toml to review (renumbered after a code change?):")
         for name in stale:
