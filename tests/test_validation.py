@@ -115,8 +115,8 @@ def test_every_stock_has_a_unit_and_a_rate(historical):
 
 
 SIGN_VARIES = {
-    "Xiong'an construction": "−0.01 to +0.36 10k across the ensemble: no effect on Beijing within the agents' "
-    "noise (docs/calibration.md)",
+    "destination incentives": "−0.59 to +0.15 10k across the ensemble: within the agents' noise (the incentives "
+    "move a few hundred firms; docs/calibration.md)",
 }
 """Levers whose effect on Beijing's 2035 population changes sign across the ensemble (docs/calibration.md)."""
 
