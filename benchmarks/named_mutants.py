@@ -94,8 +94,8 @@ MUTANTS = (
     Mutant(
         "the cost push on relocation reversed",
         "sim/firms.py",
-        r"np\.multiply\(p\.cost_push\[rows, None\], self\.cost_sensitivity",
-        "np.multiply(-p.cost_push[rows, None], self.cost_sensitivity",
+        r"self\._rent_push\(p\.cost_push, ",
+        "self._rent_push(-p.cost_push, ",
         ("tests/test_firms.py::test_more_rent_means_more_exits_and_more_moves",),
     ),
     Mutant(

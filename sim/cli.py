@@ -289,7 +289,18 @@ def command_calibrate(args: argparse.Namespace) -> int:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    fit = calibrate(args.scenario, args.out, args.seed, args.budget, report, args.backend, args.workers, args.until)
+    fit = calibrate(
+        args.scenario,
+        args.out,
+        args.seed,
+        args.budget,
+        report,
+        args.backend,
+        args.workers,
+        args.until,
+        args.free_parameters,
+        args.targets,
+    )
     print(
         f"{fit.evaluations} parameter sets, {len(fit.samples)} in the ensemble, best log posterior "
         f"{fit.log_posterior[0]:.2f} -> {args.out}/fitted.toml, ensemble.csv, fit.md"
@@ -412,6 +423,10 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--until", type=float, metavar="YEAR", help="fit only the targets observed by YEAR (out-of-sample check)"
     )
+    calibrate.add_argument(
+        "--free-parameters", metavar="FILE", help="free parameters (default calibration/free_parameters.toml)"
+    )
+    calibrate.add_argument("--targets", metavar="FILE", help="targets (default calibration/targets.toml)")
     calibrate.set_defaults(handler=command_calibrate)
 
     explore = commands.add_parser(
@@ -438,6 +453,20 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+EXTRAS = {  # an optional package -> the extra of pyproject.toml that installs it
+    "emcee": "calibration",
+    "SALib": "experiments",
+    "tqdm": "experiments",
+    "dask": "experiments",
+    "distributed": "experiments",
+    "openpyxl": "excel",
+    "starlette": "explore",
+    "uvicorn": "explore",
+    "numba": "fast",
+    "pysd": "xmile",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if argv is None and args.command == "run":
@@ -451,8 +480,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the run failed, no run folder written: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 1
+        resumes = " (run the same command again to resume it)" if args.command in ("sweep", "calibrate") else ""
+        print(f"interrupted{resumes}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ModuleNotFoundError as error:  # an optional extra not installed
+        extra = EXTRAS.get((error.name or "").split(".")[0])
+        if extra is None or args.debug:
+            raise
+        print(f"error: this needs {error.name}: python -m pip install -e '.[{extra}]'", file=sys.stderr)
+        return 2
     except Exception as error:  # a bug or an environment problem, not the user's input
         if args.debug:
             raise

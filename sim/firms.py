@@ -189,6 +189,15 @@ def _selected(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat // mask.shape[1], flat % mask.shape[1]
 
 
+def monthly_probability(hazard: np.ndarray, dt: float) -> np.ndarray:
+    """1 - exp(-hazard dt), the chance of an event of hazard h [1/year] within dt, in place (expm1: exact
+    for small probabilities)."""
+    np.negative(hazard, out=hazard)
+    np.multiply(hazard, dt, out=hazard)
+    np.expm1(hazard, out=hazard)
+    return np.negative(hazard, out=hazard)
+
+
 def market_access(population: np.ndarray, travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
     """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region)."""
     return np.einsum("bd,brd->br", population, np.exp(-decay[:, None, None] * travel_time))
@@ -463,68 +472,31 @@ class Firms:
 
         Per-slot work runs over the used width only (slots some run has used), on flat
         indices into (run, region, sector) tables, with the random draws written into a
-        reused buffer; counts and jobs are kept by events, not recounted.
+        reused buffer; counts and jobs are kept by events, not recounted. Whom the per-slot
+        events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``
+        (which ``CompiledFirms`` overrides, with the same results).
         """
         p, c = self.params, self.counters
-        runs, n = self.alive.shape[0], len(self.regions)
         counts, jobs = self.counts(), self.jobs().sum(axis=2)  # start-of-month stock drives this month's choices
 
         # 0. space changed by policy, rents from the start-of-month occupancy
         self.space = np.maximum(self.space + ctx.floor_space_change, 0.0)
         rent = rent_index(jobs, self.space, p.space_occupancy_2014, p.rent_elasticity)  # (run, region)
         rent_by_cell = np.repeat(rent - 1.0, N_SECTORS, axis=1).ravel()  # rent index - 1 by flat cell
-        width = int(self.extent.max())
 
-        # 1. ageing and exit: exit_rate_s * (1 + boost * exp(-age / 3)) * exp(min(response * c * (rho - 1), 50)),
-        # computed in place in reused buffers, block of runs by block (the same operations in the same order
-        # as the formula); takes by cell use mode="clip" (cells are valid; "raise" would buffer ``out``: 10x slower)
-        self.age[:, :width] += ctx.dt  # dead slots age too; entry resets them
-        exit_by_cell = np.broadcast_to(p.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
-        exiting = self._flags[:, :width]
-        for rows in self._blocks():
-            push, youth, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
-            cell = self.cell[rows, :width]
-            np.take(rent_by_cell, cell, out=hazard, mode="clip")  # rent index - 1
-            np.multiply(p.rent_exit_response[rows, None], self.cost_sensitivity[rows, :width], out=push)
-            np.multiply(push, hazard, out=push)
-            np.minimum(push, MAX_EXPONENT, out=push)
-            np.exp(push, out=push)
-            np.negative(self.age[rows, :width], out=youth)
-            np.divide(youth, YOUNG_FIRM_AGE, out=youth)
-            np.exp(youth, out=youth)
-            np.multiply(p.young_exit_boost[rows, None], youth, out=youth)
-            np.add(1, youth, out=youth)
-            np.take(exit_by_cell, cell, out=hazard, mode="clip")
-            np.multiply(hazard, youth, out=hazard)
-            np.multiply(hazard, push, out=hazard)
-            np.logical_and(self.alive[rows, :width], self._events(hazard, ctx.dt, "exit", rows), out=exiting[rows])
-        run, slot = _selected(exiting)
+        # 1. ageing and exit
+        self.age[:, : self._width()] += ctx.dt  # dead slots age too; entry resets them
+        run, slot = self._exits(rent_by_cell, ctx.dt)
         c.exits += self._by_sector(run, slot)
         self._remove(run, slot)
 
         # 2. dispersal programmes
         moved = np.zeros_like(self.alive)
         for programme in ctx.dispersals:
-            active = programme.rate > 0  # a run draws from a programme's streams only while it is active there
-            if not active.any():
+            if not (programme.rate > 0).any():
                 continue
-            name, rate, width = programme.name, programme.rate[:, None], int(self.extent.max())
-            eligible = (
-                self.alive[:, :width]
-                & ~moved[:, :width]
-                & (self.sector[:, :width] == programme.sector)
-                & np.take(programme.targeted, self.region[:, :width])
-            )
-            hit, sizes = self._flags[:, :width], np.where(active, self.extent, 0)
-            for rows in self._blocks():
-                chance, uniform = self._work[2, : rows.stop - rows.start, :width], self._work[3]
-                np.multiply(-rate[rows], self.cost_sensitivity[rows, :width], out=chance)
-                np.multiply(chance, ctx.dt, out=chance)
-                np.expm1(chance, out=chance)
-                np.negative(chance, out=chance)
-                uniform = self.streams.random_into(f"dispersal: {name}", sizes, uniform[: len(chance), :width], rows)
-                np.less(uniform, chance, out=hit[rows])
-            run, slot = _selected(eligible & hit)
+            name = programme.name
+            run, slot = self._dispersal_hits(programme, moved, ctx.dt)
             c.dispersed += self._by_sector(run, slot)
             closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
             destination = np.full(len(run), -1, np.int8)
@@ -547,18 +519,7 @@ class Firms:
             moved = self._move(run, slot, destination, moved)
 
         # 3. spontaneous relocation (splits may have used new slots; movers of step 2 do not move again)
-        width = int(self.extent.max())
-        moving = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
-        for rows in self._blocks():
-            push, _, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
-            np.take(rent_by_cell, self.cell[rows, :width], out=hazard, mode="clip")  # rent index - 1
-            np.multiply(p.cost_push[rows, None], self.cost_sensitivity[rows, :width], out=push)
-            np.multiply(push, hazard, out=push)
-            np.minimum(push, MAX_EXPONENT, out=push)
-            np.exp(push, out=push)
-            np.multiply(p.relocation_rate[rows, None], push, out=hazard)
-            np.logical_and(moving[rows], self._events(hazard, ctx.dt, "relocation", rows), out=moving[rows])
-        run, slot = _selected(moving)
+        run, slot = self._relocations(rent_by_cell, moved, ctx.dt)
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
             pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
@@ -607,20 +568,101 @@ class Firms:
             "refused changes", expected * self.params.apply_despite_ban
         )
 
-    def _events(self, hazard: np.ndarray, dt: float, stream: str, rows: slice) -> np.ndarray:
-        """Per-slot events of a hazard over the month for a block of runs, u < 1 - exp(-hazard dt).
+    # -- whom the per-slot events befall (``CompiledFirms`` overrides the three selections) ------
+    # The hazards are computed in place, block of runs by block in reused buffers, by the same
+    # operations in the same order on a block's view (``per_run`` = (rows, None), ``per_slot`` =
+    # (rows, slice(None, width))) as on gathered agents (``run``, (run, slot)): numpy's functions act
+    # elementwise, so an agent's probability is the same number either way. Takes by cell use
+    # mode="clip" (cells are valid; "raise" would buffer ``out``: 10x slower).
+    def _width(self) -> int:
+        """Slots some run has used: per-slot work and draws cover these."""
+        return int(self.extent.max())
 
-        One uniform per used slot of each run (padded with 1.0) in the reused buffer; ``hazard``
-        (block, width) is overwritten.
-        """
-        np.negative(hazard, out=hazard)
-        np.multiply(hazard, dt, out=hazard)
-        np.expm1(hazard, out=hazard)
-        np.negative(hazard, out=hazard)
-        uniform = self.streams.random_into(
-            stream, self.extent, self._work[3, : hazard.shape[0], : hazard.shape[1]], rows
-        )
-        return np.less(uniform, hazard)
+    def _exit_rate_by_cell(self) -> np.ndarray:
+        """exit_rate_s by flat (run, region, sector) cell."""
+        runs, n = self.alive.shape[0], len(self.regions)
+        return np.broadcast_to(self.params.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
+
+    def _rent_push(self, response, per_run, per_slot, rent_by_cell, out, scratch) -> np.ndarray:
+        """exp(min(response * c_i * (rho_r - 1), 50)) into ``out`` (``scratch`` receives rho_r - 1)."""
+        np.take(rent_by_cell, self.cell[per_slot], out=scratch, mode="clip")
+        np.multiply(response[per_run], self.cost_sensitivity[per_slot], out=out)
+        np.multiply(out, scratch, out=out)
+        np.minimum(out, MAX_EXPONENT, out=out)
+        return np.exp(out, out=out)
+
+    def _exit_hazard(self, per_run, per_slot, rent_by_cell, exit_by_cell, push, youth, hazard) -> np.ndarray:
+        """exit_rate_s * (1 + young_exit_boost * exp(-age / 3)) * exp(min(rent_exit_response * c_i * (rho_r - 1),
+        50)) into ``hazard``."""
+        p = self.params
+        self._rent_push(p.rent_exit_response, per_run, per_slot, rent_by_cell, push, hazard)
+        np.negative(self.age[per_slot], out=youth)
+        np.divide(youth, YOUNG_FIRM_AGE, out=youth)
+        np.exp(youth, out=youth)
+        np.multiply(p.young_exit_boost[per_run], youth, out=youth)
+        np.add(1, youth, out=youth)
+        np.take(exit_by_cell, self.cell[per_slot], out=hazard, mode="clip")
+        np.multiply(hazard, youth, out=hazard)
+        return np.multiply(hazard, push, out=hazard)
+
+    def _dispersal_hazard(self, programme: Dispersal, per_run, per_slot, hazard) -> np.ndarray:
+        """A programme's rate * c_i into ``hazard``."""
+        return np.multiply(programme.rate[per_run], self.cost_sensitivity[per_slot], out=hazard)
+
+    def _relocation_hazard(self, per_run, per_slot, rent_by_cell, push, hazard) -> np.ndarray:
+        """relocation_rate * exp(min(cost_push * c_i * (rho_r - 1), 50)) into ``hazard``."""
+        p = self.params
+        self._rent_push(p.cost_push, per_run, per_slot, rent_by_cell, push, hazard)
+        return np.multiply(p.relocation_rate[per_run], push, out=hazard)
+
+    def _exits(self, rent_by_cell: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """(run, slot) of the agents that close this month (``_exit_hazard``)."""
+        width, exit_by_cell = self._width(), self._exit_rate_by_cell()
+        exiting = self._flags[:, :width]
+        for rows in self._blocks():
+            push, youth, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
+            self._exit_hazard((rows, None), (rows, slice(None, width)), rent_by_cell, exit_by_cell, push, youth, hazard)
+            np.logical_and(self.alive[rows, :width], self._events(hazard, dt, "exit", rows), out=exiting[rows])
+        return _selected(exiting)
+
+    def _dispersal_hits(self, programme: Dispersal, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """(run, slot) of the agents a programme moves out this month (``_dispersal_hazard``): alive, not
+        moved yet, of its sector, in a targeted region; a run draws from the programme's stream only while
+        the programme is active there."""
+        width = self._width()
+        hit = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
+        hit &= self.sector[:, :width] == programme.sector
+        hit &= np.take(programme.targeted, self.region[:, :width])
+        sizes, stream = np.where(programme.rate > 0, self.extent, 0), f"dispersal: {programme.name}"
+        for rows in self._blocks():
+            hazard = self._work[2, : rows.stop - rows.start, :width]
+            self._dispersal_hazard(programme, (rows, None), (rows, slice(None, width)), hazard)
+            np.logical_and(hit[rows], self._events(hazard, dt, stream, rows, sizes), out=hit[rows])
+        return _selected(hit)
+
+    def _relocations(self, rent_by_cell: np.ndarray, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """(run, slot) of the agents that move of their own accord (``_relocation_hazard``): alive, not
+        moved this month."""
+        width = self._width()
+        moving = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
+        for rows in self._blocks():
+            push, _, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
+            self._relocation_hazard((rows, None), (rows, slice(None, width)), rent_by_cell, push, hazard)
+            np.logical_and(moving[rows], self._events(hazard, dt, "relocation", rows), out=moving[rows])
+        return _selected(moving)
+
+    def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray | None = None) -> np.ndarray:
+        """One uniform per used slot (``sizes``, default ``extent``) of each run of a block, padded with 1.0,
+        in the reused buffer (block, width)."""
+        sizes = self.extent if sizes is None else sizes
+        return self.streams.random_into(stream, sizes, self._work[3, : rows.stop - rows.start, :width], rows)
+
+    def _events(
+        self, hazard: np.ndarray, dt: float, stream: str, rows: slice, sizes: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per-slot events of a hazard over the month for a block of runs, u < 1 - exp(-hazard dt);
+        ``hazard`` (block, width) is overwritten."""
+        return np.less(self._uniform(stream, rows, hazard.shape[1], sizes), monthly_probability(hazard, dt))
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""

@@ -181,3 +181,24 @@ def test_calibrate_writes_the_fit_as_data_and_the_same_seed_reproduces_it(tmp_pa
     assert uses.policies["market_dispersal"]["rate"] == fitted["policies"]["market_dispersal"]["rate"]
     assert "| F6_2019 |" in (first / "fit.md").read_text()
     assert len((first / "ensemble.csv").read_text().splitlines()) > 2
+
+
+def test_a_bad_free_parameter_file_is_named_with_its_key(tmp_path, capsys):
+    """Bounds outside the address's range, an unknown address and broken TOML: one line naming file and key."""
+    from sim.cli import main
+
+    shipped = (SCENARIOS.parent / "calibration" / "free_parameters.toml").read_text(encoding="utf-8")
+    unknown = '[population.moving_sensitivity]\nbounds = [0, 1]\nprior = "uniform"\nblock = "stock_flow"\n'
+    cases = {
+        "wide.toml": (shipped.replace("bounds = [0.0, 3.0]", "bounds = [-0.5, 3.0]", 1), "move_sensitivity.bounds"),
+        "unknown.toml": (unknown, "population.moving_sensitivity"),
+        "broken.toml": ("[population.jobs_weight]\nbounds = [0.5, \n", "cannot be read"),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        argv = ["calibrate", str(SCENARIOS / "historical.toml"), "--budget", "small", "--out", str(tmp_path / "out")]
+        assert main([*argv, "--free-parameters", str(path)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err and expected in err, err
+    assert not (tmp_path / "out").exists()

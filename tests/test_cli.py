@@ -216,3 +216,31 @@ def test_a_run_process_does_not_load_dask(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "0 []"
     verify_run_folder(tmp_path / "out")
+
+
+def test_a_missing_optional_package_names_the_extra_that_installs_it(monkeypatch, capsys, tmp_path):
+    """A command that needs an optional extra says which one (here: calibrate without emcee)."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_emcee(name, *args, **kwargs):
+        if name == "emcee":
+            raise ModuleNotFoundError("No module named 'emcee'", name="emcee")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_emcee)
+    from sim.cli import EXTRAS, main
+
+    assert main(["calibrate", "--budget", "small", "--out", str(tmp_path / "fit"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "python -m pip install -e '.[calibration]'" in err, err
+    assert EXTRAS["emcee"] == "calibration"
+
+
+def test_output_piped_into_a_reader_that_stops_is_not_an_error():
+    """`sim list outputs | head -1`: the command exits 0 and prints no internal error."""
+    command = f"{sys.executable} -m sim list outputs | head -1"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, cwd=root, timeout=120)
+    assert "internal error" not in done.stderr and done.stdout.strip(), done.stderr

@@ -251,7 +251,11 @@ WEIGHTS = [  # the utility weights and the response of moving to them
     "population.migrant_mobility",
     "population.registration_tie",
 ]
-FITTED = ("population.out_migration_rate", "population.outside_in_migration")  # bounds refused at run time
+FITTED = (  # whose bounds the region constants refuse at run time (a clear error, tested elsewhere)
+    "population.out_migration_rate",
+    "population.outside_in_migration",
+    "population.net_migration_correction",
+)
 PART_KEYS = [f"{g}.{n}" for g in POPULATION_PART for n in PARAMETERS[g] if f"{g}.{n}" not in FITTED]
 
 

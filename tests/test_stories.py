@@ -94,11 +94,12 @@ def test_rail_first_disperses_nothing_by_order(runs: dict[str, xr.Dataset]) -> N
 @pytest.mark.slow
 def test_core_strict_holds_the_core_at_or_below_its_plan_level_from_2021_only(runs: dict[str, xr.Dataset]) -> None:
     """The same path as plan2021 to 2021 (the cap is not yet in force), then a core at most about 170 万 by 2035
-    and below plan2021's in every seed. The cap is a ceiling: with the fitted parameters the core falls below
-    the plan level anyway, so the story can only be held to what a ceiling guarantees."""
+    and at or below plan2021's in every seed. The cap is a ceiling: with the fitted parameters the core falls
+    below the plan level anyway (1 Dec 2026 fit: both about 150 万 in 2035), so the story can only be held to
+    what a ceiling guarantees."""
     plan, strict = runs["plan2021"], runs["core_strict"]
     until = dict(time=slice(None, 2021.0))
     np.testing.assert_array_equal(plan.population.sel(**until).values, strict.population.sel(**until).values)
     core = {n: ds.population.sel(region="bj_core") for n, ds in (("plan2021", plan), ("core_strict", strict))}
-    assert (core["core_strict"].sel(time=2035.0) < core["plan2021"].sel(time=2035.0)).all(), "in every seed"
+    assert (core["core_strict"].sel(time=2035.0) <= core["plan2021"].sel(time=2035.0)).all(), "in every seed"
     assert (core["core_strict"].sel(time=2035.0) <= 1_700_000 * 1.04).all(), "at most about the plan level"

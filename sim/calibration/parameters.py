@@ -48,8 +48,11 @@ class FreeParameter:
 
 def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None) -> list[FreeParameter]:
     """The free parameters of the file (of one block if given), in file order."""
-    with open(path, "rb") as handle:
-        table = tomllib.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            table = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise InputError(path, "", f"cannot be read: {error}") from None
     found = []
     for address, entry in _entries(table):
         low, high = entry.get("bounds", (None, None))

@@ -14,6 +14,7 @@ from sim.calibration.fit import Budget, Checkpoint, Fit, fit_blocks
 from sim.calibration.parameters import FREE_PARAMETERS, FreeParameter, load_free_parameters
 from sim.calibration.report import fit_table, fitted_document, write_ensemble
 from sim.calibration.targets import TARGETS, Target, load_targets
+from sim.errors import InputError
 from sim.runfolder import atomic_write
 from sim.scenario import Scenario, load_scenario
 
@@ -37,6 +38,8 @@ def calibrate(
     backend: str = "processes",
     workers: int = 2,
     until: float | None = None,
+    free_parameters: str | Path | None = None,
+    targets_file: str | Path | None = None,
 ) -> Fit:
     """Fit both blocks by turns, then write ``fitted.toml``, ``ensemble.csv`` and ``fit.md`` into ``out``.
 
@@ -45,18 +48,22 @@ def calibrate(
     ``out/.calibration-checkpoint.npz`` until the fit is written: run the same command again
     after an interruption and it resumes after the last finished stage.
     """
+    import emcee  # noqa: F401  (the calibration extra: missing, the command says so before any work)
+
     started = time.perf_counter()
     scenario = load_scenario(scenario_path)
-    targets = load_targets(TARGETS)
+    targets = load_targets(Path(targets_file or TARGETS))
     used = {k: t for k, t in targets.items() if until is None or (t.time != "max" and t.time <= until + 1e-6)}
-    free = load_free_parameters(FREE_PARAMETERS)
+    free_path = Path(free_parameters or FREE_PARAMETERS)
+    free = load_free_parameters(free_path)
+    check_against_space(free, scenario, free_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / CHECKPOINT
     fingerprint = repr((scenario.config_hash, sorted(used.items()), free, BUDGETS[budget], seed))
     checkpoint = Checkpoint(checkpoint_path, hashlib.sha256(fingerprint.encode()).hexdigest())
     if progress and checkpoint.stages:
-        progress(f"resumed after {len(checkpoint.stages)} finished stages", 1, 1)
+        progress(f"resuming: {len(checkpoint.stages)} finished stage(s) in {checkpoint_path}", 1, 1)
     fit = fit_blocks(scenario, used, free, BUDGETS[budget], seed, backend, workers, progress, checkpoint)
     best, ensemble = full_runs(scenario, targets, fit, REPORT_MEMBERS[budget], backend, workers)
 
@@ -88,6 +95,21 @@ def calibrate(
     )
     checkpoint_path.unlink(missing_ok=True)  # the fit is written: nothing left to resume
     return fit
+
+
+def check_against_space(free: list[FreeParameter], scenario: Scenario, path: Path) -> None:
+    """Every free parameter an address of the scenario's parameter space, its bounds within the address's range."""
+    from sim.space import addresses, unknown_address
+
+    space = addresses(scenario)
+    for p in free:
+        if p.address not in space:
+            raise InputError(path, p.address, unknown_address(p.address, space, scenario))
+        low, high = space[p.address].low, space[p.address].high
+        if (low is not None and p.low < low) or (high is not None and p.high > high):
+            raise InputError(
+                path, f"{p.address}.bounds", f"[{p.low:g}, {p.high:g}] must lie within the range {low:g} to {high:g}"
+            )
 
 
 def _prior(p: FreeParameter) -> str:

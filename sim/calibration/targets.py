@@ -89,8 +89,11 @@ def _select(values, select: dict[str, Any]):
 
 def load_targets(path: Path = TARGETS) -> dict[str, Target]:
     """Every target of the file, checked: known relation, positive tolerance."""
-    with open(path, "rb") as handle:
-        table = tomllib.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            table = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise InputError(path, "", f"cannot be read: {error}") from None
     targets = {}
     for name, entry in table.items():
         if entry.get("relation") not in RELATIONS:
