@@ -491,3 +491,18 @@ def test_a_comparison_replaces_an_earlier_one_whole_and_never_writes_into_anothe
     with pytest.raises(sim.InputError, match="--out: holds files a comparison does not write"):
         clear_comparison_folder(run_folder)
     assert (run_folder / "manifest.json").is_file()
+
+
+def test_single_runs_with_different_seeds_are_flagged_and_common_seeds_are_not() -> None:
+    """Two single runs on different seeds differ by the agents' noise too: the comparison says so."""
+    from sim.outputs.sources import Source, seed_note
+
+    def single(name: str, seed: int) -> Source:
+        ds = xr.Dataset(coords={"seed": seed})
+        return Source(name, ds, Path(name), None, "")
+
+    assert seed_note([single("a", 1), single("b", 1)]) == ""
+    note = seed_note([single("a", 1), single("b", 7)])
+    assert "different seeds (a 1, b 7)" in note and "--seeds" in note
+    fan = Source("c", xr.Dataset(coords={"seed": ("run", [1, 2])}), Path("c"), None, "2 seeds")
+    assert seed_note([single("a", 1), fan]) == ""

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from sim.errors import InputError
 from sim.outputs import figures
 from sim.outputs.figures import TENK, Legend, Runs, draw_observed, fan_entries, line
-from sim.outputs.sources import Source, gather
+from sim.outputs.sources import Source, gather, seed_note
 from sim.outputs.style import BEIJING, CENTRAL_SIX, bottom_legend, figure, grid, save, scenario_colours, title
 
 YEARS = (2020, 2025, 2030, 2035)
@@ -388,5 +388,8 @@ def compare(
     if progress:
         progress(f"writing {folder / 'summary.csv'} and summary.md")
     write_csv(rows, folder / "summary.csv", reference)
-    (folder / "summary.md").write_text(markdown(rows, reference), encoding="utf-8")
+    note = seed_note(sources)
+    if note and progress:
+        progress(f"note: {note}")
+    (folder / "summary.md").write_text((f"Note: {note}.\n\n" if note else "") + markdown(rows, reference), "utf-8")
     return Comparison(sources, reference, rows, folder, written)
