@@ -473,3 +473,36 @@ def test_a_sweep_folder_is_compared_as_a_fan_over_its_design(tmp_path: Path) -> 
     (unfinished / "sweep.toml").write_text(sweep_file.read_text(), encoding="utf-8")
     with pytest.raises(sim.InputError, match="sweep not yet finished"):
         compare([unfinished], tmp_path / "cmp2")
+
+
+def test_a_comparison_replaces_an_earlier_one_whole_and_never_writes_into_another_folder(tmp_path) -> None:
+    """Rerunning into the same --out leaves no file of the earlier comparison (no stale report beside a new
+    table); a folder holding anything else (a run folder) is refused with a one-line error."""
+    from sim.outputs.compare import clear_comparison_folder
+
+    earlier = tmp_path / "cmp"
+    (earlier / "figures").mkdir(parents=True)
+    for name in ("report.html", "summary.md", "summary.csv", "figures/key_outputs.png"):
+        (earlier / name).write_text("earlier", encoding="utf-8")
+    assert clear_comparison_folder(earlier) == earlier and list(earlier.iterdir()) == []
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    (run_folder / "manifest.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(sim.InputError, match="--out: holds files a comparison does not write"):
+        clear_comparison_folder(run_folder)
+    assert (run_folder / "manifest.json").is_file()
+
+
+def test_single_runs_with_different_seeds_are_flagged_and_common_seeds_are_not() -> None:
+    """Two single runs on different seeds differ by the agents' noise too: the comparison says so."""
+    from sim.outputs.sources import Source, seed_note
+
+    def single(name: str, seed: int) -> Source:
+        ds = xr.Dataset(coords={"seed": seed})
+        return Source(name, ds, Path(name), None, "")
+
+    assert seed_note([single("a", 1), single("b", 1)]) == ""
+    note = seed_note([single("a", 1), single("b", 7)])
+    assert "different seeds (a 1, b 7)" in note and "--seeds" in note
+    fan = Source("c", xr.Dataset(coords={"seed": ("run", [1, 2])}), Path("c"), None, "2 seeds")
+    assert seed_note([single("a", 1), fan]) == ""

@@ -39,7 +39,7 @@ def fitted_document(fit: Fit, command: str, kinds: dict[str, str]) -> str:
         "# Fitted by calibration (do not edit by hand): regenerate with\n"
         f"#   {command}\n"
         f"# seed {fit.seed}, {fit.evaluations} parameter sets evaluated, {len(fit.samples)} in the ensemble;\n"
-        "# calibration/fit.md compares every target with this fit and the ensemble.\n"
+        "# fit.md beside this file compares every target with this fit and the ensemble.\n"
     )
     return header + tomli_w.dumps(groups)
 

@@ -9,6 +9,7 @@ Every scenario keeps one colour in every figure; observations and plan levels sh
 from __future__ import annotations
 
 import csv
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from matplotlib.figure import Figure
 from sim.errors import InputError
 from sim.outputs import figures
 from sim.outputs.figures import TENK, Legend, Runs, draw_observed, fan_entries, line
-from sim.outputs.sources import Source, gather
+from sim.outputs.sources import Source, gather, seed_note
 from sim.outputs.style import BEIJING, CENTRAL_SIX, bottom_legend, figure, grid, save, scenario_colours, title
 
 YEARS = (2020, 2025, 2030, 2035)
@@ -313,6 +314,33 @@ reference scenario alone. A figure leaves out the inputs that do not keep its va
 only the outputs its file names) and is not drawn when none, or not the reference where it needs it, does."""
 
 
+COMPARISON_FILES = frozenset({"figures", "summary.csv", "summary.md", "report.html"})
+"""What a comparison folder holds: anything else there means it is not one."""
+
+
+def clear_comparison_folder(folder: Path) -> Path:
+    """An empty folder for a new comparison: an earlier comparison's files removed, so none is mixed in.
+
+    A folder that holds anything else (a run folder, a sweep, a user's files) is refused, not written into.
+    """
+    if folder.exists():
+        others = sorted(p.name for p in folder.iterdir() if p.name not in COMPARISON_FILES)
+        if others:
+            raise InputError(
+                folder,
+                "--out",
+                f"holds files a comparison does not write ({', '.join(others[:3])}); choose another folder",
+            )
+        for name in COMPARISON_FILES:
+            path = folder / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def compare(
     inputs: Sequence[str | Path] | Sequence[Source],
     out: str | Path = "runs/compare",
@@ -339,8 +367,7 @@ def compare(
         sources = gather(inputs, seeds, progress, ensemble, check_reference)
     runs = {s.name: s.dataset for s in sources}
     reference = reference or sources[0].name
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = clear_comparison_folder(Path(out))
     written: dict[str, list[Path]] = {}
     for name, (variables, draw) in COMPARE_FIGURES.items() if formats else ():  # no formats: the table only
         keeping = {n: ds for n, ds in runs.items() if all(v in ds for v in variables)}
@@ -361,5 +388,8 @@ def compare(
     if progress:
         progress(f"writing {folder / 'summary.csv'} and summary.md")
     write_csv(rows, folder / "summary.csv", reference)
-    (folder / "summary.md").write_text(markdown(rows, reference), encoding="utf-8")
+    note = seed_note(sources)
+    if note and progress:
+        progress(f"note: {note}")
+    (folder / "summary.md").write_text((f"Note: {note}.\n\n" if note else "") + markdown(rows, reference), "utf-8")
     return Comparison(sources, reference, rows, folder, written)

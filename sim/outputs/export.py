@@ -92,14 +92,18 @@ def wide_csv(source: ExportInput, folder: Path) -> list[Path]:
     return paths
 
 
+def _needs_openpyxl() -> None:
+    try:
+        import openpyxl  # noqa: F401
+    except ImportError:
+        raise InputError("--xlsx", "", "needs openpyxl: python -m pip install -e '.[excel]'") from None
+
+
 def excel(source: ExportInput, folder: Path) -> list[Path]:
     """An Excel workbook: a sheet per variable (as the wide CSV) and an ``about`` sheet with units and meanings."""
-    try:
-        from openpyxl import Workbook
-    except ImportError:
-        raise InputError(
-            "--xlsx", "", "needs openpyxl: python -m pip install openpyxl (or the 'excel' extra)"
-        ) from None
+    _needs_openpyxl()
+    from openpyxl import Workbook
+
     dataset = source.dataset
     book = Workbook(write_only=True)
     about = book.create_sheet("about")
@@ -143,6 +147,8 @@ def export(source: str | Path, out: str | Path, formats: Sequence[str] = ("csv",
     unknown = [f for f in formats if f not in EXPORTERS]
     if unknown:
         raise InputError("export", "format", f"unknown format {unknown[0]!r}; expected one of {', '.join(EXPORTERS)}")
+    if "xlsx" in formats:  # a missing optional package is reported before any file is written
+        _needs_openpyxl()
     found = ExportInput(source)
     if not found.path.is_dir():
         found.scenario  # noqa: B018  (a bad scenario file is reported before anything runs)

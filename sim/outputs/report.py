@@ -17,7 +17,7 @@ from pathlib import Path
 from sim.outputs import observed
 from sim.outputs.compare import YEARS, Comparison, compare, target_rows
 from sim.outputs.describe import diff_against_parent, parent_path, value_files
-from sim.outputs.sources import Source
+from sim.outputs.sources import Source, seed_note
 from sim.outputs.style import scenario_colours
 
 CAPTIONS = {
@@ -174,10 +174,16 @@ def render(comparison: Comparison) -> str:
     names = [s.name for s in comparison.sources]
     colours = scenario_colours(names)
     figures = [_figure(name, paths[0]) for name, paths in comparison.figures.items() if paths[0].suffix == ".png"]
+    note = seed_note(comparison.sources)
     body = [
         f"<h1>Scenario comparison: {html.escape(', '.join(names))}</h1>",
         f"<p>Reference scenario: <b>{html.escape(comparison.reference)}</b>. Made by <code>sim {__version__}</code>; "
         "open the figure <a href='#f-key_outputs'>Key outputs</a> first.</p>",
+        *(
+            [f"<p class='note'><b>Note:</b> {html.escape(note)}.</p>"]
+            if (note := seed_note(comparison.sources))
+            else []
+        ),
         "<h2>Scenarios</h2>",
         *(_scenario_section(s, colours[s.name]) for s in comparison.sources),
         "<h2>Summary table</h2>",

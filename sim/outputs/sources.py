@@ -186,3 +186,17 @@ def gather(
         source.name = name
         sources.append(source)
     return sources
+
+
+def seed_note(sources: Sequence[Source]) -> str:
+    """A warning when single runs with different seeds are compared: their differences include the agents' noise."""
+    single = {
+        s.name: int(np.ravel(s.dataset["seed"].values)[0]) for s in sources if not s.span and "seed" in s.dataset.coords
+    }
+    if len(set(single.values())) <= 1:
+        return ""
+    seeds = ", ".join(f"{name} {seed}" for name, seed in single.items())
+    return (
+        f"single runs with different seeds ({seeds}): their differences include the firm agents' random noise, "
+        "not only the scenarios'; compare scenario files with --seeds N for fans on common seeds"
+    )
