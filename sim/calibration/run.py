@@ -68,7 +68,6 @@ def calibrate(
     best, ensemble = full_runs(scenario, targets, fit, REPORT_MEMBERS[budget], backend, workers)
 
     command = f"python -m sim calibrate {scenario_path} --seed {seed} --budget {budget}"
-    command += f" --out {out}" if out != Path("calibration") else ""
     command += f" --until {until:g}" if until is not None else ""
     kinds = {name: policy["kind"] for name, policy in scenario.document.get("policies", {}).items()}
     atomic_write(out / "fitted.toml", fitted_document(fit, command, kinds))  # each file appears whole or not at all
