@@ -105,7 +105,8 @@ def draw_observed(ax: Axes, regions: tuple[str, ...], legend: Legend, start: flo
         if not start - 0.01 <= obs.time <= end + 0.01:
             continue
         marker = "o" if obs.kind == "bulletin" else "D"
-        label = "observed: year-end bulletins" if obs.kind == "bulletin" else "observed: 2020 census"
+        census = "observed: 2020 census (Beijing: 1.7 % above the bulletins the model follows)"
+        label = "observed: year-end bulletins" if obs.kind == "bulletin" else census
         handle = ax.plot(obs.time, obs.value / TENK, marker, color=OBSERVED_COLOUR, ms=4, zorder=5)[0]
         legend.add(label, handle)
     for plan in observed.plans_for(regions):
