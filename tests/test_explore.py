@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 
 import sim
 from sim.cli import main
-from tests.conftest import write_scenario
+from tests.conftest import SCENARIOS, write_scenario
 
 
 def _require(module: str) -> None:
@@ -260,3 +261,13 @@ def test_cli_serves_on_loopback_only(folder: Path, monkeypatch: pytest.MonkeyPat
     path = write_scenario(folder, 'name = "serve_short"\n[run]\nend = 2016\n', "serve_short.toml", "historical.toml")
     assert main(["explore", str(path), "--no-browser", "--port", "8791"]) == 0
     assert [(c.host, c.port) for c in served] == [("127.0.0.1", 8791)]
+
+
+def test_timelines_of_scenarios_that_differ_only_by_their_end_are_not_shared() -> None:
+    """The policy timeline is cached by what it depends on, the horizon included (a cached 2035 timeline
+    served to a 2024 scenario gave the page series of the wrong length)."""
+    from sim.explore.answers import timeline_inputs
+
+    plan = sim.load_scenario(SCENARIOS / "plan2021.toml")
+    long, short = timeline_inputs(plan), timeline_inputs(replace(plan, end=2024))
+    assert len(short.months) == (2024 - plan.start) * 12 < len(long.months)

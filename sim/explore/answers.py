@@ -83,7 +83,12 @@ def timeline_inputs(scenario: Scenario) -> TimelineInputs:
     at the same points of the month as ``Model.step`` and ``Model.observe`` read it.
     """
     key = json.dumps(
-        [scenario.policies, float(scenario.parameters["construction.workforce_capacity"]), scenario.start],
+        [
+            scenario.policies,
+            float(scenario.parameters["construction.workforce_capacity"]),
+            scenario.start,
+            scenario.end,  # the months recorded
+        ],
         sort_keys=True,
         default=str,
     )

@@ -259,13 +259,14 @@
     restTimer = setTimeout(async () => {
       const seq = state.seq;
       state.pending = "full"; describe();
-      if (C.ensemble) ask("bands", { seq, values }).then((a) => {
-        if (a && seq === state.seq) { state.bands = a.bands; redraw(null); }
-      });
       const answer = await ask("full", { seq, values });
       if (!answer || seq !== state.seq) return;
       state.full = answer; state.pending = null;
       redraw(started, "full", seq);
+      // the bands after the full run: computed beside it they would share its core and delay it
+      if (C.ensemble) ask("bands", { seq, values }).then((a) => {
+        if (a && seq === state.seq) { state.bands = a.bands; redraw(null); }
+      });
     }, 150);
   }
 
