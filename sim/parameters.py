@@ -55,29 +55,28 @@ def stack_parameters(scenario: Scenario, overrides: Sequence[Mapping[str, Any]])
 
 
 def _by_parameter(scenario: Scenario, override: Mapping[str, Any], where: str, run: int) -> dict[str, Any]:
-    """The override with label addresses ('population.out_migration_rate.tianjin') folded into whole arrays."""
-    whole = {key: value for key, value in override.items() if key in scenario.parameters}
-    for key, value in override.items():
+    """The override with label addresses ('population.out_migration_rate.tianjin') folded into whole arrays.
+
+    Whole parameters (and unknown keys, which the caller names) are kept; a label address then refines its
+    parameter's array, as in the parameter space (``sim.space.with_values``).
+    """
+    labelled = [k for k in override if k not in scenario.parameters and k.rpartition(".")[0] in scenario.parameters]
+    folded = {k: v for k, v in override.items() if k not in labelled}
+    for key in labelled:
         base, _, label = key.rpartition(".")
-        if key in scenario.parameters or base not in scenario.parameters:
-            continue  # whole parameters above; an unknown key is reported by the caller
         group, name = base.split(".", 1)
         dims = PARAMETERS[group][name]["dims"]
         labels = scenario.regions.codes if dims == "region" else FIRM_SECTORS if dims == "sector" else ()
         if label not in labels:
             raise InputError(where, f"run {run}: {key}", f"unknown label; {suggest(label, tuple(labels))}")
-        array = np.array(whole.get(base, scenario.parameters[base]), dtype=float)
-        array = np.broadcast_to(array, np.shape(scenario.parameters[base])).copy()
-        if not np.isscalar(value) and np.ndim(value) != 0:
-            raise InputError(where, f"run {run}: {key}", f"expected one number, got {value!r}")
-        array[list(labels).index(label)] = value
-        whole[base] = array
-    return whole | {key: value for key, value in override.items() if key not in whole and _unknown(scenario, key)}
-
-
-def _unknown(scenario: Scenario, key: str) -> bool:
-    """A key that is neither a parameter nor a label address of one (kept so the caller names it)."""
-    return key not in scenario.parameters and key.rpartition(".")[0] not in scenario.parameters
+        if np.ndim(override[key]) != 0:
+            raise InputError(where, f"run {run}: {key}", f"expected one number, got {override[key]!r}")
+        array = np.broadcast_to(
+            np.array(folded.get(base, scenario.parameters[base]), dtype=float), np.shape(scenario.parameters[base])
+        ).copy()
+        array[labels.index(label)] = override[key]
+        folded[base] = array
+    return folded
 
 
 def pick(cls: type, values: dict[str, np.ndarray], group: str, rename: Mapping[str, str] | None = None) -> dict:

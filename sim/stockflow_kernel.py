@@ -355,19 +355,13 @@ def replay_stocks(
     model: StockFlow, effects: AgentEffects, outputs: Sequence[str] = KERNEL_OUTPUTS
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``sim.stockflow.replay`` for the stock outputs, from a ``StockFlow`` built for the batch."""
-    scenario, p, runs, n = model.scenario, model.params, model.runs, len(model.regions)
+    scenario, runs, n = model.scenario, model.runs, len(model.regions)
     unknown = set(outputs) - set(KERNEL_OUTPUTS)
     if unknown:
         raise ValueError(f"the compiled replay gives stocks only, not {sorted(unknown)}")
     if scenario.method not in ("euler", "rk4"):
         raise ValueError(f"unknown integration method {scenario.method!r}")
-    scalars = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs,)) for k in SCALARS], axis=1)
-    regional = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs, n)) for k in REGIONAL], axis=1)
-    gaps = np.broadcast_to(p.move_gap_2014, (runs, 2, n))  # rows: alpha, gap (registered, migrant), the rest
-    regional = np.concatenate([regional[:, :1], gaps, regional[:, 1:]], axis=1)
-    follow = np.stack(
-        [model.follow["household_follow_share"] * model.follow["household_size"], model.follow["follow_time"]], axis=1
-    )
+    scalars, regional, logit_base, follow = _constants(model)
     s = model.state
     y0 = np.concatenate(
         [
@@ -391,11 +385,11 @@ def replay_stocks(
         np.ascontiguousarray(y0),
         n,
         scenario.method == "rk4",
-        np.ascontiguousarray(scalars),
-        np.ascontiguousarray(regional),
-        np.ascontiguousarray(np.broadcast_to(model.logit_base_rates, (runs, 2, n))),
+        scalars,
+        regional,
+        logit_base,
         model.same.astype(float),
-        np.ascontiguousarray(follow),
+        follow,
         *(inputs[k] for k in INPUTS),
         inputs["births"],
         inputs["deaths"],

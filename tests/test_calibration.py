@@ -89,17 +89,12 @@ def test_an_interrupted_calibration_resumes_after_its_last_finished_stage(tmp_pa
     free = [p for p in load_free_parameters() if p.address in chosen]
     budget = Budget(stock_flow=(4, 4, 1, 0, 1), full=(4, 4, 1, 0, 1), cycles=1)
     path = tmp_path / "checkpoint.npz"
-    whole = fit_blocks(
-        window,
-        load_targets(),
-        free,
-        budget,
-        seed=1,
-        backend="serial",
-        workers=1,
-        checkpoint=Checkpoint(path, "same inputs"),
-    )
-    interrupted = Checkpoint(path, "same inputs")
+
+    def fit():
+        return fit_blocks(window, load_targets(), free, budget, 1, "serial", 1, checkpoint=Checkpoint(path, "same"))
+
+    whole = fit()
+    interrupted = Checkpoint(path, "same")
     assert set(interrupted.stages) == {"stock_flow_0", "agents_0", "stock_flow_1"}
     del interrupted.stages["stock_flow_1"]  # as if stopped during the last stage
     interrupted.save("agents_0", **interrupted.stages["agents_0"])
@@ -108,16 +103,7 @@ def test_an_interrupted_calibration_resumes_after_its_last_finished_stage(tmp_pa
         raise AssertionError("a finished stage was fitted again")
 
     monkeypatch.setattr(fit_module, "FullObjective", refit)
-    resumed = fit_blocks(
-        window,
-        load_targets(),
-        free,
-        budget,
-        seed=1,
-        backend="serial",
-        workers=1,
-        checkpoint=Checkpoint(path, "same inputs"),
-    )
+    resumed = fit()
     np.testing.assert_array_equal(resumed.samples, whole.samples)
     assert resumed.evaluations == whole.evaluations
     assert Checkpoint(path, "other inputs").stages == {}

@@ -63,7 +63,30 @@ def replay_dataset(scenario: Scenario, effects: AgentEffects, overrides: Sequenc
     )
 
 
-class StockFlowObjective:
+class Objective:
+    """Log posterior of parameter sets of a block, a batch at a time: log priors plus a Gaussian
+    log-likelihood of the targets' misfits in sigmas; ``misfits`` (set, target) is the subclass's."""
+
+    free: tuple[FreeParameter, ...]
+
+    def misfits(self, theta: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def log_prior(self, theta: np.ndarray) -> np.ndarray:
+        return sum(p.log_prior(theta[:, i]) for i, p in enumerate(self.free))
+
+    def __call__(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.atleast_2d(theta)
+        prior = self.log_prior(theta)
+        result = np.full(len(theta), -np.inf)
+        ok = np.isfinite(prior)
+        if ok.any():
+            likelihood = -0.5 * (self.misfits(theta[ok]) ** 2).sum(axis=1)
+            result[ok] = np.where(np.isfinite(likelihood), prior[ok] + likelihood, -np.inf)
+        return result
+
+
+class StockFlowObjective(Objective):
     """Log posterior of stock-and-flow parameter sets, evaluated a batch at a time."""
 
     def __init__(
@@ -72,9 +95,6 @@ class StockFlowObjective:
         self.scenario, self.effects, self.free = scenario, effects, tuple(free)
         self.targets = {k: t for k, t in targets.items() if t.outputs <= set(STOCK_FLOW_OUTPUTS)}
         self.evaluations = 0
-
-    def log_prior(self, theta: np.ndarray) -> np.ndarray:
-        return sum(p.log_prior(theta[:, i]) for i, p in enumerate(self.free))
 
     def misfits(self, theta: np.ndarray) -> np.ndarray:
         """Misfit in sigmas, (set, target); NaN rows for sets the model refuses (a 2014 trend it cannot meet)."""
@@ -87,17 +107,6 @@ class StockFlowObjective:
                 return np.full((1, len(self.targets)), np.nan)
             return np.concatenate([self.misfits(row[None]) for row in theta])
         return np.stack([t.misfit(t.model_value(ds)) for t in self.targets.values()], axis=1)
-
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
-        theta = np.atleast_2d(theta)
-        prior = self.log_prior(theta)
-        result = np.full(len(theta), -np.inf)
-        ok = np.isfinite(prior)
-        if ok.any():
-            z = self.misfits(theta[ok])
-            likelihood = -0.5 * (z**2).sum(axis=1)
-            result[ok] = np.where(np.isfinite(likelihood), prior[ok] + likelihood, -np.inf)
-        return result
 
 
 def search_and_sample(
@@ -171,7 +180,7 @@ def fit_stock_flow(
     return Fit(tuple(objective.free), samples, logp, tuple(objective.targets), seed, objective.evaluations)
 
 
-class FullObjective:
+class FullObjective(Objective):
     """Log posterior of the agents' block: full runs of the window, a batch per call on an executor.
 
     Every run takes the ``fixed`` values (the stock-and-flow block's current fit) and one
@@ -194,9 +203,6 @@ class FullObjective:
         self.outputs = tuple(sorted(set().union(*(t.outputs for t in self.targets.values()))))
         self.evaluations = 0
 
-    def log_prior(self, theta: np.ndarray) -> np.ndarray:
-        return sum(p.log_prior(theta[:, i]) for i, p in enumerate(self.free))
-
     def datasets(self, theta: np.ndarray):
         """Full runs of the parameter sets (dims run x time x ...); failed runs are NaN."""
         from sim.experiments import evaluate
@@ -218,16 +224,6 @@ class FullObjective:
     def misfits(self, theta: np.ndarray) -> np.ndarray:
         ds = self.datasets(theta)
         return np.stack([t.misfit(t.model_value(ds)) for t in self.targets.values()], axis=1)
-
-    def __call__(self, theta: np.ndarray) -> np.ndarray:
-        theta = np.atleast_2d(theta)
-        prior = self.log_prior(theta)
-        result = np.full(len(theta), -np.inf)
-        ok = np.isfinite(prior)
-        if ok.any():
-            likelihood = -0.5 * (self.misfits(theta[ok]) ** 2).sum(axis=1)
-            result[ok] = np.where(np.isfinite(likelihood), prior[ok] + likelihood, -np.inf)
-        return result
 
 
 @dataclass(frozen=True)
