@@ -246,8 +246,6 @@ class Model:
         levers = self.timeline.levers()
         done = self.timeline.take_completed()
         self.built_services = self.built_services + done.services
-        delivered = self._month_inputs(levers, housing_added=done.housing)
-        self.stockflow.receive(delivered)
 
         staff_moved = np.zeros((self.runs, len(self.regions), len(self.regions)))
         for order, runs in self.timeline.take_orders():
@@ -255,6 +253,7 @@ class Model:
 
         self.firms.step(self._firm_context(time, levers))
         inputs = self._month_inputs(levers, staff_moved, done.housing)
+        self.stockflow.receive(inputs)  # housing delivered at the month's start (the agents do not read housing)
         if self.recorded is not None:
             self.recorded.append(inputs)
         if self.compiled_stocks:
