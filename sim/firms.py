@@ -40,8 +40,11 @@ destination's weight (real firms are conserved), so every firm can choose every 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -198,9 +201,15 @@ def monthly_probability(hazard: np.ndarray, dt: float) -> np.ndarray:
     return np.negative(hazard, out=hazard)
 
 
-def market_access(population: np.ndarray, travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
-    """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region)."""
-    return np.einsum("bd,brd->br", population, np.exp(-decay[:, None, None] * travel_time))
+def nearness(travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """exp(-decay * tau_rd) (run, region, region): how much of a region's residents another reaches."""
+    return np.exp(-decay[:, None, None] * travel_time)
+
+
+def market_access(population: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region), from
+    ``nearness``."""
+    return np.einsum("bd,brd->br", population, near)
 
 
 def demand(population: np.ndarray, access: np.ndarray, reach: np.ndarray) -> np.ndarray:
@@ -215,6 +224,12 @@ def rent_index(jobs: np.ndarray, space: np.ndarray, occupancy_2014: np.ndarray, 
     occupancy = jobs / np.maximum(space, 1e-9)
     ratio = np.maximum(occupancy / occupancy_2014[:, None], 1e-12)
     return np.minimum(np.exp(np.minimum(elasticity[:, None] * np.log(ratio), MAX_EXPONENT)), RENT_INDEX_MAX)
+
+
+def _catalogue_utility(coverage: np.ndarray) -> np.ndarray:
+    """ln(1 - coverage) (run, sector, destination): a fully covered industry cannot register there (-inf)."""
+    with np.errstate(divide="ignore"):
+        return np.log1p(-coverage).transpose(0, 2, 1)
 
 
 def space_starts(
@@ -238,6 +253,7 @@ class Firms:
         # K2: industrial firms moving from Beijing (outside Tongzhou) into Tongzhou or the northern counties
         self.transfer_origins = regions.beijing & ~np.isin(regions.codes, ("bj_tongzhou",))
         self.transfer_destinations = np.isin(regions.codes, ("bj_tongzhou", "north3"))
+        self.outside = ~regions.beijing  # where refused entrants may register instead
         runs = len(streams.seeds)
         agents = np.round(table.firms / table.agent_weight).astype(int)  # (region, sector)
         region, sector = np.nonzero(agents)
@@ -256,6 +272,9 @@ class Firms:
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
         self._flags = np.zeros((runs, n), bool)  # reused buffer for per-slot events
         self._work = self._block_buffers()
+        self._lever_terms: dict[Any, tuple[tuple[np.ndarray, ...], np.ndarray]] = {}  # ``_kept``
+        self._month: dict[Any, np.ndarray] | None = None  # terms shared by a step's calls (``step``)
+        self._closed: dict[bytes, np.ndarray] = {}  # destinations closed to movers, by ``allowed``
         size = runs * len(regions) * N_SECTORS
         self._firm_tally, self._job_tally = np.zeros(size), np.zeros(size)  # kept up to date event by event
         self.counters = FirmCounters(runs, len(regions))
@@ -268,7 +287,9 @@ class Firms:
         self.firms_2014 = np.round(table.firms / table.agent_weight) * table.agent_weight  # (region, sector)
         population = np.tile(regions.population_2014, (runs, 1))
         travel = np.broadcast_to(regions.travel_time, (runs, len(regions), len(regions)))
-        self.demand_2014 = demand(population, market_access(population, travel, p.market_decay), p.market_reach)
+        self.demand_2014 = demand(
+            population, market_access(population, nearness(travel, p.market_decay)), p.market_reach
+        )
         jobs = self.jobs().sum(axis=2)
         self.space = jobs / p.space_occupancy_2014[:, None]  # workplaces (run, region)
         self.space_2014 = self.space.copy()
@@ -408,24 +429,60 @@ class Firms:
         ``rent`` is the rent index (run, region); ``catalogue=False`` gives the shares
         movers would choose if Beijing's catalogue turned nobody away (to count refusals).
         """
-        p, tt = self.params, ctx.travel_time
-        incentive = ctx.incentive + (ctx.pharma_incentive[..., None] if pharma else 0.0)  # (run, region, sector)
-        cost_of_space = self.regions.rent_level_2014 * rent
-        by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, :, self.core]
-        agglomeration = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1)
-        by_sector = agglomeration + incentive.transpose(0, 2, 1) + self.destination_constant  # (run, sector, dest)
-        if catalogue:
-            with np.errstate(divide="ignore"):  # a fully covered industry cannot register there: log(0) = -inf
-                by_sector = by_sector + np.log1p(-ctx.coverage).transpose(0, 2, 1)
-        by_origin = -p.distance_weight[:, None, None] * tt
-        utility = by_destination[:, None, None, :] + by_sector[:, :, None, :] + by_origin[:, None, :, :]
+        memo = {} if self._month is None else self._month  # within a step: each term once a month
+        key = (None if allowed is None else allowed.tobytes(), pharma, catalogue)
+        if key in memo:
+            return memo[key]
+        utility = self._utility(ctx, counts, rent, pharma, catalogue, memo)
         if allowed is not None:
-            n = tt.shape[-1]
-            utility = np.where(np.eye(n, dtype=bool) | ~allowed[None, :], -np.inf, utility)
+            if key[0] not in self._closed:
+                n = ctx.travel_time.shape[-1]
+                self._closed[key[0]] = np.eye(n, dtype=bool) | ~allowed[None, :]
+            utility = np.where(self._closed[key[0]], -np.inf, utility)
         top = utility.max(axis=-1, keepdims=True)
         weights = np.exp(utility - np.where(np.isfinite(top), top, 0.0))
         total = weights.sum(axis=-1, keepdims=True)
-        return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)  # no destination: all zero
+        probs = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)  # no destination: all zero
+        probs.flags.writeable = False  # shared by the month's choices
+        memo[key] = probs
+        return probs
+
+    def _utility(self, ctx: FirmContext, counts, rent, pharma: bool, catalogue: bool, memo: dict) -> np.ndarray:
+        """Destination utility (run, sector, origin, destination) before closing destinations, from terms kept
+        in ``memo`` (this month's stock and rents) and ``_kept`` (the levers'), the same operations in the
+        same order as written out in the module docstring."""
+        if ("utility", pharma, catalogue) in memo:
+            return memo["utility", pharma, catalogue]
+        p, tt = self.params, ctx.travel_time
+        if "by_destination" not in memo:
+            cost_of_space = self.regions.rent_level_2014 * rent
+            by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, :, self.core]
+            memo["by_destination"] = by_destination[:, None, None, :]
+            memo["agglomeration"] = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1)
+        if ("by_sector", pharma) not in memo:
+            incentive = self._kept(  # (run, sector, destination)
+                ("incentive", pharma),
+                (ctx.incentive, ctx.pharma_incentive),
+                lambda: (ctx.incentive + (ctx.pharma_incentive[..., None] if pharma else 0.0)).transpose(0, 2, 1),
+            )
+            memo["by_sector", pharma] = memo["agglomeration"] + incentive + self.destination_constant
+        by_sector = memo["by_sector", pharma]
+        if catalogue:
+            by_sector = by_sector + self._kept("catalogue", (ctx.coverage,), lambda: _catalogue_utility(ctx.coverage))
+        by_origin = self._kept("by_origin", (tt,), lambda: (-p.distance_weight[:, None, None] * tt)[:, None, :, :])
+        utility = memo["utility", pharma, catalogue] = memo["by_destination"] + by_sector[:, :, None, :] + by_origin
+        return utility
+
+    def _kept(self, name: Any, levers: tuple[np.ndarray, ...], compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()`` of the given levers, kept while they are the same immutable arrays (the timeline's
+        levers are read-only and replaced when they change, so most months reuse the value)."""
+        hit = self._lever_terms.get(name)
+        if hit is not None and all(a is b for a, b in zip(hit[0], levers)):
+            return hit[1]
+        value = compute()
+        if all(not a.flags.writeable and a.flags.owndata for a in levers):
+            self._lever_terms[name] = (levers, value)
+        return value
 
     def _fit_destination_constants(self) -> np.ndarray:
         """Destination constants kappa (run, sector, region) that put the 2014 stock at rest under moves.
@@ -454,13 +511,21 @@ class Firms:
         return self.destination_constant
 
     def _choose(
-        self, run: np.ndarray, slot: np.ndarray, probs: np.ndarray, pharma_probs: np.ndarray | None, uniform: np.ndarray
+        self,
+        run: np.ndarray,
+        slot: np.ndarray,
+        probs: np.ndarray,
+        pharma_probs: np.ndarray | Callable[[], np.ndarray] | None,
+        uniform: np.ndarray,
     ) -> np.ndarray:
-        """Draw a destination per mover against its cumulative shares; -1 where none is open to it."""
+        """Draw a destination per mover against its cumulative shares; -1 where none is open to it.
+
+        ``pharma_probs`` (pharmaceutical firms' shares) may be a function: called only if a mover is one."""
         sector = self.sector[run, slot]
         rows = probs[run, sector, self.region[run, slot]]
-        if pharma_probs is not None:
-            is_pharma = self.pharma[run, slot]
+        is_pharma = None if pharma_probs is None else self.pharma[run, slot]
+        if is_pharma is not None and is_pharma.any():
+            pharma_probs = pharma_probs() if callable(pharma_probs) else pharma_probs
             rows[is_pharma] = pharma_probs[run[is_pharma], MANUFACTURING, self.region[run[is_pharma], slot[is_pharma]]]
         total = rows.sum(axis=1)
         cumulative = np.cumsum(rows, axis=1)
@@ -476,6 +541,13 @@ class Firms:
         events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``
         (which ``CompiledFirms`` overrides, with the same results).
         """
+        self._month = {}  # the destination logit's terms, shared by the month's choices
+        try:
+            self._step(ctx)
+        finally:
+            self._month = None
+
+    def _step(self, ctx: FirmContext) -> None:
         p, c = self.params, self.counters
         counts, jobs = self.counts(), self.jobs().sum(axis=2)  # start-of-month stock drives this month's choices
 
@@ -503,7 +575,7 @@ class Firms:
             relocating = ~closing
             if relocating.any():
                 probs = self.destination_probabilities(ctx, counts, rent, programme.allowed)
-                pharma_probs = self.destination_probabilities(ctx, counts, rent, programme.allowed, pharma=True)
+                pharma_probs = partial(self.destination_probabilities, ctx, counts, rent, programme.allowed, True)
                 uniform = self._draws(f"dispersal destination: {name}", run[relocating])
                 destination[relocating] = self._choose(run[relocating], slot[relocating], probs, pharma_probs, uniform)
             closing |= destination < 0  # nowhere open to it: the unit closes instead
@@ -522,7 +594,7 @@ class Firms:
         run, slot = self._relocations(rent_by_cell, moved, ctx.dt)
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
-            pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
+            pharma_probs = partial(self.destination_probabilities, ctx, counts, rent, None, True)
             self._count_refused_changes(ctx, counts, rent, run, slot)
             destination = self._choose(run, slot, probs, pharma_probs, self._draws("relocation destination", run))
             between = (destination >= 0) & (destination != self.region[run, slot])  # else a move within the region
@@ -735,7 +807,8 @@ class Firms:
         growth = np.ones((len(self.streams.seeds), N_SECTORS))
         years = np.minimum(ctx.time - 2014.0, p.high_end_growth_years)
         growth[:, HIGH_END] = np.exp(p.high_end_entry_growth * years)
-        access = market_access(ctx.population, ctx.travel_time, p.market_decay)
+        near = self._kept("nearness", (ctx.travel_time,), lambda: nearness(ctx.travel_time, p.market_decay))
+        access = market_access(ctx.population, near)
         relative_demand = demand(ctx.population, access, p.market_reach) / self.demand_2014
         deterrence = np.minimum(
             np.exp(-np.minimum(p.rent_entry_response[:, None] * (rent - 1.0), MAX_EXPONENT)), ENTRY_BOOST_MAX
@@ -762,9 +835,8 @@ class Firms:
         c.refused += s.poisson("refused", covered * p.apply_despite_ban[:, None, None]).sum(axis=(1, 2))
         weight = self.table.agent_weight
         admitted = s.poisson("entry", (wanted - covered) / weight)  # agents (run, region, sector)
-        outside = ~regions.beijing
         # refused would-be entrants who register outside Beijing, by logit from their origin
-        probs = self.destination_probabilities(ctx, counts, rent, outside)  # (run, sector, origin, dest)
+        probs = self.destination_probabilities(ctx, counts, rent, self.outside)  # (run, sector, origin, dest)
         diverting = covered * (p.apply_despite_ban * p.refused_register_elsewhere)[:, None, None]
         diverted = s.poisson("diverted", np.einsum("bos,bsod->bds", diverting, probs) / weight)
         # branches of Zhongguancun firms (a share of Beijing's high-end firms) in Tianjin and Hebei,
@@ -776,12 +848,13 @@ class Firms:
             "branches", branching[:, None] * probs[:, HIGH_END, self.central] / weight[:, HIGH_END]
         )
 
-        c.beijing_entrants = np.roll(c.beijing_entrants, -1, axis=1)
+        c.beijing_entrants[:, :-1] = c.beijing_entrants[:, 1:]  # the window moves on a month
         c.beijing_entrants[:, -1] = (admitted * weight)[:, regions.beijing].sum(axis=1)
-        c.entries += ((admitted + diverted + branches) * weight).sum(axis=1)
+        entering = admitted + diverted + branches
+        c.entries += (entering * weight).sum(axis=1)
         c.diverted += (diverted * weight).sum(axis=2)
         c.branches += (branches * weight).sum(axis=2)
-        new = (admitted + diverted + branches).astype(int)
+        new = entering.astype(int)
         run, region, sector = np.nonzero(new)
         times = new[run, region, sector]
         run, region, sector = np.repeat(run, times), np.repeat(region, times), np.repeat(sector, times)

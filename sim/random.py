@@ -47,8 +47,11 @@ class Streams:
         return out
 
     def poisson(self, name: str, mean: np.ndarray) -> np.ndarray:
-        """Poisson counts with the run axis first (one generator call per run)."""
-        return np.stack([g.poisson(m) for g, m in zip(self.generators(name), mean)]).astype(float)
+        """Poisson counts with the run axis first (one generator call per run), as floats."""
+        out = np.empty(np.shape(mean))
+        for run, (generator, m) in enumerate(zip(self.generators(name), mean)):
+            out[run] = generator.poisson(m)
+        return out
 
     def lognormal_unit_mean(self, name: str, sigma: np.ndarray, sizes: Sequence[int] | np.ndarray) -> np.ndarray:
         """Lognormal draws with mean 1 and log-sd ``sigma[b]``: ``sizes[b]`` for run b, padded with 1.0."""

@@ -22,6 +22,7 @@ from sim.firms import (
     Firms,
     FirmTable,
     market_access,
+    nearness,
     rent_index,
     space_starts,
 )
@@ -135,7 +136,7 @@ def test_space_starts_close_the_gap_over_the_adjustment_time_within_the_land_lim
 
 def test_market_access_counts_residents_within_reach():
     # exp(-ln 2 * 1 h) = 1/2: A_0 = 100 + 300 / 2, A_1 = 100 / 2 + 300
-    access = market_access(np.array([[100.0, 300.0]]), two_regions().travel_time[None], np.array([np.log(2)]))
+    access = market_access(np.array([[100.0, 300.0]]), nearness(two_regions().travel_time[None], np.array([np.log(2)])))
     np.testing.assert_allclose(access, [[250.0, 350.0]])
 
 
