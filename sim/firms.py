@@ -181,11 +181,6 @@ class FirmCounters:
         )
 
 
-def _rank_within_run(run: np.ndarray, per_run: np.ndarray) -> np.ndarray:
-    """0, 1, 2, ... within each run for items sorted by run (``per_run`` = items of each run)."""
-    return np.arange(len(run)) - np.repeat(np.cumsum(per_run) - per_run, per_run)
-
-
 def _selected(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(run, slot) of the True entries of a (run, width) mask, run by run (as np.nonzero), from flat indices."""
     flat = np.flatnonzero(mask)
@@ -326,10 +321,10 @@ class Firms:
         self._firm_tally += sign * np.bincount(cell, weights=weight, minlength=size)
         self._job_tally += sign * np.bincount(cell, weights=weight * employees, minlength=size)
 
-    def _slots(self, run: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _slots(self, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Free slots for new agents of ``run`` (sorted by run), each run's lowest free slots first.
 
-        Returns the slots, the rank of each new agent within its run, and agents per run.
+        Returns the slots and the agents per run.
         """
         runs = self.alive.shape[0]
         per_run = np.bincount(run, minlength=runs)
@@ -347,32 +342,30 @@ class Firms:
             self._grow(int((per_run + alive).max()))
         slots = []
         for b in np.flatnonzero(per_run):
-            end, wanted = self.extent[b], per_run[b]
+            end, wanted = int(self.extent[b]), int(per_run[b])
             free = np.flatnonzero(~self.alive[b, :end])[:wanted]  # free slots among those used, then fresh ones
-            slots.append(np.concatenate([free, np.arange(end, end + wanted - len(free))]))
-        slot = np.concatenate(slots) if slots else np.zeros(0, int)
-        within = _rank_within_run(run, per_run)
-        np.maximum.at(self.extent, run, slot + 1)
+            fresh = wanted - len(free)
+            slots.append(np.concatenate([free, np.arange(end, end + fresh)]) if fresh else free)
+            self.extent[b] = end + fresh
+        slot = slots[0] if len(slots) == 1 else np.concatenate(slots) if slots else np.zeros(0, np.intp)
         self.alive[run, slot] = True
-        return slot, within, per_run
+        return slot, per_run
 
     def _add(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray, age: np.ndarray, stream: str) -> None:
         """Put new agents (given run by run, in order) into free slots, drawing their traits."""
         order = np.argsort(run, kind="stable")
         run, region, sector, age = run[order], region[order], sector[order], age[order]
-        slot, within, per_run = self._slots(run)
+        slot, per_run = self._slots(run)
         p = self.params
-        sensitivity = self.streams.lognormal_unit_mean(
-            f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run
-        )
-        pharma_draw = self.streams.random(f"{stream}: pharma", per_run)
+        sensitivity = self.streams.lognormal_runs(f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run)
+        pharma_draw = self.streams.random_runs(f"{stream}: pharma", per_run)
         self.region[run, slot], self.sector[run, slot] = region, sector
         self.cell[run, slot] = cell = self._cells(run, region, sector)
         self.weight[run, slot] = weight = self.table.agent_weight[region, sector]
         self.employees[run, slot] = employees = self.table.employees_per_firm[region, sector]
         self.age[run, slot] = age
-        self.cost_sensitivity[run, slot] = sensitivity[run, within]
-        self.pharma[run, slot] = (sector == MANUFACTURING) & (pharma_draw[run, within] < p.pharma_share[run])
+        self.cost_sensitivity[run, slot] = sensitivity
+        self.pharma[run, slot] = (sector == MANUFACTURING) & (pharma_draw < p.pharma_share[run])
         self._book(cell, weight, employees, +1.0)
 
     def _remove(self, run: np.ndarray, slot: np.ndarray) -> None:
@@ -738,8 +731,7 @@ class Firms:
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""
-        per_run = np.bincount(run, minlength=self.alive.shape[0])
-        return self.streams.random(stream, per_run)[run, _rank_within_run(run, per_run)]
+        return self.streams.random_runs(stream, np.bincount(run, minlength=self.alive.shape[0]))
 
     def _by_sector(self, run: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """Real firms of the given agents by (run, sector)."""
@@ -786,7 +778,7 @@ class Firms:
         has_remainder = remainder > 1e-9 * target
         new_weight[last[has_remainder]] = remainder[has_remainder]
         parent_run, parent_slot = run[parent], slot[parent]
-        new_slot, _, _ = self._slots(parent_run)
+        new_slot, _ = self._slots(parent_run)
         if moved.shape != self.alive.shape:  # the columns grew
             moved = np.concatenate([moved, np.zeros((moved.shape[0], self.alive.shape[1] - moved.shape[1]), bool)], 1)
         for name in ("region", "sector", "employees", "age", "cost_sensitivity", "pharma", "cell"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
 import numpy as np
 import pytest
@@ -548,3 +549,23 @@ def test_hazards_in_blocks_of_runs_give_the_same_months_as_all_runs_at_once(shor
     np.testing.assert_array_equal(one_by_one.firms.counts(), together.firms.counts())
     c = together.firms.counters
     assert c.exits.sum() > 0 and c.spontaneous_moves.sum() > 0 and c.dispersed.sum() > 0
+
+
+def test_flat_draws_are_each_runs_own_numbers_run_after_run():
+    """``Streams.random_runs`` and ``lognormal_runs`` (the draws of agents listed by run) are the numbers each
+    run's generator gives on its own, alone or in a batch, whatever the other runs draw."""
+    from sim.random import Streams
+
+    per_run = np.array([3, 0, 5])
+    flat = Streams([1, 2, 3]).random_runs("x", per_run)
+    alone = [np.random.default_rng([seed, zlib.crc32(b"x")]).random(n) for seed, n in zip([1, 2, 3], per_run)]
+    np.testing.assert_array_equal(flat, np.concatenate(alone))
+    np.testing.assert_array_equal(Streams([3]).random_runs("x", np.array([5])), flat[3:])
+    sigma = np.array([0.5, 1.0, 2.0])
+    flat = Streams([1, 2, 3]).lognormal_runs("y", sigma, per_run)
+    expected = [
+        np.random.default_rng([seed, zlib.crc32(b"y")]).lognormal(-s * s / 2, s, n)
+        for seed, s, n in zip([1, 2, 3], sigma, per_run)
+    ]
+    np.testing.assert_array_equal(flat, np.concatenate(expected))
+    assert len(Streams([1]).random_runs("x", np.array([0]))) == 0
