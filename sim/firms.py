@@ -63,9 +63,10 @@ IS_INDUSTRIAL = np.isin(np.arange(N_SECTORS), INDUSTRIAL)  # by sector index (a 
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
 RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
 MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
+LIMIT_SLACK = 1.0 + 1e-9  # a limit of monthly probabilities covers the last bits of exp, expm1 and bounds, widely
 ENTRY_BOOST_MAX = 2.0  # cheap space at most doubles would-be entrants (assumed; demand bounds entry, not rent)
 GROWTH = 8  # columns grow by at least 1/GROWTH of their capacity when full (capacity stays close to use)
-BLOCK_VALUES = 2**16  # per-slot hazards are computed over blocks of runs of about this many slots (cache-sized)
+BLOCK_VALUES = 2**16  # per-slot draws are taken over blocks of runs of about this many slots (cache-sized)
 MAX_AGENTS_PER_RUN = 1_000_000  # firm agents a run may hold (about 40 MB of columns); 20x the 2014 stock
 SPACE_DELAY_ORDER = 3
 FIT_ITERATIONS, FIT_TOLERANCE = 500, 1e-9  # destination-constant balancing (log inflow / stock)
@@ -181,10 +182,10 @@ class FirmCounters:
         )
 
 
-def _selected(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(run, slot) of the True entries of a (run, width) mask, run by run (as np.nonzero), from flat indices."""
-    flat = np.flatnonzero(mask)
-    return flat // mask.shape[1], flat % mask.shape[1]
+def events_below(run: np.ndarray, slot: np.ndarray, draw: np.ndarray, hazard: np.ndarray, dt: float):
+    """(run, slot) of the candidates whose draw is below their exact monthly probability, in order."""
+    hit = draw < monthly_probability(hazard, dt)
+    return run[hit], slot[hit]
 
 
 def monthly_probability(hazard: np.ndarray, dt: float) -> np.ndarray:
@@ -265,7 +266,6 @@ class Firms:
         self.pharma = np.zeros((runs, n), bool)
         self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
-        self._flags = np.zeros((runs, n), bool)  # reused buffer for per-slot events
         self._work = self._block_buffers()
         self._lever_terms: dict[Any, tuple[tuple[np.ndarray, ...], np.ndarray]] = {}  # ``_kept``
         self._month: dict[Any, np.ndarray] | None = None  # terms shared by a step's calls (``step``)
@@ -297,19 +297,19 @@ class Firms:
     def _grow(self, needed: int) -> None:
         capacity = self.alive.shape[1]
         extra = max(needed - capacity, capacity // GROWTH)
-        for name in (*self.COLUMNS, "_flags"):
+        for name in self.COLUMNS:
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
         self._work = self._block_buffers()
 
     def _block_buffers(self) -> np.ndarray:
-        """Reused buffers for the per-slot hazards and draws of one block of runs (4, runs per block, capacity)."""
+        """The reused buffer for the per-slot draws of one block of runs (runs per block, capacity)."""
         runs, capacity = self.alive.shape
-        return np.zeros((4, min(runs, max(1, BLOCK_VALUES // capacity)), capacity))
+        return np.zeros((min(runs, max(1, BLOCK_VALUES // capacity)), capacity))
 
     def _blocks(self) -> list[slice]:
-        """The runs in blocks that fit the per-slot buffers (one block of all runs when they fit)."""
-        runs, size = self.alive.shape[0], self._work.shape[1]
+        """The runs in blocks that fit the per-slot buffer (one block of all runs when they fit)."""
+        runs, size = self.alive.shape[0], self._work.shape[0]
         return [slice(start, min(start + size, runs)) for start in range(0, runs, size)]
 
     def _cells(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray) -> np.ndarray:
@@ -634,11 +634,14 @@ class Firms:
         )
 
     # -- whom the per-slot events befall (``CompiledFirms`` overrides the three selections) ------
-    # The hazards are computed in place, block of runs by block in reused buffers, by the same
-    # operations in the same order on a block's view (``per_run`` = (rows, None), ``per_slot`` =
-    # (rows, slice(None, width))) as on gathered agents (``run``, (run, slot)): numpy's functions act
-    # elementwise, so an agent's probability is the same number either way. Takes by cell use
-    # mode="clip" (cells are valid; "raise" would buffer ``out``: 10x slower).
+    # Each selection draws one uniform per used slot (block of runs by block, into a reused buffer) and
+    # keeps the slots whose draw is below their run's limit: a bound of every agent's monthly probability
+    # from the run's largest rate, cost sensitivity and rent (costs are lognormal, so >= 0, and each hazard
+    # grows with its cost and its exponent; ``_limit``). Only these candidates (a few in a hundred) get their
+    # exact probability, by the hazard formulas below on gathered agents (``per_run`` = run, ``per_slot`` =
+    # (run, slot)): numpy's functions act elementwise, so an agent's probability is the number the formulas
+    # give over all agents at once, and an agent above the limit could not have drawn an event. Takes by
+    # cell use mode="clip" (cells are valid; "raise" would buffer ``out``: 10x slower).
     def _width(self) -> int:
         """Slots some run has used: per-slot work and draws cover these."""
         return int(self.extent.max())
@@ -680,54 +683,74 @@ class Firms:
         self._rent_push(p.cost_push, per_run, per_slot, rent_by_cell, push, hazard)
         return np.multiply(p.relocation_rate[per_run], push, out=hazard)
 
+    def _cost_ceiling(self) -> np.ndarray:
+        """Each run's largest cost sensitivity over the used slots (NaN if one is NaN)."""
+        return self.cost_sensitivity[:, : self._width()].max(axis=1)
+
+    def _push_bound(self, response: np.ndarray, rent_by_cell: np.ndarray) -> np.ndarray:
+        """Per run: at least exp(min(response * c_i * (rho_r - 1), 50)) of every agent, >= 1 (NaN if a cost is)."""
+        runs = self.alive.shape[0]
+        top = np.fmax.reduce((response * self._cost_ceiling())[:, None] * rent_by_cell.reshape(runs, -1), axis=1)
+        return np.exp(np.minimum(np.maximum(top, 0.0), MAX_EXPONENT))
+
+    @staticmethod
+    def _limit(hazard_bound: np.ndarray, dt: float) -> np.ndarray:
+        """Per run: above every agent's 1 - exp(-hazard dt) <= hazard dt, with slack for rounding; 2.0 (every
+        draw passes) where the bound is not a number."""
+        limit = hazard_bound * (dt * LIMIT_SLACK)
+        return np.where(limit >= 0, limit, 2.0)
+
+    def _below(self, stream: str, sizes: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(run, slot, draw) of the used slots (``sizes`` per run) whose draw of ``stream`` is below their run's
+        ``limit``, run by run in slot order."""
+        width, parts = self._width(), []
+        for rows in self._blocks():
+            uniform = self._uniform(stream, rows, width, sizes)
+            flat = np.flatnonzero(uniform < limit[rows, None])
+            row, slot = flat // width, flat % width
+            parts.append((rows.start + row, slot, uniform[row, slot]))
+        return tuple(np.concatenate(column) for column in zip(*parts))
+
     def _exits(self, rent_by_cell: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents that close this month (``_exit_hazard``)."""
-        width, exit_by_cell = self._width(), self._exit_rate_by_cell()
-        exiting = self._flags[:, :width]
-        for rows in self._blocks():
-            push, youth, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
-            self._exit_hazard((rows, None), (rows, slice(None, width)), rent_by_cell, exit_by_cell, push, youth, hazard)
-            np.logical_and(self.alive[rows, :width], self._events(hazard, dt, "exit", rows), out=exiting[rows])
-        return _selected(exiting)
+        p, exit_by_cell = self.params, self._exit_rate_by_cell()
+        top_rate = np.fmax.reduce(np.abs(exit_by_cell).reshape(self.alive.shape[0], -1), axis=1)
+        bound = top_rate * (1.0 + np.abs(p.young_exit_boost)) * self._push_bound(p.rent_exit_response, rent_by_cell)
+        run, slot, draw = self._below("exit", self.extent, self._limit(bound, dt))
+        alive = self.alive[run, slot]
+        run, slot, draw = run[alive], slot[alive], draw[alive]
+        hazard = self._exit_hazard(run, (run, slot), rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
+        return events_below(run, slot, draw, hazard, dt)
 
     def _dispersal_hits(self, programme: Dispersal, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents a programme moves out this month (``_dispersal_hazard``): alive, not
         moved yet, of its sector, in a targeted region; a run draws from the programme's stream only while
         the programme is active there."""
-        width = self._width()
-        hit = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
-        hit &= self.sector[:, :width] == programme.sector
-        hit &= np.take(programme.targeted, self.region[:, :width])
-        sizes, stream = np.where(programme.rate > 0, self.extent, 0), f"dispersal: {programme.name}"
-        for rows in self._blocks():
-            hazard = self._work[2, : rows.stop - rows.start, :width]
-            self._dispersal_hazard(programme, (rows, None), (rows, slice(None, width)), hazard)
-            np.logical_and(hit[rows], self._events(hazard, dt, stream, rows, sizes), out=hit[rows])
-        return _selected(hit)
+        sizes = np.where(programme.rate > 0, self.extent, 0)
+        limit = self._limit(np.abs(programme.rate) * self._cost_ceiling(), dt)
+        run, slot, draw = self._below(f"dispersal: {programme.name}", sizes, limit)
+        eligible = self.alive[run, slot] & ~moved[run, slot] & (self.sector[run, slot] == programme.sector)
+        eligible &= programme.targeted[self.region[run, slot]]
+        run, slot, draw = run[eligible], slot[eligible], draw[eligible]
+        hazard = self._dispersal_hazard(programme, run, (run, slot), np.empty(len(run)))
+        return events_below(run, slot, draw, hazard, dt)
 
     def _relocations(self, rent_by_cell: np.ndarray, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents that move of their own accord (``_relocation_hazard``): alive, not
         moved this month."""
-        width = self._width()
-        moving = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
-        for rows in self._blocks():
-            push, _, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
-            self._relocation_hazard((rows, None), (rows, slice(None, width)), rent_by_cell, push, hazard)
-            np.logical_and(moving[rows], self._events(hazard, dt, "relocation", rows), out=moving[rows])
-        return _selected(moving)
+        p = self.params
+        bound = np.abs(p.relocation_rate) * self._push_bound(p.cost_push, rent_by_cell)
+        run, slot, draw = self._below("relocation", self.extent, self._limit(bound, dt))
+        eligible = self.alive[run, slot] & ~moved[run, slot]
+        run, slot, draw = run[eligible], slot[eligible], draw[eligible]
+        hazard = self._relocation_hazard(run, (run, slot), rent_by_cell, *np.empty((2, len(run))))
+        return events_below(run, slot, draw, hazard, dt)
 
     def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray | None = None) -> np.ndarray:
         """One uniform per used slot (``sizes``, default ``extent``) of each run of a block, padded with 1.0,
         in the reused buffer (block, width)."""
         sizes = self.extent if sizes is None else sizes
-        return self.streams.random_into(stream, sizes, self._work[3, : rows.stop - rows.start, :width], rows)
-
-    def _events(
-        self, hazard: np.ndarray, dt: float, stream: str, rows: slice, sizes: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Per-slot events of a hazard over the month for a block of runs, u < 1 - exp(-hazard dt);
-        ``hazard`` (block, width) is overwritten."""
-        return np.less(self._uniform(stream, rows, hazard.shape[1], sizes), monthly_probability(hazard, dt))
+        return self.streams.random_into(stream, sizes, self._work[: rows.stop - rows.start, :width], rows)
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""

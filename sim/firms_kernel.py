@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sim.firms import Firms, monthly_probability
+from sim.firms import LIMIT_SLACK, Firms, events_below
 from sim.timeline import Dispersal
 
 SLACK = 1.0 + 1e-9  # covers the last bits of numpy's exp and expm1 and of the bounds' own rounding, widely
@@ -63,8 +63,6 @@ def _exp_bound(a):
 # >= 0, and the bounds grow with the cost and the exponent) is tested first; an agent's own bound is
 # computed only under it, by the same operations as before, so the candidates are the same.
 # Returns the number written.
-
-LIMIT_SLACK = 1.0 + 1e-9  # covers the rounding of the bound's polynomial (a few ulps, times 64), widely
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -144,12 +142,6 @@ def _relocation_candidates(uniform, start, alive, moved, cell, sensitivity, dt, 
     return found
 
 
-def _decide(run: np.ndarray, slot: np.ndarray, draw: np.ndarray, hazard: np.ndarray, dt: float):
-    """(run, slot) of the candidates whose draw is below their exact monthly probability, in order."""
-    hit = draw < monthly_probability(hazard, dt)
-    return run[hit], slot[hit]
-
-
 class CompiledFirms(Firms):
     """``Firms`` whose three per-slot selections run compiled; the same results (module docstring)."""
 
@@ -157,12 +149,12 @@ class CompiledFirms(Firms):
         """(run, slot, draw) of the candidates ``kernel(uniform, start, *args, ceiling, *buffers)`` lists, block
         of runs by block, from the reference's draws (``Firms._uniform``); ``ceiling``: each run's largest
         cost sensitivity over the used slots (NaN if one is NaN)."""
-        size = self._work.shape[1] * self._work.shape[2]
+        size = self._work.size
         buffers = getattr(self, "_candidate_buffers", None)  # run, slot, draw
         if buffers is None or len(buffers[0]) < size:  # the loops do not check
             self._candidate_buffers = buffers = (*np.empty((2, size), np.int64), np.empty(size))
         width, parts = self._width(), []
-        ceiling = self.cost_sensitivity[:, :width].max(axis=1)
+        ceiling = self._cost_ceiling()
         for rows in self._blocks():
             found = kernel(self._uniform(stream, rows, width, sizes), rows.start, *args, ceiling, *buffers)
             parts.append(tuple(a[:found].copy() for a in buffers))
@@ -174,7 +166,7 @@ class CompiledFirms(Firms):
                                            self.cost_sensitivity, dt, rent_by_cell, exit_by_cell,
                                            p.rent_exit_response, p.young_exit_boost)  # fmt: skip
         hazard = self._exit_hazard(run, (run, slot), rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
-        return _decide(run, slot, draw, hazard, dt)
+        return events_below(run, slot, draw, hazard, dt)
 
     def _dispersal_hits(self, programme: Dispersal, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         sizes, rate = np.where(programme.rate > 0, self.extent, 0), np.asarray(programme.rate, float)
@@ -182,7 +174,8 @@ class CompiledFirms(Firms):
         run, slot, draw = self._candidates(f"dispersal: {programme.name}", sizes, _dispersal_candidates, self.alive,
                                            moved, self.sector, self.region, targeted, programme.sector,
                                            self.cost_sensitivity, rate, dt)  # fmt: skip
-        return _decide(run, slot, draw, self._dispersal_hazard(programme, run, (run, slot), np.empty(len(run))), dt)
+        hazard = self._dispersal_hazard(programme, run, (run, slot), np.empty(len(run)))
+        return events_below(run, slot, draw, hazard, dt)
 
     def _relocations(self, rent_by_cell: np.ndarray, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
@@ -190,4 +183,4 @@ class CompiledFirms(Firms):
                                            self.cell, self.cost_sensitivity, dt, rent_by_cell, p.cost_push,
                                            p.relocation_rate)  # fmt: skip
         hazard = self._relocation_hazard(run, (run, slot), rent_by_cell, *np.empty((2, len(run))))
-        return _decide(run, slot, draw, hazard, dt)
+        return events_below(run, slot, draw, hazard, dt)
