@@ -63,6 +63,7 @@ IS_INDUSTRIAL = np.isin(np.arange(N_SECTORS), INDUSTRIAL)  # by sector index (a 
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
 RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
 MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
+COST_SPLIT = 3.0  # cost sensitivity above which agents are always checked (a few in a thousand; speed only)
 LIMIT_SLACK = 1.0 + 1e-9  # a limit of monthly probabilities covers the last bits of exp, expm1 and bounds, widely
 ENTRY_BOOST_MAX = 2.0  # cheap space at most doubles would-be entrants (assumed; demand bounds entry, not rent)
 GROWTH = 8  # columns grow by at least 1/GROWTH of their capacity when full (capacity stays close to use)
@@ -635,13 +636,14 @@ class Firms:
 
     # -- whom the per-slot events befall (``CompiledFirms`` overrides the three selections) ------
     # Each selection draws one uniform per used slot (block of runs by block, into a reused buffer) and
-    # keeps the slots whose draw is below their run's limit: a bound of every agent's monthly probability
-    # from the run's largest rate, cost sensitivity and rent (costs are lognormal, so >= 0, and each hazard
-    # grows with its cost and its exponent; ``_limit``). Only these candidates (a few in a hundred) get their
-    # exact probability, by the hazard formulas below on gathered agents (``per_run`` = run, ``per_slot`` =
-    # (run, slot)): numpy's functions act elementwise, so an agent's probability is the number the formulas
-    # give over all agents at once, and an agent above the limit could not have drawn an event. Takes by
-    # cell use mode="clip" (cells are valid; "raise" would buffer ``out``: 10x slower).
+    # keeps the candidates: slots whose draw is below their run's limit, a bound of the monthly probability
+    # of every agent whose cost sensitivity is at most the run's split, from the run's largest rate and rent
+    # (costs are lognormal, so >= 0, and each hazard grows with its cost and its exponent; ``_limit``), and
+    # the agents above the split (a few in a thousand). Only the candidates get their exact probability, by
+    # the hazard formulas below on gathered agents (``per_run`` = run, ``per_slot`` = (run, slot)): numpy's
+    # functions act elementwise, so an agent's probability is the number the formulas give over all agents
+    # at once, and an agent left out could not have drawn an event. Takes by cell use mode="clip" (cells
+    # are valid; "raise" would buffer ``out``: 10x slower).
     def _width(self) -> int:
         """Slots some run has used: per-slot work and draws cover these."""
         return int(self.extent.max())
@@ -687,10 +689,16 @@ class Firms:
         """Each run's largest cost sensitivity over the used slots (NaN if one is NaN)."""
         return self.cost_sensitivity[:, : self._width()].max(axis=1)
 
-    def _push_bound(self, response: np.ndarray, rent_by_cell: np.ndarray) -> np.ndarray:
-        """Per run: at least exp(min(response * c_i * (rho_r - 1), 50)) of every agent, >= 1 (NaN if a cost is)."""
+    def _cost_split(self) -> np.ndarray:
+        """Per run: the cost sensitivity up to which a run's limit covers the agents (``COST_SPLIT`` or the
+        largest cost if lower; NaN if a cost is NaN)."""
+        return np.minimum(self._cost_ceiling(), COST_SPLIT)
+
+    def _push_bound(self, response: np.ndarray, rent_by_cell: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """Per run: at least exp(min(response * c_i * (rho_r - 1), 50)) of every agent with c_i <= ``cost``,
+        >= 1 (NaN where ``cost`` is NaN)."""
         runs = self.alive.shape[0]
-        top = np.fmax.reduce((response * self._cost_ceiling())[:, None] * rent_by_cell.reshape(runs, -1), axis=1)
+        top = np.fmax.reduce((response * cost)[:, None] * rent_by_cell.reshape(runs, -1), axis=1)
         return np.exp(np.minimum(np.maximum(top, 0.0), MAX_EXPONENT))
 
     @staticmethod
@@ -700,13 +708,17 @@ class Firms:
         limit = hazard_bound * (dt * LIMIT_SLACK)
         return np.where(limit >= 0, limit, 2.0)
 
-    def _below(self, stream: str, sizes: np.ndarray, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _below(
+        self, stream: str, sizes: np.ndarray, limit: np.ndarray, split: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(run, slot, draw) of the used slots (``sizes`` per run) whose draw of ``stream`` is below their run's
-        ``limit``, run by run in slot order."""
+        ``limit`` or whose cost sensitivity is above their run's ``split``, run by run in slot order."""
         width, parts = self._width(), []
         for rows in self._blocks():
             uniform = self._uniform(stream, rows, width, sizes)
-            flat = np.flatnonzero(uniform < limit[rows, None])
+            candidate = uniform < limit[rows, None]
+            candidate |= self.cost_sensitivity[rows, :width] > split[rows, None]
+            flat = np.flatnonzero(candidate)
             row, slot = flat // width, flat % width
             parts.append((rows.start + row, slot, uniform[row, slot]))
         return tuple(np.concatenate(column) for column in zip(*parts))
@@ -714,9 +726,12 @@ class Firms:
     def _exits(self, rent_by_cell: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents that close this month (``_exit_hazard``)."""
         p, exit_by_cell = self.params, self._exit_rate_by_cell()
-        top_rate = np.fmax.reduce(np.abs(exit_by_cell).reshape(self.alive.shape[0], -1), axis=1)
-        bound = top_rate * (1.0 + np.abs(p.young_exit_boost)) * self._push_bound(p.rent_exit_response, rent_by_cell)
-        run, slot, draw = self._below("exit", self.extent, self._limit(bound, dt))
+        top_rate = np.fmax.reduce(np.abs(exit_by_cell).reshape(len(self.extent), -1), axis=1)  # NaN never fires
+        split = self._cost_split()
+        bound = (
+            top_rate * (1.0 + np.abs(p.young_exit_boost)) * self._push_bound(p.rent_exit_response, rent_by_cell, split)
+        )
+        run, slot, draw = self._below("exit", self.extent, self._limit(bound, dt), split)
         alive = self.alive[run, slot]
         run, slot, draw = run[alive], slot[alive], draw[alive]
         hazard = self._exit_hazard(run, (run, slot), rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
@@ -726,9 +741,9 @@ class Firms:
         """(run, slot) of the agents a programme moves out this month (``_dispersal_hazard``): alive, not
         moved yet, of its sector, in a targeted region; a run draws from the programme's stream only while
         the programme is active there."""
-        sizes = np.where(programme.rate > 0, self.extent, 0)
-        limit = self._limit(np.abs(programme.rate) * self._cost_ceiling(), dt)
-        run, slot, draw = self._below(f"dispersal: {programme.name}", sizes, limit)
+        sizes, split = np.where(programme.rate > 0, self.extent, 0), self._cost_split()
+        limit = self._limit(np.abs(programme.rate) * split, dt)
+        run, slot, draw = self._below(f"dispersal: {programme.name}", sizes, limit, split)
         eligible = self.alive[run, slot] & ~moved[run, slot] & (self.sector[run, slot] == programme.sector)
         eligible &= programme.targeted[self.region[run, slot]]
         run, slot, draw = run[eligible], slot[eligible], draw[eligible]
@@ -739,8 +754,9 @@ class Firms:
         """(run, slot) of the agents that move of their own accord (``_relocation_hazard``): alive, not
         moved this month."""
         p = self.params
-        bound = np.abs(p.relocation_rate) * self._push_bound(p.cost_push, rent_by_cell)
-        run, slot, draw = self._below("relocation", self.extent, self._limit(bound, dt))
+        split = self._cost_split()
+        bound = np.abs(p.relocation_rate) * self._push_bound(p.cost_push, rent_by_cell, split)
+        run, slot, draw = self._below("relocation", self.extent, self._limit(bound, dt), split)
         eligible = self.alive[run, slot] & ~moved[run, slot]
         run, slot, draw = run[eligible], slot[eligible], draw[eligible]
         hazard = self._relocation_hazard(run, (run, slot), rent_by_cell, *np.empty((2, len(run))))

@@ -581,11 +581,15 @@ def test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_th
         def _limit(hazard_bound, dt):
             return np.full(len(hazard_bound), 2.0)
 
-    overrides = [{}, {"firms.rent_exit_response": 15.0, "firms.young_exit_boost": 8.0, "firms.relocation_rate": 1.0}]
+    overrides = [
+        {},
+        {"firms.rent_exit_response": 15.0, "firms.young_exit_boost": 8.0, "firms.relocation_rate": 1.0},
+        {"firms.cost_sensitivity_spread": 1.5, "firms.cost_push": 20.0},  # many costs above the split
+    ]
 
     def months(firm_class) -> Model:
         monkeypatch.setattr(sim.model, "Firms", firm_class)
-        model = Model(short_historical, seeds=[4, 5], overrides=overrides, compiled=False)
+        model = Model(short_historical, seeds=[4, 5, 6], overrides=overrides, compiled=False)
         for month in range(18):
             model.step(month)
         return model
@@ -598,9 +602,10 @@ def test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_th
         np.testing.assert_array_equal(value, getattr(every.firms.counters, name), err_msg=name)
     f, p = limited.firms, limited.firms.params
     rent_by_cell = np.repeat(f.rent_index() - 1.0, len(FIRM_SECTORS), axis=1).ravel()
-    top_rate = np.abs(f._exit_rate_by_cell()).reshape(2, -1).max(axis=1)
-    bound = top_rate * (1 + np.abs(p.young_exit_boost)) * f._push_bound(p.rent_exit_response, rent_by_cell)
+    top_rate, split = np.abs(f._exit_rate_by_cell()).reshape(3, -1).max(axis=1), f._cost_split()
+    bound = top_rate * (1 + np.abs(p.young_exit_boost)) * f._push_bound(p.rent_exit_response, rent_by_cell, split)
     limit = f._limit(bound, DT)
     assert limit[0] < 0.05 and limit[1] > 0.1  # most agents spared with the shipped parameters, fewer in run 1
+    assert (f.cost_sensitivity[2][f.alive[2]] > split[2]).mean() > 0.05  # run 2: checked for their costs
     c = limited.firms.counters
     assert (c.exits.sum(axis=1) > 0).all() and (c.spontaneous_moves.sum(axis=1) > 0).all() and c.dispersed.sum() > 0
