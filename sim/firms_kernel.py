@@ -58,23 +58,24 @@ def _exp_bound(a):
 # (0 <= exp(-age / 3) <= 1). A NaN anywhere makes the reference's probability NaN, which never fires:
 # such an agent may be left out. Each kernel works on a block of runs (``uniform`` holds their draws,
 # (block, width); the block starts at run ``start``) and lists the candidates: agents whose draw is below
-# their bound. Most draws are far above every agent's bound, so a run's ``limit`` (a bound of the bounds,
-# from the run's largest cost sensitivity ``ceiling``, its largest rate and rent: costs are lognormal, so
-# >= 0, and the bounds grow with the cost and the exponent) is tested first; an agent's own bound is
-# computed only under it, by the same operations as before, so the candidates are the same.
+# their bound. Most draws are far above every agent's bound, so a run's ``limit`` (a bound of the bounds of
+# the agents whose cost sensitivity is at most the run's ``split``, ``Firms._cost_split``, from its largest
+# rate and rent: costs are lognormal, so >= 0, and the bounds grow with the cost and the exponent) is tested
+# first, with the cost; an agent's own bound is computed only for draws under the limit and for costs above
+# the split, by the same operations as before, so the candidates are the same.
 # Returns the number written.
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _limit(ceiling, bound):
-    """``bound`` (a bound of a run's bounds) with slack; 2.0 (every draw passes) when the run's largest cost
-    is not finite (a NaN or infinite cost would make ``bound`` no bound)."""
-    return bound * LIMIT_SLACK if abs(ceiling) < np.inf else 2.0
+def _limit(split, bound):
+    """``bound`` (a bound of a run's bounds up to the split) with slack; 2.0 (every draw passes) when the
+    split is not finite (a NaN cost)."""
+    return bound * LIMIT_SLACK if abs(split) < np.inf else 2.0
 
 
 @njit(cache=True, error_model="numpy")
 def _exit_candidates(uniform, start, alive, cell, sensitivity, dt, rent_by_cell, exit_by_cell, response, boost,
-                     ceiling, run_out, slot_out, draw_out):  # fmt: skip
+                     split, run_out, slot_out, draw_out):  # fmt: skip
     """Lists the exit candidates among alive agents."""
     found = 0
     width = uniform.shape[1]
@@ -87,10 +88,10 @@ def _exit_candidates(uniform, start, alive, cell, sensitivity, dt, rent_by_cell,
         top_rate, top_argument = 0.0, 0.0
         for c in range(b * cells_per_run, (b + 1) * cells_per_run):
             top_rate = max(top_rate, abs(exit_by_cell[c]))
-            top_argument = max(top_argument, response_b * ceiling[b] * rent_by_cell[c])
-        limit = _limit(ceiling[b], top_rate * _exp_bound(top_argument) * factor)
+            top_argument = max(top_argument, response_b * split[b] * rent_by_cell[c])
+        limit, split_b = _limit(split[b], top_rate * _exp_bound(top_argument) * factor), split[b]
         for s in range(width):
-            if draws[s] < limit and alive_b[s]:
+            if (draws[s] < limit or costs[s] > split_b) and alive_b[s]:
                 argument = response_b * costs[s] * rent_by_cell[cells[s]]
                 if draws[s] < abs(exit_by_cell[cells[s]]) * _exp_bound(argument) * factor:
                     run_out[found], slot_out[found], draw_out[found] = b, s, draws[s]
@@ -100,7 +101,7 @@ def _exit_candidates(uniform, start, alive, cell, sensitivity, dt, rent_by_cell,
 
 @njit(cache=True, error_model="numpy")
 def _dispersal_candidates(uniform, start, alive, moved, sector, region, targeted, programme_sector, sensitivity, rate,
-                          dt, ceiling, run_out, slot_out, draw_out):  # fmt: skip
+                          dt, split, run_out, slot_out, draw_out):  # fmt: skip
     """Lists the candidates among eligible agents: alive, not moved this month, the programme's sector
     and targeted regions."""
     found = 0
@@ -109,9 +110,14 @@ def _dispersal_candidates(uniform, start, alive, moved, sector, region, targeted
         b = start + k
         costs, draws = sensitivity[b], uniform[k]
         factor = abs(rate[b]) * dt * SLACK
-        limit = _limit(ceiling[b], ceiling[b] * factor)
+        limit, split_b = _limit(split[b], split[b] * factor), split[b]
         for s in range(width):
-            if draws[s] < limit and draws[s] < abs(costs[s]) * factor and alive[b, s] and not moved[b, s]:
+            if (
+                (draws[s] < limit or costs[s] > split_b)
+                and draws[s] < abs(costs[s]) * factor
+                and alive[b, s]
+                and not moved[b, s]
+            ):
                 if sector[b, s] == programme_sector and targeted[region[b, s]]:
                     run_out[found], slot_out[found], draw_out[found] = b, s, draws[s]
                     found += 1
@@ -120,7 +126,7 @@ def _dispersal_candidates(uniform, start, alive, moved, sector, region, targeted
 
 @njit(cache=True, error_model="numpy")
 def _relocation_candidates(uniform, start, alive, moved, cell, sensitivity, dt, rent_by_cell, cost_push, rate,
-                           ceiling, run_out, slot_out, draw_out):  # fmt: skip
+                           split, run_out, slot_out, draw_out):  # fmt: skip
     """Lists the relocation candidates among agents alive and not moved this month."""
     found = 0
     width = uniform.shape[1]
@@ -132,10 +138,10 @@ def _relocation_candidates(uniform, start, alive, moved, cell, sensitivity, dt, 
         factor = abs(rate[b]) * dt * SLACK
         top_argument = 0.0
         for c in range(b * cells_per_run, (b + 1) * cells_per_run):
-            top_argument = max(top_argument, push_b * ceiling[b] * rent_by_cell[c])
-        limit = _limit(ceiling[b], _exp_bound(top_argument) * factor)
+            top_argument = max(top_argument, push_b * split[b] * rent_by_cell[c])
+        limit, split_b = _limit(split[b], _exp_bound(top_argument) * factor), split[b]
         for s in range(width):
-            if draws[s] < limit and alive[b, s] and not moved[b, s]:
+            if (draws[s] < limit or costs[s] > split_b) and alive[b, s] and not moved[b, s]:
                 if draws[s] < _exp_bound(push_b * costs[s] * rent_by_cell[cells[s]]) * factor:
                     run_out[found], slot_out[found], draw_out[found] = b, s, draws[s]
                     found += 1
@@ -146,17 +152,16 @@ class CompiledFirms(Firms):
     """``Firms`` whose three per-slot selections run compiled; the same results (module docstring)."""
 
     def _candidates(self, stream: str, sizes: np.ndarray, kernel, *args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(run, slot, draw) of the candidates ``kernel(uniform, start, *args, ceiling, *buffers)`` lists, block
-        of runs by block, from the reference's draws (``Firms._uniform``); ``ceiling``: each run's largest
-        cost sensitivity over the used slots (NaN if one is NaN)."""
+        """(run, slot, draw) of the candidates ``kernel(uniform, start, *args, split, *buffers)`` lists, block
+        of runs by block, from the reference's draws (``Firms._uniform``); ``split``: ``Firms._cost_split``."""
         size = self._work.size
         buffers = getattr(self, "_candidate_buffers", None)  # run, slot, draw
         if buffers is None or len(buffers[0]) < size:  # the loops do not check
             self._candidate_buffers = buffers = (*np.empty((2, size), np.int64), np.empty(size))
         width, parts = self._width(), []
-        ceiling = self._cost_ceiling()
+        split = self._cost_split()
         for rows in self._blocks():
-            found = kernel(self._uniform(stream, rows, width, sizes), rows.start, *args, ceiling, *buffers)
+            found = kernel(self._uniform(stream, rows, width, sizes), rows.start, *args, split, *buffers)
             parts.append(tuple(a[:found].copy() for a in buffers))
         return tuple(np.concatenate(column) for column in zip(*parts))
 

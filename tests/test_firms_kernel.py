@@ -126,11 +126,12 @@ def test_the_switch(monkeypatch):
         assert out.stdout.strip() == expected
 
 
+@pytest.mark.parametrize("split_share", [1.0, 0.5])
 @pytest.mark.parametrize("response", [1.0, -1.0, 0.0])
-def test_a_runs_limit_leaves_out_only_agents_above_their_own_bound(response):
-    """The exit and relocation kernels test a run's limit (from its largest cost) before an agent's own bound:
-    the candidates are exactly the agents whose draw is below their own bound, whatever the signs, and a run
-    with a NaN cost tests every agent."""
+def test_a_runs_limit_leaves_out_only_agents_above_their_own_bound(response, split_share):
+    """The exit and relocation kernels test a run's limit (for the costs up to its split) and the cost before
+    an agent's own bound: the candidates are exactly the agents whose draw is below their own bound, whatever
+    the signs and the split, and a run with a NaN cost tests every agent."""
     from sim.firms_kernel import SLACK, _exit_candidates, _exp_bound, _relocation_candidates
 
     bound = numba.njit(lambda a: _exp_bound(a))
@@ -153,13 +154,13 @@ def test_a_runs_limit_leaves_out_only_agents_above_their_own_bound(response):
         rate[[high, low]] = rate.max() + 0.01
         cell[run, :2], cost[run, :2], alive[run, :2] = (high, low), np.nanmax(cost[run]) * 2, True
     dt, out = 1 / 12, (np.empty(runs * width, np.int64), np.empty(runs * width, np.int64), np.empty(runs * width))
-    ceiling = cost.max(axis=1)
+    split = cost.max(axis=1) * split_share  # the largest cost, or half of it (the tightest agents above it)
     responses, boost = np.full(runs, response), np.full(runs, 0.5)
     argument = responses[:, None] * cost * rent[cell]
     own = np.abs(rate[cell]) * np.vectorize(bound)(argument) * ((1 + 0.5) * dt * SLACK)
     uniform[:, :2] = own[:, :2] * (1 - 1e-12)
     assert (uniform < 1).all()
-    found = _exit_candidates(uniform, 0, alive, cell, cost, dt, rent, rate, responses, boost, ceiling, *out)
+    found = _exit_candidates(uniform, 0, alive, cell, cost, dt, rent, rate, responses, boost, split, *out)
     expected = np.nonzero(alive & (uniform < own))
     np.testing.assert_array_equal(out[0][:found], expected[0])
     np.testing.assert_array_equal(out[1][:found], expected[1])
@@ -169,7 +170,7 @@ def test_a_runs_limit_leaves_out_only_agents_above_their_own_bound(response):
     own = np.vectorize(bound)(argument) * (0.2 * dt * SLACK)
     uniform[:, :2] = own[:, :2] * (1 - 1e-12)
     found = _relocation_candidates(uniform, 0, alive, moved, cell, cost, dt, rent, responses, relocation_rate,
-                                   ceiling, *out)  # fmt: skip
+                                   split, *out)  # fmt: skip
     expected = np.nonzero(alive & (uniform < own))
     np.testing.assert_array_equal(out[1][:found], expected[1])
     np.testing.assert_array_equal(out[0][:found], expected[0])
