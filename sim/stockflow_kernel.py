@@ -306,7 +306,7 @@ def advance(model: StockFlow, time: float, inputs: MonthInputs) -> None:
     if year not in model._vital:
         model._vital[year] = model.regions.vital_rates(time)
     births, deaths = model._vital[year]
-    model._moving_pairs |= (inputs.staff_moved != 0).any(axis=0)  # what the numpy derivative records (observe)
+    model.note_moves(inputs.staff_moved)  # the pairs the numpy derivative follows (observe)
 
     def batch(a, *shape):
         if a.shape == (runs, *shape) and a.dtype == float and a.flags.c_contiguous:
