@@ -640,7 +640,7 @@ class Firms:
     # of every agent whose cost sensitivity is at most the run's split, from the run's largest rate and rent
     # (costs are lognormal, so >= 0, and each hazard grows with its cost and its exponent; ``_limit``), and
     # the agents above the split (a few in a thousand). Only the candidates get their exact probability, by
-    # the hazard formulas below on gathered agents (``per_run`` = run, ``per_slot`` = (run, slot)): numpy's
+    # the hazard formulas below on gathered agents (``run``, and ``at``: flat indices into the columns): numpy's
     # functions act elementwise, so an agent's probability is the number the formulas give over all agents
     # at once, and an agent left out could not have drawn an event. Takes by cell use mode="clip" (cells
     # are valid; "raise" would buffer ``out``: 10x slower).
@@ -653,37 +653,41 @@ class Firms:
         runs, n = self.alive.shape[0], len(self.regions)
         return np.broadcast_to(self.params.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
 
-    def _rent_push(self, response, per_run, per_slot, rent_by_cell, out, scratch) -> np.ndarray:
+    def _rent_push(self, response, run, at, rent_by_cell, out, scratch) -> np.ndarray:
         """exp(min(response * c_i * (rho_r - 1), 50)) into ``out`` (``scratch`` receives rho_r - 1)."""
-        np.take(rent_by_cell, self.cell[per_slot], out=scratch, mode="clip")
-        np.multiply(response[per_run], self.cost_sensitivity[per_slot], out=out)
+        np.take(rent_by_cell, self.cell.take(at, mode="clip"), out=scratch, mode="clip")
+        np.multiply(response[run], self.cost_sensitivity.take(at, mode="clip"), out=out)
         np.multiply(out, scratch, out=out)
         np.minimum(out, MAX_EXPONENT, out=out)
         return np.exp(out, out=out)
 
-    def _exit_hazard(self, per_run, per_slot, rent_by_cell, exit_by_cell, push, youth, hazard) -> np.ndarray:
+    def _exit_hazard(self, run, at, rent_by_cell, exit_by_cell, push, youth, hazard) -> np.ndarray:
         """exit_rate_s * (1 + young_exit_boost * exp(-age / 3)) * exp(min(rent_exit_response * c_i * (rho_r - 1),
         50)) into ``hazard``."""
         p = self.params
-        self._rent_push(p.rent_exit_response, per_run, per_slot, rent_by_cell, push, hazard)
-        np.negative(self.age[per_slot], out=youth)
+        self._rent_push(p.rent_exit_response, run, at, rent_by_cell, push, hazard)
+        np.negative(self.age.take(at, mode="clip"), out=youth)
         np.divide(youth, YOUNG_FIRM_AGE, out=youth)
         np.exp(youth, out=youth)
-        np.multiply(p.young_exit_boost[per_run], youth, out=youth)
+        np.multiply(p.young_exit_boost[run], youth, out=youth)
         np.add(1, youth, out=youth)
-        np.take(exit_by_cell, self.cell[per_slot], out=hazard, mode="clip")
+        np.take(exit_by_cell, self.cell.take(at, mode="clip"), out=hazard, mode="clip")
         np.multiply(hazard, youth, out=hazard)
         return np.multiply(hazard, push, out=hazard)
 
-    def _dispersal_hazard(self, programme: Dispersal, per_run, per_slot, hazard) -> np.ndarray:
+    def _dispersal_hazard(self, programme: Dispersal, run, at, hazard) -> np.ndarray:
         """A programme's rate * c_i into ``hazard``."""
-        return np.multiply(programme.rate[per_run], self.cost_sensitivity[per_slot], out=hazard)
+        return np.multiply(programme.rate[run], self.cost_sensitivity.take(at, mode="clip"), out=hazard)
 
-    def _relocation_hazard(self, per_run, per_slot, rent_by_cell, push, hazard) -> np.ndarray:
+    def _relocation_hazard(self, run, at, rent_by_cell, push, hazard) -> np.ndarray:
         """relocation_rate * exp(min(cost_push * c_i * (rho_r - 1), 50)) into ``hazard``."""
         p = self.params
-        self._rent_push(p.cost_push, per_run, per_slot, rent_by_cell, push, hazard)
-        return np.multiply(p.relocation_rate[per_run], push, out=hazard)
+        self._rent_push(p.cost_push, run, at, rent_by_cell, push, hazard)
+        return np.multiply(p.relocation_rate[run], push, out=hazard)
+
+    def _at(self, run: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Flat indices of (run, slot) into the (run, capacity) columns: a 1-D take is cheaper than a 2-D gather."""
+        return run * self.alive.shape[1] + slot
 
     def _cost_ceiling(self) -> np.ndarray:
         """Each run's largest cost sensitivity over the used slots (NaN if one is NaN)."""
@@ -732,9 +736,10 @@ class Firms:
             top_rate * (1.0 + np.abs(p.young_exit_boost)) * self._push_bound(p.rent_exit_response, rent_by_cell, split)
         )
         run, slot, draw = self._below("exit", self.extent, self._limit(bound, dt), split)
-        alive = self.alive[run, slot]
+        alive = self.alive.take(self._at(run, slot), mode="clip")
         run, slot, draw = run[alive], slot[alive], draw[alive]
-        hazard = self._exit_hazard(run, (run, slot), rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
+        at = self._at(run, slot)
+        hazard = self._exit_hazard(run, at, rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
         return events_below(run, slot, draw, hazard, dt)
 
     def _dispersal_hits(self, programme: Dispersal, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -744,10 +749,11 @@ class Firms:
         sizes, split = np.where(programme.rate > 0, self.extent, 0), self._cost_split()
         limit = self._limit(np.abs(programme.rate) * split, dt)
         run, slot, draw = self._below(f"dispersal: {programme.name}", sizes, limit, split)
-        eligible = self.alive[run, slot] & ~moved[run, slot] & (self.sector[run, slot] == programme.sector)
-        eligible &= programme.targeted[self.region[run, slot]]
+        at = self._at(run, slot)
+        eligible = self.alive.take(at, mode="clip") & ~moved[run, slot]
+        eligible &= (self.sector.take(at, mode="clip") == programme.sector) & programme.targeted[self.region.take(at)]
         run, slot, draw = run[eligible], slot[eligible], draw[eligible]
-        hazard = self._dispersal_hazard(programme, run, (run, slot), np.empty(len(run)))
+        hazard = self._dispersal_hazard(programme, run, self._at(run, slot), np.empty(len(run)))
         return events_below(run, slot, draw, hazard, dt)
 
     def _relocations(self, rent_by_cell: np.ndarray, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -757,9 +763,9 @@ class Firms:
         split = self._cost_split()
         bound = np.abs(p.relocation_rate) * self._push_bound(p.cost_push, rent_by_cell, split)
         run, slot, draw = self._below("relocation", self.extent, self._limit(bound, dt), split)
-        eligible = self.alive[run, slot] & ~moved[run, slot]
+        eligible = self.alive.take(self._at(run, slot), mode="clip") & ~moved[run, slot]
         run, slot, draw = run[eligible], slot[eligible], draw[eligible]
-        hazard = self._relocation_hazard(run, (run, slot), rent_by_cell, *np.empty((2, len(run))))
+        hazard = self._relocation_hazard(run, self._at(run, slot), rent_by_cell, *np.empty((2, len(run))))
         return events_below(run, slot, draw, hazard, dt)
 
     def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray | None = None) -> np.ndarray:

@@ -170,7 +170,7 @@ class CompiledFirms(Firms):
         run, slot, draw = self._candidates("exit", self.extent, _exit_candidates, self.alive, self.cell,
                                            self.cost_sensitivity, dt, rent_by_cell, exit_by_cell,
                                            p.rent_exit_response, p.young_exit_boost)  # fmt: skip
-        hazard = self._exit_hazard(run, (run, slot), rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
+        hazard = self._exit_hazard(run, self._at(run, slot), rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
         return events_below(run, slot, draw, hazard, dt)
 
     def _dispersal_hits(self, programme: Dispersal, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +179,7 @@ class CompiledFirms(Firms):
         run, slot, draw = self._candidates(f"dispersal: {programme.name}", sizes, _dispersal_candidates, self.alive,
                                            moved, self.sector, self.region, targeted, programme.sector,
                                            self.cost_sensitivity, rate, dt)  # fmt: skip
-        hazard = self._dispersal_hazard(programme, run, (run, slot), np.empty(len(run)))
+        hazard = self._dispersal_hazard(programme, run, self._at(run, slot), np.empty(len(run)))
         return events_below(run, slot, draw, hazard, dt)
 
     def _relocations(self, rent_by_cell: np.ndarray, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -187,5 +187,5 @@ class CompiledFirms(Firms):
         run, slot, draw = self._candidates("relocation", self.extent, _relocation_candidates, self.alive, moved,
                                            self.cell, self.cost_sensitivity, dt, rent_by_cell, p.cost_push,
                                            p.relocation_rate)  # fmt: skip
-        hazard = self._relocation_hazard(run, (run, slot), rent_by_cell, *np.empty((2, len(run))))
+        hazard = self._relocation_hazard(run, self._at(run, slot), rent_by_cell, *np.empty((2, len(run))))
         return events_below(run, slot, draw, hazard, dt)
