@@ -215,7 +215,9 @@ def test_malformed_scenario_is_a_clean_error(tmp_path: Path, capsys: pytest.Capt
         code = main(argv)
         out, err = capsys.readouterr()
         assert code == 2, f"{argv[0]}: exit {code}: {err}"
-        assert err.startswith("error: ") and err.count("\n") == 1, f"{argv[0]}: {err!r}"
+        lines = err.splitlines()
+        assert lines and all(line.startswith("error: ") for line in lines), f"{argv[0]}: {err!r}"
+        assert err.endswith("\n") and len(lines) == err.count("\n"), "one line per mistake"
         assert "Traceback" not in err and "internal error" not in err
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder or lock is left"
