@@ -414,7 +414,7 @@ def write_run(
     when every file, the manifest last, is written. Figures are written in ``figure_formats``.
     """
     from sim import __version__
-    from sim.results import tidy
+    from sim.results import write_tidy_csv
 
     _check_write_args(dataset, scenario, seed, wall_time)
     staged = folder if isinstance(folder, StagedFolder) else StagedFolder(folder, force, key="folder")
@@ -424,7 +424,7 @@ def write_run(
         stored = dataset.copy()
         stored.attrs.pop("events", None)
         write_netcdf(stored, root / "results.nc")
-        atomic_write(root / "results.csv", lambda p: tidy(stored).to_csv(p, index=False))
+        atomic_write(root / "results.csv", lambda p: write_tidy_csv(stored, p))
         import tomli_w
 
         atomic_write(root / "scenario.toml", tomli_w.dumps(_toml_ready(scenario.document)))

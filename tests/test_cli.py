@@ -104,6 +104,49 @@ def test_tidy_csv_columns(historical_run: Path) -> None:
     assert len(set(labels)) == len(labels), "every value has its own labels (migration: origin and destination)"
 
 
+def _pandas_tidy_csv(dataset: xr.Dataset) -> bytes:
+    """What run folders held before the csv module wrote them: the tidy frame through pandas."""
+    import pandas as pd
+
+    frames = []
+    for name, variable in dataset.data_vars.items():
+        frame = variable.to_dataframe(name="value").reset_index()
+        frame = frame.drop(columns=[c for c in ("seed",) if c in frame.columns])
+        frame.insert(0, "variable", name)
+        frame["unit"] = variable.attrs["units"]
+        frames.append(frame)
+    columns = ["time", *[c for c in dataset.dims if c != "time"], "variable", "value", "unit"]
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns).to_csv(index=False).encode("utf-8")
+
+
+def test_tidy_csv_is_the_bytes_pandas_wrote(tmp_path: Path) -> None:
+    from sim.results import write_tidy_csv
+
+    dataset = sim.run(sim.load_scenario(short_scenario(tmp_path, 2016)))
+    dataset.attrs.pop("events")
+    write_tidy_csv(dataset, tmp_path / "mine.csv")
+    assert (tmp_path / "mine.csv").read_bytes() == _pandas_tidy_csv(dataset)
+    # by hand: dimensions in another order than the columns, a missing value, labels and units that need quotes
+    odd = xr.Dataset(
+        {
+            "a": (("time", "sector", "region"), [[[1.5, float("nan")]], [[1e-05, 2e16]]], {"units": 'per "unit"'}),
+            "b": (("time",), [0.1 + 0.2, -0.0], {"units": "x, y"}),
+        },
+        coords={"time": [2014.0, 2014 + 1 / 12], "region": ["r,1", "r2"], "sector": ["s"]},
+    )
+    write_tidy_csv(odd, tmp_path / "odd.csv")
+    assert (tmp_path / "odd.csv").read_text(encoding="utf-8") == (
+        "time,sector,region,variable,value,unit\n"
+        '2014.0,s,"r,1",a,1.5,"per ""unit"""\n'
+        '2014.0,s,r2,a,,"per ""unit"""\n'
+        '2014.0833333333333,s,"r,1",a,1e-05,"per ""unit"""\n'
+        '2014.0833333333333,s,r2,a,2e+16,"per ""unit"""\n'
+        '2014.0,,,b,0.30000000000000004,"x, y"\n'
+        '2014.0833333333333,,,b,-0.0,"x, y"\n'
+    )
+    assert (tmp_path / "odd.csv").read_bytes() == _pandas_tidy_csv(odd)
+
+
 def test_event_log(historical_run: Path) -> None:
     with open(historical_run / "events.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
