@@ -51,6 +51,16 @@ def _seed(text: str) -> int:
     return seed
 
 
+def _figures(text: str) -> tuple[str, ...]:
+    """The ``--figures`` option (an argparse type: bad names exit 2 before any run)."""
+    from sim.plots import figure_names
+
+    try:
+        return figure_names(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _folders(args: argparse.Namespace, names: list[str]) -> list[Path]:
     """The run folder of each scenario (``--out``; with several scenarios or none, DIR/NAME)."""
     if args.out is None or len(names) > 1:
@@ -102,10 +112,14 @@ def command_run(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             dataset = run(scenario, seed, progress=_progress(scenario.name))
             elapsed = time.perf_counter() - started
-            _stage(f"writing {folder.target}" + ("" if args.no_plots else " (results, then figures)"))
+            _stage(
+                f"writing {folder.target}" + ("" if args.no_plots or not args.figures else " (results, then figures)")
+            )
             formats = ("png", "svg") if args.svg else ("png",)
-            plots = not args.no_plots
-            target = write_run(dataset, scenario, folder, seed, elapsed, plots=plots, figure_formats=formats)
+            figures = () if args.no_plots else args.figures
+            target = write_run(
+                dataset, scenario, folder, seed, elapsed, plots=bool(figures), figure_formats=formats, figures=figures
+            )
             print(f"{scenario.name}: {scenario.start}-{scenario.end} seed {seed} in {elapsed:.1f} s -> {target}")
     finally:
         for folder in staged:
@@ -127,7 +141,8 @@ def command_compare(args: argparse.Namespace) -> int:
     from sim.outputs.report import report
 
     _note_folders_as_recorded(args)
-    made = compare(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
+    formats = ("png", "svg") if args.svg else ("png",)
+    made = compare(args.inputs, args.out, args.reference, args.seeds, formats, progress=_stage, ensemble=args.ensemble)
     if not args.no_report:
         report(made, made.folder / "report.html")
     shown = ", ".join(s.name for s in made.sources)
@@ -348,11 +363,20 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     commands = top.add_subparsers(dest="command", required=True)
 
+    from sim.plots import ALL_FIGURES, RUN_FIGURES
+
     run = commands.add_parser("run", help="run scenarios; write a run folder for each")
     run.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
     run.add_argument("--out", help="run folder (default runs/NAME; with several scenarios, DIR/NAME)")
     run.add_argument("--seed", type=_seed, help="override the scenario's seed")
-    run.add_argument("--no-plots", action="store_true", help="skip the figures (four PNG files)")
+    run.add_argument(
+        "--figures",
+        type=_figures,
+        default=RUN_FIGURES,
+        metavar="key|all|none|NAME,...",
+        help=f"figures to draw (default key: {' and '.join(RUN_FIGURES)}; all: {', '.join(ALL_FIGURES)})",
+    )
+    run.add_argument("--no-plots", action="store_true", help="draw no figures (the same as --figures none)")
     run.add_argument("--svg", action="store_true", help="also write the figures as SVG (vector, for print)")
     run.add_argument(
         "--force", action="store_true", help="replace an existing run folder (whole, once the run is done)"
@@ -369,6 +393,7 @@ def parser() -> argparse.ArgumentParser:
     _inputs(compare)
     compare.add_argument("--out", default="runs/compare", help="folder for figures/, summary.csv/.md, report.html")
     compare.add_argument("--no-report", action="store_true", help="skip report.html")
+    compare.add_argument("--svg", action="store_true", help="also write the figures as SVG (vector, for print)")
     compare.set_defaults(handler=command_compare)
 
     report = commands.add_parser("report", help="one self-contained HTML file comparing scenarios")

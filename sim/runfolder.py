@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -406,12 +406,14 @@ def write_run(
     plots: bool = True,
     force: bool = False,
     figure_formats: tuple[str, ...] = ("png",),
+    figures: Sequence[str] | None = None,
 ) -> Path:
     """Write a complete run folder and return its path.
 
     ``folder`` is the target path (checked and locked now; ``force`` replaces an existing run
     folder whole) or a ``StagedFolder`` prepared before the run. The folder appears only
-    when every file, the manifest last, is written. Figures are written in ``figure_formats``.
+    when every file, the manifest last, is written. With ``plots``, the ``figures`` named
+    (``sim.plots``; by default ``RUN_FIGURES``, the two to open first) are written in ``figure_formats``.
     """
     from sim import __version__
     from sim.results import write_tidy_csv
@@ -430,13 +432,16 @@ def write_run(
         atomic_write(root / "scenario.toml", tomli_w.dumps(_toml_ready(scenario.document)))
         atomic_write(root / "events.csv", events_csv(events, scenario.start))
         started = time.perf_counter()
-        figures = []
+        drawn: list[str] = []
         if plots:
-            from sim.plots import save_all  # matplotlib: only when figures are drawn
+            from sim.plots import RUN_FIGURES, save_all
 
             (root / "plots").mkdir()
-            figures = [str(p.relative_to(root).as_posix()) for p in save_all(stored, root / "plots", figure_formats)]
-        files = ["results.nc", "results.csv", "scenario.toml", "events.csv", *figures]
+            names = RUN_FIGURES if figures is None else figures
+            drawn = [
+                str(p.relative_to(root).as_posix()) for p in save_all(stored, root / "plots", figure_formats, names)
+            ]
+        files = ["results.nc", "results.csv", "scenario.toml", "events.csv", *drawn]
         manifest = {
             "scenario": scenario.name,
             "scenario_file": str(scenario.path),

@@ -168,19 +168,40 @@ def test_plots_are_written(plotted_run: Path) -> None:
         assert path.is_file(), name
         assert path.stat().st_size > 10_000, f"{name} is suspiciously small"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list((plotted_run / "plots").glob("*.png"))) <= 4, "run draws at most four figures"
-    assert not list((plotted_run / "plots").glob("*.svg")), "SVG only on request"
+    drawn = sorted(p.name for p in (plotted_run / "plots").iterdir())
+    assert drawn == ["beijing_and_plans.png", "population_by_region.png"], "by default the two figures to open first"
     assert {f"plots/{name}" for name in PLOTS} <= set(manifest(plotted_run)["files"])
 
 
-def test_svg_figures_on_request(tmp_path: Path) -> None:
+def test_other_figures_and_svg_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "run"
-    assert main(["run", str(short_scenario(tmp_path, 2015)), "--out", str(folder), "--svg"]) == 0
-    for name in sim.plots.RUN_FIGURES:
-        for ext in ("png", "svg"):
-            assert (folder / "plots" / f"{name}.{ext}").stat().st_size > 10_000, f"{name}.{ext}"
+    short = str(short_scenario(tmp_path, 2015))
+    assert main(["run", short, "--out", str(folder), "--svg", "--figures", "jobs_and_firms, population_by_region"]) == 0
+    drawn = sorted(p.name for p in (folder / "plots").iterdir())
+    assert drawn == [f"{name}.{ext}" for name in ("jobs_and_firms", "population_by_region") for ext in ("png", "svg")]
+    for name in drawn:
+        assert (folder / "plots" / name).stat().st_size > 10_000, name
     assert (folder / "plots" / "population_by_region.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
     verify_run_folder(folder)
+    # a name that is no figure: refused before the run, with the names there are
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", short, "--out", str(tmp_path / "other"), "--figures", "jobs_and_firm"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--figures" in error and "'jobs_and_firm'" in error and "relocation_counters" in error
+    assert not (tmp_path / "other").exists()
+
+
+def test_figure_choices() -> None:
+    from sim.outputs.figures import FIGURES
+
+    assert sim.plots.ALL_FIGURES == tuple(FIGURES), "the command line's names are the figures there are"
+    assert sim.plots.figure_names("all") == tuple(FIGURES)
+    assert sim.plots.figure_names("key") == ("population_by_region", "beijing_and_plans")
+    assert sim.plots.figure_names("none") == ()
+    assert sim.plots.figure_names("flow_matrix,flow_matrix") == ("flow_matrix",)
+    with pytest.raises(ValueError, match="expected key, all, none"):
+        sim.plots.figure_names(",")
 
 
 def test_run_reports_one_line_per_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
