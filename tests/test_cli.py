@@ -259,14 +259,14 @@ def test_subprocess_run(tmp_path: Path) -> None:
     assert manifest(tmp_path / "out")["seed"] == 3
 
 
-def test_a_run_process_does_not_load_dask(tmp_path: Path) -> None:
-    """``sim run`` keeps xarray from importing dask (installed with the experiments extra): 0.5 s of CPU."""
+def test_a_run_process_does_not_load_dask_or_pint(tmp_path: Path) -> None:
+    """``sim run`` keeps xarray from importing dask and pint (the experiments and units extras): 0.5 s of CPU."""
     scenario = short_scenario(tmp_path, 2015)
     program = (
         "import sys; from sim.cli import main\n"
         f"sys.argv = ['sim', 'run', {scenario.name!r}, '--out', 'out', '--no-plots']\n"
         "code = main()\n"
-        "print(code, sorted(m for m, v in sys.modules.items() if m.split('.')[0] == 'dask' and v is not None))"
+        "print(code, sorted(m for m, v in sys.modules.items() if m.split('.')[0] in ('dask', 'pint') and v))"
     )
     result = subprocess.run(
         [sys.executable, "-c", program],
