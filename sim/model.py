@@ -16,7 +16,7 @@ Everything carries a leading run axis: a batch of parameter sets and seeds is on
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +24,15 @@ import numpy as np
 
 from sim.checks import StateCheck
 from sim.compiled import asked_for, use_compiled
+from sim.errors import InputError
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
 from sim.parameters import pick
 from sim.random import Streams
-from sim.scenario import Scenario
+from sim.scenario import Scenario, suggest
 from sim.sectors import FIRM_SECTORS, JOB_SECTORS
 from sim.space import with_values
-from sim.stockflow import DT, AgentEffects, MonthInputs, StockFlow
+from sim.stockflow import DT, STOCK_FLOW_OUTPUTS, AgentEffects, MonthInputs, StockFlow
 from sim.timeline import BatchLevers, BatchTimeline
 
 RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -118,6 +119,23 @@ RECORDED: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 
+def check_outputs(outputs: Iterable[str] | None, where: str = "outputs") -> tuple[str, ...]:
+    """The recorded outputs asked for, in ``RECORDED``'s order (None: all of them).
+
+    A caller that needs a few series (the explore page, a sweep's kept outputs) does not pay for
+    computing and storing the others; an unknown name is an ``InputError`` listing the known ones.
+    """
+    if outputs is None:
+        return tuple(RECORDED)
+    if isinstance(outputs, str | bytes) or not isinstance(outputs, Iterable):
+        raise InputError(where, "", f"expected a list of output names, got {outputs!r}")
+    asked = list(outputs)
+    for name in asked:
+        if name not in RECORDED:
+            raise InputError(where, str(name), f"unknown output; {suggest(str(name), tuple(RECORDED))}")
+    return tuple(k for k in RECORDED if k in asked)
+
+
 @dataclass
 class History:
     """Recorded variables: time axis (decimal years), arrays (time, run, ...) and each run's event log."""
@@ -137,10 +155,14 @@ class Model:
         overrides: Sequence[Mapping[str, Any]] | None = None,
         record_effects: bool = False,
         compiled: bool | None = None,
+        outputs: Iterable[str] | None = None,
     ):
-        """``compiled``: the firms' compiled month (``sim.firms_kernel``, the same events) and the stocks'
-        compiled month (``sim.stockflow_kernel.advance``, equal to rounding). None: the firms' when numba
-        is already loaded, both with ``SIM_COMPILED=1`` (``sim.compiled``); True: both; False: neither."""
+        """``outputs``: the recorded variables ``run`` keeps (names of ``RECORDED``; None: all), the others
+        are neither computed nor stored. ``compiled``: the firms' compiled month (``sim.firms_kernel``, the
+        same events) and the stocks' compiled month (``sim.stockflow_kernel.advance``, equal to rounding).
+        None: the firms' when numba is already loaded, both with ``SIM_COMPILED=1`` (``sim.compiled``);
+        True: both; False: neither."""
+        self.outputs = check_outputs(outputs)
         overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
         if len(overrides) != len(seeds):
             raise ValueError("give one parameter override mapping per seed")
@@ -224,8 +246,6 @@ class Model:
         levers = self.timeline.levers()
         done = self.timeline.take_completed()
         self.built_services = self.built_services + done.services
-        delivered = self._month_inputs(levers, housing_added=done.housing)
-        self.stockflow.receive(delivered)
 
         staff_moved = np.zeros((self.runs, len(self.regions), len(self.regions)))
         for order, runs in self.timeline.take_orders():
@@ -233,6 +253,7 @@ class Model:
 
         self.firms.step(self._firm_context(time, levers))
         inputs = self._month_inputs(levers, staff_moved, done.housing)
+        self.stockflow.receive(inputs)  # housing delivered at the month's start (the agents do not read housing)
         if self.recorded is not None:
             self.recorded.append(inputs)
         if self.compiled_stocks:
@@ -242,38 +263,40 @@ class Model:
         else:
             self.stockflow.advance(time, inputs)
 
-    def observe(self, time: float) -> dict[str, np.ndarray]:
-        """The recorded variables now, each (run, ...)."""
+    def observe(self, time: float, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The recorded variables now (the model's ``outputs`` unless named here), each (run, ...)."""
+        outputs = self.outputs if outputs is None else outputs
         f, c = self.firms, self.firms.counters
         n = len(self.regions)
-        pad = np.zeros((self.runs, 1))
-        jobs = np.concatenate([f.jobs(), self.institutions.jobs()[..., None]], axis=2)
+        pad, region_pad = np.zeros((self.runs, 1)), np.zeros((self.runs, 1, n))
         sector_pad = lambda a: np.concatenate([a, pad], axis=1)  # noqa: E731 - firm sectors -> job sectors
-        return {
-            **self.stockflow.observe(time, self._month_inputs(self.timeline.levers())),
-            "jobs": jobs,
-            "firms": np.concatenate([f.counts(), np.zeros((self.runs, n, 1))], axis=2),
-            "dispersed_firms_cum": sector_pad(c.dispersed),
-            "dispersed_closed_cum": sector_pad(c.dispersed_closed),
-            "relocated_firms_cum": np.concatenate([c.relocated, np.zeros((self.runs, 1, n))], axis=1),
-            "relocated_pharma_cum": c.relocated_pharma,
-            "spontaneous_moves_cum": sector_pad(c.spontaneous_moves),
-            "moves_from_beijing_cum": np.concatenate([c.moves_from_beijing, np.zeros((self.runs, 1, n))], axis=1),
-            "cooperation_projects_cum": f.projects(),
-            "refused_registrations_cum": c.refused + c.refused_changes,
-            "refused_changes_cum": c.refused_changes,
-            "floor_space": f.space,
-            "commercial_rent": f.rent(),
-            "diverted_registrations_cum": c.diverted,
-            "branches_opened_cum": c.branches,
-            "high_end_share_new_entrants": c.high_end_share(),
-            "firm_entries_cum": sector_pad(c.entries),
-            "firm_exits_cum": sector_pad(c.exits),
-            "institutions": self.institutions.counts(),
-            "institutions_moved_cum": self.institutions.moved_count,
-            "staff_moved_cum": self.institutions.staff_moved,
-            "construction_workforce": self.timeline.on_site(),
+        agents = {
+            "jobs": lambda: np.concatenate([f.jobs(), self.institutions.jobs()[..., None]], axis=2),
+            "firms": lambda: np.concatenate([f.counts(), np.zeros((self.runs, n, 1))], axis=2),
+            "dispersed_firms_cum": lambda: sector_pad(c.dispersed),
+            "dispersed_closed_cum": lambda: sector_pad(c.dispersed_closed),
+            "relocated_firms_cum": lambda: np.concatenate([c.relocated, region_pad], axis=1),
+            "relocated_pharma_cum": lambda: c.relocated_pharma,
+            "spontaneous_moves_cum": lambda: sector_pad(c.spontaneous_moves),
+            "moves_from_beijing_cum": lambda: np.concatenate([c.moves_from_beijing, region_pad], axis=1),
+            "cooperation_projects_cum": f.projects,
+            "refused_registrations_cum": lambda: c.refused + c.refused_changes,
+            "refused_changes_cum": lambda: c.refused_changes,
+            "floor_space": lambda: f.space,
+            "commercial_rent": f.rent,
+            "diverted_registrations_cum": lambda: c.diverted,
+            "branches_opened_cum": lambda: c.branches,
+            "high_end_share_new_entrants": c.high_end_share,
+            "firm_entries_cum": lambda: sector_pad(c.entries),
+            "firm_exits_cum": lambda: sector_pad(c.exits),
+            "institutions": self.institutions.counts,
+            "institutions_moved_cum": lambda: self.institutions.moved_count,
+            "staff_moved_cum": lambda: self.institutions.staff_moved,
+            "construction_workforce": self.timeline.on_site,
         }
+        stocks = [k for k in outputs if k in STOCK_FLOW_OUTPUTS]
+        out = self.stockflow.observe(time, self._month_inputs(self.timeline.levers()), stocks) if stocks else {}
+        return {k: out[k] if k in out else agents[k]() for k in outputs}
 
     def run(self, progress=None, failures: str = "raise") -> History:
         """Run every month; a bad state raises StateError (``failures='raise'``) or masks its run ('mask')."""
@@ -290,7 +313,7 @@ class Model:
             if progress is not None:
                 progress(month, months)
         time = self.scenario.start + np.arange(months + 1) * DT
-        history = History(time, {k: frames[k] for k in RECORDED}, self.timeline.logs())
+        history = History(time, {k: frames[k] for k in self.outputs}, self.timeline.logs())
         return self.check.finish(history)
 
     def effects(self) -> AgentEffects:
@@ -300,4 +323,4 @@ class Model:
         return AgentEffects(self.start_inputs, tuple(self.recorded))
 
 
-__all__ = ["DT", "FIRM_SECTORS", "JOB_SECTORS", "RECORDED", "History", "Model"]
+__all__ = ["DT", "FIRM_SECTORS", "JOB_SECTORS", "RECORDED", "History", "Model", "check_outputs"]

@@ -18,8 +18,8 @@ import numpy as np
 import xarray as xr
 
 from sim.errors import InputError
-from sim.model import RECORDED, History, Model
-from sim.scenario import Scenario, check_seed, suggest
+from sim.model import RECORDED, History, Model, check_outputs
+from sim.scenario import Scenario, check_seed
 from sim.sectors import INSTITUTION_KINDS, JOB_SECTORS
 from sim.space import plain, run_coordinates, with_values
 
@@ -51,7 +51,8 @@ def to_dataset(history: History, scenario: Scenario, seeds: Sequence[int]) -> xr
         "date": ("time", month_dates(history.time), {"long_name": "first day of the month"}),
     }
     variables = {}
-    for name, (units, dims, meaning) in RECORDED.items():
+    for name in history.values:  # the model's outputs: all of RECORDED unless it was asked for some
+        units, dims, meaning = RECORDED[name]
         variables[name] = (("time", "run", *dims), history.values[name], {"units": units, "long_name": meaning})
     dataset = xr.Dataset(
         variables,
@@ -121,21 +122,24 @@ def run_batch(
     seeds: Sequence[int],
     overrides: Sequence[Mapping[str, Any]] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    outputs: Sequence[str] | None = None,
 ) -> xr.Dataset:
     """Run many seeds / parameter sets of one scenario together as one batch (a ``run`` dimension).
 
     ``overrides`` holds one mapping per run, address -> value (``sim.space``); the ``run``
     dimension carries each set address as a coordinate beside ``seed``. A run that reaches a
     negative or non-finite stock is masked (NaN from then on) while the others finish;
-    ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed).
+    ``attrs['failures']`` lists such runs as JSON (``[]`` when all passed). ``outputs`` names
+    the variables to record (all unless given): the others are not computed.
     """
     seeds, overrides = _check_run_args(scenario, seeds, overrides, progress, "sim.run_batch")
-    return _run(scenario, seeds, overrides, progress, "mask")
+    return _run(scenario, seeds, overrides, progress, "mask", check_outputs(outputs))
 
 
-def _run(scenario, seeds, overrides, progress, failures: str) -> xr.Dataset:
+def _run(scenario, seeds, overrides, progress, failures: str, outputs: Sequence[str] | None = None) -> xr.Dataset:
     """The batch as one Model: parameters and policies (levers, dates) ride on the run axis."""
-    model = Model(scenario, seeds, overrides)
+    model = Model(scenario, seeds, overrides, outputs=outputs)
     history = model.run(progress, failures)
     dataset = to_dataset(history, scenario, seeds)
     dataset = dataset.assign_coords(run_coordinates(scenario, overrides or []))
@@ -157,22 +161,19 @@ def run(
 
     ``params`` (address -> value, ``python -m sim params`` lists them) are checked like a
     scenario file; the dataset's attributes record them and the changed scenario's config hash.
-    ``outputs`` keeps only the named variables. A negative or non-finite stock stops the run
-    with ``sim.errors.StateError``.
+    ``outputs`` records only the named variables (the others are not computed). A negative or
+    non-finite stock stops the run with ``sim.errors.StateError``.
     """
     _check_scenario(scenario, "sim.run")
     if seed is not None:
         check_seed(seed, "sim.run", "seed")
-    if outputs is not None:
-        unknown = [name for name in outputs if name not in RECORDED]
-        if unknown:
-            raise InputError("outputs", unknown[0], f"unknown output; {suggest(unknown[0], tuple(RECORDED))}")
+    chosen = check_outputs(outputs)
     scenario = with_values(scenario, params or {}, "params")
     seeds, _ = _check_run_args(scenario, [scenario.seed if seed is None else seed], None, progress, "sim.run")
-    dataset = _run(scenario, seeds, None, progress, "raise").isel(run=0)
+    dataset = _run(scenario, seeds, None, progress, "raise", chosen).isel(run=0)
     if params:
         dataset.attrs["params"] = json.dumps({k: plain(v) for k, v in params.items()}, default=str)
-    return dataset if outputs is None else dataset[list(outputs)]
+    return dataset
 
 
 def tidy_columns(dataset: xr.Dataset) -> list[str]:

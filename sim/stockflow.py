@@ -136,6 +136,7 @@ class StockFlow:
         self._vital: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # vital rates by calendar year
         self._moving_pairs = np.zeros((n, n), bool)  # (origin, destination) pairs that have moved staff so far
         self._unit = np.eye(n)
+        self._kept_friction: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # control, travel time, friction
         self.same = regions.same_province
         self.follow_factor = (self.follow["household_follow_share"] * self.follow["household_size"])[:, None, None] / DT
         self.state: dict[str, np.ndarray] = {
@@ -181,11 +182,26 @@ class StockFlow:
             "death_rate": deaths,
             "build_rate": np.where(np.isnan(inputs.build_rate), self.max_build_rate, inputs.build_rate),
             "follow_inflow": inputs.staff_moved * self.follow_factor,  # persons/year this month
-            "friction": migration_friction(self.params, inputs.control, inputs.travel_time),
+            "friction": self._friction(inputs.control, inputs.travel_time),
         }
 
-    def derivative(self, time: float, inputs: MonthInputs):
-        """The stocks' derivative for this month's inputs (pure: RK4 calls it four times)."""
+    def _friction(self, control: np.ndarray, travel_time: np.ndarray) -> np.ndarray:
+        """``migration_friction``, kept while the levers are the same read-only arrays (the coupled model's
+        timeline hands the same objects until a lever changes; a month's advance and the next observation
+        share them)."""
+        kept = self._kept_friction
+        if kept is not None and kept[0] is control and kept[1] is travel_time:
+            return kept[2]
+        friction = migration_friction(self.params, control, travel_time)
+        if not (control.flags.writeable or travel_time.flags.writeable):
+            self._kept_friction = control, travel_time, friction
+        return friction
+
+    def derivative(self, time: float, inputs: MonthInputs, population_only: bool = False):
+        """The stocks' derivative for this month's inputs (pure: RK4 calls it four times).
+
+        ``population_only``: the population's rates alone (population, births, deaths, departures to the
+        rest of China and the migration flows), what ``observe`` records, by the same operations."""
         p, same, extra = self.params, self.same, self._rates_for(time, inputs)
         follow_drain = DELAY_ORDER / self.follow["follow_time"][:, None]
         # households follow only between pairs that have moved staff: the other pairs' stages stay exactly zero
@@ -213,10 +229,8 @@ class StockFlow:
                 extra["years"],
             )
             following = s["households_following"]
-            d_following = np.zeros(following.shape)
             if len(origin):
                 d_pairs, arriving = _delay3(follow_inflow, following[:, origin, destination], follow_drain)
-                d_following[:, origin, destination] = d_pairs
             else:
                 arriving = np.zeros((len(following), 0))
             births = extra["birth_rate"] * population
@@ -226,24 +240,32 @@ class StockFlow:
             arriving_same = arriving @ into_same  # (run, region), sums over the moving pairs
             change[:, REGISTERED] += registering - arriving @ from_origin + arriving_same
             change[:, MIGRANT] += -registering + (arriving @ into_destination - arriving_same)
+            rates = {
+                "population": change,
+                "births_cum": births[:, REGISTERED] + births[:, MIGRANT],
+                "deaths_cum": deaths[:, REGISTERED] + deaths[:, MIGRANT],
+                "out_to_outside_cum": flows.to_outside[:, REGISTERED] + flows.to_outside[:, MIGRANT],
+                "_flows": flows,
+            }
+            if population_only:
+                return rates
+            d_following = np.zeros(following.shape)
+            if len(origin):
+                d_following[:, origin, destination] = d_pairs
             construction = s["housing_in_construction"]
             in_construction = construction[..., 0] + construction[..., 1] + construction[..., 2]
             starts = housing_starts(p, total, housing, in_construction, extra["build_rate"], inputs.housing_cap)
             d_construction, completions = _delay3(starts, construction, construction_drain)
             removed = housing_removed(p, housing, inputs.housing_removal, inputs.housing_cap, inputs.cap_time)
             return {
-                "population": change,
+                **rates,
                 "housing": completions - removed,
                 "housing_in_construction": d_construction,
                 "local_services": smooth(
                     p.local_service_norm * total, s["local_services"], p.service_adjustment_time[:, None]
                 ),
                 "households_following": d_following,
-                "births_cum": births[:, REGISTERED] + births[:, MIGRANT],
-                "deaths_cum": deaths[:, REGISTERED] + deaths[:, MIGRANT],
                 "in_from_outside_cum": flows.from_outside,
-                "out_to_outside_cum": flows.to_outside[:, REGISTERED] + flows.to_outside[:, MIGRANT],
-                "_flows": flows,
             }
 
         return derivative
@@ -292,7 +314,7 @@ class StockFlow:
         out = {k: observed[k]() for k in outputs if k in observed}
         if any(k not in observed for k in outputs):
             quiet = replace(inputs, staff_moved=np.zeros_like(inputs.staff_moved))
-            rates = self.derivative(time, quiet)(time, s)  # the population equation itself, so nothing is left out
+            rates = self.derivative(time, quiet, population_only=True)(time, s)  # the population equation itself
             flows = rates["_flows"]
             out |= {
                 "net_migration": rates["population"][:, REGISTERED]

@@ -19,8 +19,9 @@ distinct policy set and hands the model every lever with the run axis first.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,19 @@ class Levers:
     build_rate: np.ndarray  # largest housing start rate set by land release, NaN = the parameter (region,)
     housing_cap: np.ndarray  # residents a cap policy allows the region's housing to hold, inf = none (region,)
     cap_time: np.ndarray  # years over which housing above the cap is removed (region,)
-    dispersals: dict[str, tuple] = field(default_factory=dict)  # name -> (sector, rate, targeted, close, allowed)
+    dispersals: Mapping[str, tuple] = field(default_factory=dict)  # name -> (sector, rate, targeted, close, allowed)
+    version: int = field(default=0, init=False, repr=False, compare=False)  # counts changes (``BatchTimeline``)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A lever changes only by being replaced (arrays read-only, mappings frozen once set), so ``version``
+        counts every change and ``BatchTimeline.levers`` restacks only after one."""
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        elif isinstance(value, dict):
+            value = MappingProxyType(dict(value))
+        object.__setattr__(self, name, value)
+        if name != "version":
+            object.__setattr__(self, "version", self.version + 1)
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,7 @@ class Timeline:
             cap_time=np.ones(n),
         )
         self.completed = Completed(np.zeros(n), np.zeros(n))
+        self.delivered = False  # whether a project has finished since ``take_completed``
         self.orders: list[MoveOrder] = []
         self.log: list[tuple[float, str, str]] = []
         self.env = simpy.Environment()
@@ -148,6 +162,7 @@ class Timeline:
     def take_completed(self) -> Completed:
         done = self.completed
         self.completed = Completed(np.zeros_like(done.housing), np.zeros_like(done.services))
+        self.delivered = False
         return done
 
     def _note(self, name: str, action: str) -> None:
@@ -170,10 +185,10 @@ class Timeline:
         yield self._wait_until(p["start"])
         sector = FIRM_SECTORS.index(p["sector"])
         programme = (sector, p["rate"], self._mask(p["regions"]), p["close_share"], self._mask(p["destinations"]))
-        self.levers.dispersals[name] = programme
+        self.levers.dispersals = {**self.levers.dispersals, name: programme}
         self._note(name, f"dispersal of {p['sector']} starts")
         yield self._wait_until(p["end"])
-        del self.levers.dispersals[name]
+        self.levers.dispersals = {k: v for k, v in self.levers.dispersals.items() if k != name}
         self._note(name, f"dispersal of {p['sector']} ends")
 
     def _admission_control(self, name: str, p: dict) -> Generator:
@@ -211,17 +226,17 @@ class Timeline:
     def _housing_cap(self, name: str, p: dict) -> Generator:
         yield self._wait_until(p["date"])
         region = self.regions.index(p["region"])
-        self.levers.housing_cap = self.levers.housing_cap.copy()
-        self.levers.housing_cap[region] = p["population"]
-        self.levers.cap_time = self.levers.cap_time.copy()
-        self.levers.cap_time[region] = p["years"]
+        housing_cap, cap_time = self.levers.housing_cap.copy(), self.levers.cap_time.copy()
+        housing_cap[region], cap_time[region] = p["population"], p["years"]
+        self.levers.housing_cap, self.levers.cap_time = housing_cap, cap_time
         self._note(name, f"housing capped for {p['population']:.0f} residents within {p['years']:g} years")
 
     def _rail(self, name: str, p: dict) -> Generator:
         yield self._wait_until(p["date"])
         i, j = self.regions.index(p["from"]), self.regions.index(p["to"])
-        self.levers.travel_time = self.levers.travel_time.copy()
-        self.levers.travel_time[i, j] = self.levers.travel_time[j, i] = p["hours"]
+        travel_time = self.levers.travel_time.copy()
+        travel_time[i, j] = travel_time[j, i] = p["hours"]
+        self.levers.travel_time = travel_time
         self._note(name, f"rail {p['from']}-{p['to']} opens: {p['hours']:g} h")
 
     def _incentive(self, name: str, p: dict) -> Generator:
@@ -230,7 +245,7 @@ class Timeline:
         sectors = [FIRM_SECTORS.index(s) for s in p["sectors"]]
         change = np.zeros_like(self.levers.incentive)
         if p["pharma_only"]:
-            self.levers.pharma_incentive[region] += p["utility"]
+            self.levers.pharma_incentive = _added(self.levers.pharma_incentive, region, p["utility"])
         else:
             change[region, sectors] = p["utility"]
             self.levers.incentive = self.levers.incentive + change
@@ -238,7 +253,7 @@ class Timeline:
         if np.isfinite(p["end"]):
             yield self._wait_until(p["end"])
             if p["pharma_only"]:
-                self.levers.pharma_incentive[region] -= p["utility"]
+                self.levers.pharma_incentive = _added(self.levers.pharma_incentive, region, -p["utility"])
             else:
                 self.levers.incentive = self.levers.incentive - change
             self._note(name, "incentive ends")
@@ -270,7 +285,20 @@ class Timeline:
         region = self.regions.index(p["region"])
         self.completed.housing[region] += p["housing_per_project"]
         self.completed.services[region] += p["services_per_project"]
+        self.delivered = True
         self._note(name, "completed")
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _added(lever: np.ndarray, at: int, change: float) -> np.ndarray:
+    """A copy of ``lever`` with ``change`` added at ``at`` (levers are replaced, not changed in place)."""
+    lever = lever.copy()
+    lever[at] += change
+    return lever
 
 
 class BatchTimeline:
@@ -300,6 +328,8 @@ class BatchTimeline:
             for key in unique
         ]
         self.regions = regions
+        self._stacked: tuple[tuple[int, ...], BatchLevers] | None = None  # (versions of the levers, stacked)
+        self._nothing: Completed | None = None  # what a month without finished projects delivers
 
     @property
     def runs(self) -> int:
@@ -314,11 +344,18 @@ class BatchTimeline:
             timeline.advance(month)
 
     def levers(self) -> BatchLevers:
-        """Every lever in force now, with the run axis first."""
+        """Every lever in force now, with the run axis first (read-only arrays: the same object until a
+        lever changes, so the month's users may keep what they derive from it)."""
+        versions = tuple(t.levers.version for t in self.timelines)
+        if self._stacked is None or self._stacked[0] != versions:
+            self._stacked = versions, self._stack()
+        return self._stacked[1]
+
+    def _stack(self) -> BatchLevers:
         groups = [t.levers for t in self.timelines]
 
         def stack(name: str) -> np.ndarray:
-            return np.stack([getattr(levers, name) for levers in groups])[self.group]
+            return _read_only(np.stack([getattr(levers, name) for levers in groups])[self.group])
 
         programmes: dict[tuple, dict[int, tuple]] = {}
         for g, levers in enumerate(groups):
@@ -327,8 +364,8 @@ class BatchTimeline:
                 programmes.setdefault(key, {})[g] = (rate, close, targeted, allowed)
         dispersals = []
         for (name, sector, _, _), by_group in programmes.items():
-            rate = np.array([by_group[g][0] if g in by_group else 0.0 for g in self.group])
-            close = np.array([by_group[g][1] if g in by_group else 0.0 for g in self.group])
+            rate = _read_only(np.array([by_group[g][0] if g in by_group else 0.0 for g in self.group]))
+            close = _read_only(np.array([by_group[g][1] if g in by_group else 0.0 for g in self.group]))
             _, _, targeted, allowed = next(iter(by_group.values()))
             dispersals.append(Dispersal(name, sector, rate, targeted, close, allowed))
         return BatchLevers(
@@ -341,7 +378,12 @@ class BatchTimeline:
         return [(order, self.members(g)) for g, t in enumerate(self.timelines) for order in t.take_orders()]
 
     def take_completed(self) -> Completed:
-        """Capacity delivered this month by finished projects, (run, region)."""
+        """Capacity delivered this month by finished projects, (run, region) (read-only)."""
+        if not any(t.delivered for t in self.timelines):  # most months: nothing to stack
+            if self._nothing is None:
+                zeros = _read_only(np.zeros((self.runs, len(self.regions))))
+                self._nothing = Completed(zeros, zeros)
+            return self._nothing
         done = [t.take_completed() for t in self.timelines]
         return Completed(
             np.stack([d.housing for d in done])[self.group], np.stack([d.services for d in done])[self.group]

@@ -258,3 +258,31 @@ def test_runs_with_different_policies_in_one_batch_equal_the_same_runs_alone(sho
         for name in alone.data_vars:
             np.testing.assert_allclose(batch[name].isel(run=index), alone[name], rtol=1e-12, atol=0, err_msg=name)
     assert not np.array_equal(batch.institutions.isel(run=2), batch.institutions.isel(run=0))
+
+
+def test_recording_some_outputs_gives_the_same_arrays_as_recording_all(short_historical):
+    """``outputs=``: the chosen arrays bit for bit as in a full recording (batch with two parameter sets)."""
+    seeds, overrides = [3, 4], [{}, {"population.jobs_weight": 2.0}]
+    full = Model(short_historical, seeds, overrides).run().values
+    # a stock, a rate (one derivative evaluation), agents' tallies and an event output
+    chosen = ("net_migration", "population", "dispersed_firms_cum", "jobs", "construction_workforce")
+    some = Model(short_historical, seeds, overrides, outputs=chosen).run().values
+    assert list(some) == [k for k in sim.model.RECORDED if k in chosen]  # RECORDED's order
+    for key in chosen:
+        assert np.array_equal(some[key], full[key]), key
+    assert Model(short_historical, [3], outputs=()).run().values == {}
+
+
+def test_an_unknown_output_is_named_with_the_known_ones(short_historical):
+    with pytest.raises(sim.InputError, match=r"outputs: populaton: unknown output; did you mean 'population'\?"):
+        Model(short_historical, [3], outputs=["population", "populaton"])
+    with pytest.raises(sim.InputError, match="expected one of .*construction_workforce.*"):
+        sim.run_batch(short_historical, [3], outputs=["nothing_like_it"])
+    with pytest.raises(sim.InputError, match="expected a list of output names"):
+        Model(short_historical, [3], outputs="population")
+
+
+def test_run_batch_with_outputs_keeps_those_variables(short_historical):
+    ds = sim.run_batch(short_historical, [3], outputs=["firms", "population"])
+    assert set(ds.data_vars) == {"firms", "population"}
+    assert ds.population.dims == ("time", "run", "region")

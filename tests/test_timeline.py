@@ -184,3 +184,30 @@ def test_a_project_larger_than_the_workforce_is_bad_input():
 
     with pytest.raises(InputError, match="policies.build.workers_per_project"):
         Timeline({"build": project(2014.0, 2015.0, 2, 600.0, 1.0)}, REGIONS, 2014, 500.0)
+
+
+def test_batch_levers_are_restacked_after_every_change_and_cannot_be_changed_in_place():
+    """``BatchTimeline.levers`` keeps its stack until a lever changes: every month of two policy sets (every
+    policy kind of the shipped plans, pharma incentives included) equals a fresh stack; in-place edits raise."""
+    import sim
+    from sim.timeline import BatchTimeline
+
+    scenarios = [sim.load_scenario(f"scenarios/{name}.toml") for name in ("historical", "plan2021")]
+    batch = BatchTimeline([s.policies for s in scenarios], np.array([2e5, 2e5]), REGIONS, 2014)
+    changes = 0
+    for month in range(12 * 21):
+        before = batch.levers()
+        batch.advance(month)
+        now, fresh = batch.levers(), batch._stack()
+        changes += now is not before
+        for name in now.__dataclass_fields__:
+            if name != "dispersals":
+                assert np.array_equal(getattr(now, name), getattr(fresh, name), equal_nan=True), (month, name)
+        assert [(d.name, list(d.rate), list(d.close_share)) for d in now.dispersals] == [
+            (d.name, list(d.rate), list(d.close_share)) for d in fresh.dispersals
+        ]
+    assert 10 < changes < 200  # restacked when something changed, not every month
+    with pytest.raises(ValueError, match="read-only"):
+        batch.levers().control[0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        batch.timelines[0].levers.pharma_incentive[0] += 1.0
