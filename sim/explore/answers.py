@@ -46,6 +46,8 @@ SERIES = {
 }
 """The charts, in page order: four population series (regions summed) and two of the agents and events."""
 POPULATION_SERIES = tuple(k for k, (_, _, regions) in SERIES.items() if regions)
+PAGE_OUTPUTS = ("population", "dispersed_firms_cum", "construction_workforce")
+"""What a full run for the page records (``Model(outputs=...)``): the other outputs are neither computed nor kept."""
 
 
 BAND_SETS = 200
@@ -265,7 +267,7 @@ class Explorer:
             if not still_wanted():
                 raise Cancelled
 
-        history = Model(changed, [self.seed], compiled=self.run_compiled).run(progress)
+        history = Model(changed, [self.seed], compiled=self.run_compiled, outputs=PAGE_OUTPUTS).run(progress)
         series = self._full_series(history.values)
         return Trajectories(
             self.reference.time, {k: _listed(v) for k, v in series.items()}, clock.perf_counter() - started
@@ -282,7 +284,10 @@ class Explorer:
         runs: list[dict[str, list[float]]] = []
         for first in range(0, len(settings), chunk):
             part = settings[first : first + chunk]
-            history = Model(self.scenario, [self.seed] * len(part), part, compiled=self.run_compiled).run()
+            model = Model(
+                self.scenario, [self.seed] * len(part), part, compiled=self.run_compiled, outputs=PAGE_OUTPUTS
+            )
+            history = model.run()
             for run in range(len(part)):
                 one = {k: v[:, run : run + 1] for k, v in history.values.items()}
                 runs.append({k: _listed(v) for k, v in self._full_series(one).items()})
