@@ -72,11 +72,23 @@ def command_check(args: argparse.Namespace) -> int:
     from sim.model import Model
     from sim.scenario import load_scenario
 
-    for path in args.scenarios:
-        scenario = load_scenario(path)
-        Model(scenario, [scenario.seed])  # what only the model's set-up sees (region constants, workforce)
+    failed = 0
+    for path in args.scenarios:  # every file checked, each reporting all its mistakes
+        try:
+            scenario = load_scenario(path)
+            Model(scenario, [scenario.seed])  # what only the model's set-up sees (region constants, workforce)
+        except InputError as error:
+            _print_error(error)
+            failed += 1
+            continue
         print(f"{path}: ok ({scenario.name}, {scenario.start}-{scenario.end}, {len(scenario.policies)} policies)")
-    return 0
+    return 2 if failed else 0
+
+
+def _print_error(error: InputError) -> None:
+    """One line per mistake, each naming its file and key."""
+    for line in str(error).splitlines():
+        print(f"error: {line}", file=sys.stderr)
 
 
 DUCK_ARRAYS = ("dask", "pint")
@@ -504,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _print_error(error)
         return 2
     except StateError as error:
         print(f"error: the run failed, no run folder written: {error}", file=sys.stderr)

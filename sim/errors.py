@@ -20,6 +20,16 @@ class InputError(Exception):
         super().__init__(location + message)
 
 
+class InputErrors(InputError):
+    """Several independent mistakes in one file, reported together (one fix-and-rerun, not one per mistake)."""
+
+    def __init__(self, errors: list[InputError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        Exception.__init__(self, "\n".join(str(error) for error in errors))
+        self.path, self.key, self.message = first.path, first.key, first.message
+
+
 class StateError(Exception):
     """A run reached a negative or non-finite stock: a model failure, not a result (the CLI exits 1).
 

@@ -10,6 +10,7 @@ key path and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import hashlib
@@ -22,11 +23,12 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from sim.errors import InputError
+from sim.errors import InputError, InputErrors
 from sim.policies import POLICY_KINDS, Field
 from sim.regions import Regions, load_regions
 from sim.sectors import FIRM_SECTORS, INSTITUTION_KINDS
@@ -228,19 +230,44 @@ class _Validator:
         self.set_in: dict[tuple[str, str], tuple[int, Path]] = {}
         """(policy name, field) -> (position in the extends chain, file) of the last file that set it."""
         self.files = 0
+        self.errors: list[InputError] = []
+        """Mistakes found so far in the file being checked, raised together by ``raise_gathered``."""
+
+    @contextlib.contextmanager
+    def gathering(self) -> Iterator[None]:
+        """Check one independent part (a key, a parameter, a policy field); keep going past its mistake."""
+        try:
+            yield
+        except InputError as error:
+            self.errors.append(error)
+
+    def raise_gathered(self) -> None:
+        """Stop with every mistake gathered so far (one: itself; several: ``InputErrors``)."""
+        errors = [one for error in self.errors for one in getattr(error, "errors", [error])]
+        self.errors = []
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise InputErrors(errors)
 
     def check_file(self, path: Path, doc: dict[str, Any], inherited: dict[str, Any] | None = None) -> None:
         """Check one file of the chain; ``inherited`` is the merged ``policies`` table of the files before it."""
         inherited = inherited or {}
         self.files += 1
         for key, value in doc.items():
-            if key in PARAMETERS:
-                self._check_group(path, key, value)
-            elif key == "run":
-                self._check_run(path, value)
-            elif key == "policies":
-                self._check_table(path, key, value)
-                for name, policy in value.items():
+            with self.gathering():
+                self._check_key(path, key, value, inherited)
+        self.raise_gathered()  # a mistake here would make the files after it report its consequences
+
+    def _check_key(self, path: Path, key: str, value: Any, inherited: dict[str, Any]) -> None:
+        if key in PARAMETERS:
+            self._check_group(path, key, value)
+        elif key == "run":
+            self._check_run(path, value)
+        elif key == "policies":
+            self._check_table(path, key, value)
+            for name, policy in value.items():
+                with self.gathering():
                     if not valid_name(name):
                         raise InputError(
                             path,
@@ -248,12 +275,12 @@ class _Validator:
                             f"bad policy name: expected {NAME_EXPECTED} (it is written to events.csv)",
                         )
                     self._check_override(path, name, policy, inherited)
-            elif key in ("extends", "name", "description"):
-                self._expect(isinstance(value, str), path, key, "a string", value)
-                if key == "name" and not valid_name(value):
-                    raise InputError(path, key, f"expected {NAME_EXPECTED} (it names the run folder), got {value!r}")
-            else:
-                raise InputError(path, key, f"unknown key; {suggest(key, [*TOP_KEYS, *PARAMETERS])}")
+        elif key in ("extends", "name", "description"):
+            self._expect(isinstance(value, str), path, key, "a string", value)
+            if key == "name" and not valid_name(value):
+                raise InputError(path, key, f"expected {NAME_EXPECTED} (it names the run folder), got {value!r}")
+        else:
+            raise InputError(path, key, f"unknown key; {suggest(key, [*TOP_KEYS, *PARAMETERS])}")
 
     def _expect(self, ok: bool, path: Path, key: str, expected: str, value: Any) -> None:
         if not ok:
@@ -272,20 +299,24 @@ class _Validator:
     def _check_run(self, path: Path, run: Any) -> None:
         self._check_table(path, "run", run)
         for key, value in run.items():
-            where = f"run.{key}"
-            if key in ("start", "end"):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-                self._expect(ok, path, where, f"a year between {FIRST_YEAR} and {LAST_YEAR}", value)
-                if not FIRST_YEAR <= value <= LAST_YEAR:
-                    raise InputError(path, where, f"year {value} is out of range: expected {FIRST_YEAR} to {LAST_YEAR}")
-            elif key == "seed":
-                ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
-                self._expect(ok, path, where, f"an integer from 0 to {MAX_SEED}", value)
-            elif key == "method":
-                if value not in METHODS:
-                    raise InputError(path, where, f"unknown method {value!r}; {suggest(str(value), METHODS)}")
-            else:
-                raise InputError(path, where, f"unknown key; {suggest(key, tuple(RUN_DEFAULTS))}")
+            with self.gathering():
+                self._check_run_key(path, key, value)
+
+    def _check_run_key(self, path: Path, key: str, value: Any) -> None:
+        where = f"run.{key}"
+        if key in ("start", "end"):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            self._expect(ok, path, where, f"a year between {FIRST_YEAR} and {LAST_YEAR}", value)
+            if not FIRST_YEAR <= value <= LAST_YEAR:
+                raise InputError(path, where, f"year {value} is out of range: expected {FIRST_YEAR} to {LAST_YEAR}")
+        elif key == "seed":
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
+            self._expect(ok, path, where, f"an integer from 0 to {MAX_SEED}", value)
+        elif key == "method":
+            if value not in METHODS:
+                raise InputError(path, where, f"unknown method {value!r}; {suggest(str(value), METHODS)}")
+        else:
+            raise InputError(path, where, f"unknown key; {suggest(key, tuple(RUN_DEFAULTS))}")
 
     def _labels(self, dims: str) -> tuple[str, ...]:
         return self.regions.codes if dims == "region" else FIRM_SECTORS
@@ -293,22 +324,26 @@ class _Validator:
     def _check_group(self, path: Path, group: str, table: Any) -> None:
         self._check_table(path, group, table)
         for name, value in table.items():
-            key = f"{group}.{name}"
-            if name not in PARAMETERS[group]:
-                raise InputError(path, key, f"unknown parameter; {suggest(name, tuple(PARAMETERS[group]))}")
-            spec = PARAMETERS[group][name]
-            low, high = spec["range"]
-            if spec["dims"] and isinstance(value, dict):
-                labels = self._labels(spec["dims"])
-                for label, item in value.items():
-                    if label not in labels:
-                        raise InputError(path, f"{key}.{label}", f"unknown {spec['dims']}; {suggest(label, labels)}")
-                    self._number(path, f"{key}.{label}", item, low, high)
-            else:
-                kind = f"a number or a table keyed by {spec['dims']}" if spec["dims"] else "a number"
-                if not _is_number(value):
-                    raise InputError(path, key, f"expected {kind}, got {value!r}")
-                self._number(path, key, value, low, high)
+            with self.gathering():
+                self._check_parameter(path, group, name, value)
+
+    def _check_parameter(self, path: Path, group: str, name: str, value: Any) -> None:
+        key = f"{group}.{name}"
+        if name not in PARAMETERS[group]:
+            raise InputError(path, key, f"unknown parameter; {suggest(name, tuple(PARAMETERS[group]))}")
+        spec = PARAMETERS[group][name]
+        low, high = spec["range"]
+        if spec["dims"] and isinstance(value, dict):
+            labels = self._labels(spec["dims"])
+            for label, item in value.items():
+                if label not in labels:
+                    raise InputError(path, f"{key}.{label}", f"unknown {spec['dims']}; {suggest(label, labels)}")
+                self._number(path, f"{key}.{label}", item, low, high)
+        else:
+            kind = f"a number or a table keyed by {spec['dims']}" if spec["dims"] else "a number"
+            if not _is_number(value):
+                raise InputError(path, key, f"expected {kind}, got {value!r}")
+            self._number(path, key, value, low, high)
 
     def _check_override(self, path: Path, name: str, policy: Any, inherited: dict[str, Any]) -> None:
         """One ``[policies.NAME]`` table of one file: a new policy, or an override of an inherited one."""
@@ -350,22 +385,27 @@ class _Validator:
             )
         fields = POLICY_KINDS[kind]
         for name, value in policy.items():
-            where = f"{key}.{name}"
-            if name == "kind":
-                continue
-            if name == "enabled":
-                self._expect(isinstance(value, bool), path, where, "true or false", value)
-            elif name not in fields:
-                article = "an" if kind[0] in "aeiou" else "a"
-                raise InputError(
-                    path, where, f"unknown field for {article} {kind} policy; {suggest(name, (*fields, 'enabled'))}"
-                )
-            else:
-                self._value(path, where, fields[name], value)
+            with self.gathering():
+                self._check_field(path, key, kind, name, value)
         if not partial:
             for name, spec in fields.items():
                 if spec.required and name not in policy:
-                    raise InputError(path, f"{key}.{name}", f"missing; expected {spec.doc} ({spec.type})")
+                    self.errors.append(InputError(path, f"{key}.{name}", f"missing; expected {spec.doc} ({spec.type})"))
+
+    def _check_field(self, path: Path, key: str, kind: str, name: str, value: Any) -> None:
+        fields = POLICY_KINDS[kind]
+        where = f"{key}.{name}"
+        if name == "kind":
+            return
+        if name == "enabled":
+            self._expect(isinstance(value, bool), path, where, "true or false", value)
+        elif name not in fields:
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise InputError(
+                path, where, f"unknown field for {article} {kind} policy; {suggest(name, (*fields, 'enabled'))}"
+            )
+        else:
+            self._value(path, where, fields[name], value)
 
     def _value(self, path: Path, key: str, spec: Field, value: Any) -> Any:
         """Check one policy field and return it in model form (dates as decimal years)."""
@@ -415,6 +455,7 @@ class _Validator:
 
         # fields were checked in the file that set them; what is left is what only the merge shows
         self._check_policy(self.defined_in.get(name, fallback), key, policy, partial=False)
+        self.raise_gathered()
         fields = POLICY_KINDS[policy["kind"]]
         resolved: dict[str, Any] = {"kind": policy["kind"], "name": name}
         for field_name, spec in fields.items():
@@ -563,9 +604,11 @@ def load_scenario(path: str | Path) -> Scenario:
     document["run"] = run
     policies = {}
     for name, policy in document.get("policies", {}).items():
-        resolved = validator.resolve_policy(chain[-1][0], name, policy)
-        if policy.get("enabled", True):
-            policies[name] = resolved
+        with validator.gathering():
+            resolved = validator.resolve_policy(chain[-1][0], name, policy)
+            if policy.get("enabled", True):
+                policies[name] = resolved
+    validator.raise_gathered()
     return Scenario(
         name=document["name"],
         path=path,

@@ -281,13 +281,73 @@ def test_key_paths_name_the_key_exactly(tmp_path: Path, capsys: pytest.CaptureFi
     assert err.startswith(f"error: {(tmp_path / 'bad.toml').resolve()}: firms.pharma_share: ")
 
 
-def test_check_stops_at_the_first_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Several files: the good ones before the bad one are reported ok, then one error line."""
+def test_check_reports_every_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Several files: each good one is reported ok and each bad one by its error, whatever the order."""
     write(tmp_path, over("[run]\nmethod = 'rk5'\n"))
-    code, out, err = cli(capsys, "check", str(HISTORICAL), str(tmp_path / "bad.toml"))
+    code, out, err = cli(capsys, "check", str(tmp_path / "bad.toml"), str(HISTORICAL))
     assert code == 2
     assert out.startswith(f"{HISTORICAL}: ok")
     assert len(err.splitlines()) == 1 and "run.method" in err
+
+
+def test_independent_mistakes_in_one_file_are_reported_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One line per mistake, in file order, each naming the file and its key: one fix-and-rerun, not four."""
+    write(
+        tmp_path,
+        over(
+            "[population]\nbirth_rat = 0.01\nmigrant_mobility = -1\n[run]\nseed = -1\n"
+            "[policies.x]\nkind = 'demolition'\nbogus = 3\n[policies.y]\nkind = 'nonsense'\n"
+        ),
+    )
+    for command in ("check", "run"):
+        code, out, err = cli(
+            capsys, command, str(tmp_path / "bad.toml"), *(["--out", str(tmp_path / "o")] * (command == "run"))
+        )
+        assert code == 2 and out == ""
+        keys = [line.split(": ")[2] for line in err.splitlines()]
+        assert keys == [
+            "population.birth_rat",
+            "population.migrant_mobility",
+            "run.seed",
+            "policies.x.bogus",
+            "policies.y.kind",
+        ]
+        assert all(line.startswith(f"error: {(tmp_path / 'bad.toml').resolve()}: ") for line in err.splitlines())
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_mistake_in_a_base_file_stops_before_the_files_that_extend_it(tmp_path: Path) -> None:
+    """The files after a bad one would report its consequences (an override of a policy that failed), not news."""
+    from sim.errors import InputError
+
+    write(
+        tmp_path,
+        {
+            "base.toml": EXTENDS + "[policies.x]\nkind = 'nonsense'\n",
+            "bad.toml": "extends = 'base.toml'\n[policies.x]\nenabled = false\n",
+        },
+    )
+    with pytest.raises(InputError) as raised:
+        load_scenario(tmp_path / "bad.toml")
+    assert (
+        not hasattr(raised.value, "errors")
+        and raised.value.path.endswith("base.toml")
+        and raised.value.key == "policies.x.kind"
+    )
+
+
+def test_missing_fields_of_two_policies_are_reported_together(tmp_path: Path) -> None:
+    from sim.errors import InputErrors
+
+    write(tmp_path, over("[policies.a]\nkind = 'rail'\n[policies.b]\nkind = 'rail'\n"))
+    with pytest.raises(InputErrors) as raised:
+        load_scenario(tmp_path / "bad.toml")
+    keys = [error.key for error in raised.value.errors]
+    assert {key.split(".")[1] for key in keys} == {"a", "b"} and all(
+        "missing" in e.message for e in raised.value.errors
+    )
 
 
 def test_run_validates_every_scenario_before_running_any(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
