@@ -2,7 +2,7 @@
 
 ``compare(["scenarios/historical.toml", "scenarios/counterfactual.toml", "runs/plan2021"])``
 runs the scenario files (``seeds`` > 1: a batch, drawn as quantile fans), reads the run folders,
-and writes into ``out``: ``figures/`` (PNG and SVG), ``summary.csv`` and ``summary.md``.
+and writes into ``out``: ``figures/`` (PNG; SVG too on request), ``summary.csv`` and ``summary.md``.
 Every scenario keeps one colour in every figure; observations and plan levels share the axes.
 """
 
