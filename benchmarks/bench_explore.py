@@ -87,14 +87,18 @@ def in_browser(explorer: Explorer, steps: int, screenshots: Path | None) -> list
                 page.wait_for_function(f"window.explore.timings.filter(t => t.kind === 'stockflow').length > {i}")
             sf = [t["ms"] / 1000 for t in page.evaluate("window.explore.timings") if t["kind"] == "stockflow"]
             rows.append((f"slider step -> redrawn charts, stock-and-flow view ({steps} steps, browser)", quantiles(sf)))
+            server_cpu = []  # the server's threads (this process) from the release to the redrawn charts
             for i, value in enumerate(("1", "5", "7")):
+                used = time.process_time()
                 slider.fill(value)
                 page.wait_for_function(
                     f"window.explore.timings.filter(t => t.kind === 'full').length > {i}", timeout=120_000
                 )
+                server_cpu.append(time.process_time() - used)
             timings = [t for t in page.evaluate("window.explore.timings") if t["kind"] == "full"]
             full = [t["ms"] / 1000 for t in timings]
             rows.append(("slider release -> redrawn charts, full model (3 releases, browser)", quantiles(full)))
+            rows.append(("... the server process's CPU time over it (every thread)", quantiles(server_cpu)))
             rows.append(
                 (
                     "... of which the full run on the server",
