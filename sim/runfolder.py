@@ -380,8 +380,16 @@ def events_csv(events: str, start: int) -> str:
     return buffer.getvalue()
 
 
-def _check_write_args(dataset: Any, scenario: Any, seed: Any, wall_time: Any) -> None:
+def _check_write_args(dataset: Any, scenario: Any, seed: Any, wall_time: Any, figures: Any) -> None:
+    from sim.plots import ALL_FIGURES
     from sim.scenario import Scenario, check_seed
+
+    if figures is not None and (
+        isinstance(figures, str) or not isinstance(figures, Sequence) or not set(figures) <= set(ALL_FIGURES)
+    ):
+        raise InputError(
+            "write_run", "figures", f"expected a list of figure names from {', '.join(ALL_FIGURES)}, got {figures!r}"
+        )
 
     if not isinstance(dataset, xr.Dataset):
         raise InputError(
@@ -418,7 +426,7 @@ def write_run(
     from sim import __version__
     from sim.results import write_tidy_csv
 
-    _check_write_args(dataset, scenario, seed, wall_time)
+    _check_write_args(dataset, scenario, seed, wall_time, figures)
     staged = folder if isinstance(folder, StagedFolder) else StagedFolder(folder, force, key="folder")
     with staged:
         root = staged.path
