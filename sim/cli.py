@@ -129,11 +129,9 @@ def command_run(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             dataset = run(scenario, seed, progress=_progress(scenario.name))
             elapsed = time.perf_counter() - started
-            _stage(
-                f"writing {folder.target}" + ("" if args.no_plots or not args.figures else " (results, then figures)")
-            )
-            formats = ("png", "svg") if args.svg else ("png",)
             figures = () if args.no_plots else args.figures
+            _stage(f"writing {folder.target}" + (" (results, then figures)" if figures else ""))
+            formats = ("png", "svg") if args.svg else ("png",)
             target = write_run(
                 dataset, scenario, folder, seed, elapsed, plots=bool(figures), figure_formats=formats, figures=figures
             )
