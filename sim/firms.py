@@ -40,8 +40,11 @@ destination's weight (real firms are conserved), so every firm can choose every 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -60,9 +63,11 @@ IS_INDUSTRIAL = np.isin(np.arange(N_SECTORS), INDUSTRIAL)  # by sector index (a 
 YOUNG_FIRM_AGE = 3.0  # years: e-folding age of the young-firm exit boost (assumed)
 RENT_INDEX_MAX = 10.0  # rent index cap: ten times the 2014 rent (assumed; keeps hazards finite)
 MAX_EXPONENT = 50.0  # cap on hazard exponents (exp(50) makes any monthly probability 1)
+COST_SPLIT = 3.0  # cost sensitivity above which agents are always checked (a few in a thousand; speed only)
+LIMIT_SLACK = 1.0 + 1e-9  # a limit of monthly probabilities covers the last bits of exp, expm1 and bounds, widely
 ENTRY_BOOST_MAX = 2.0  # cheap space at most doubles would-be entrants (assumed; demand bounds entry, not rent)
 GROWTH = 8  # columns grow by at least 1/GROWTH of their capacity when full (capacity stays close to use)
-BLOCK_VALUES = 2**16  # per-slot hazards are computed over blocks of runs of about this many slots (cache-sized)
+BLOCK_VALUES = 2**20  # per-slot draws are taken over blocks of runs of about this many slots (8 MB of draws)
 MAX_AGENTS_PER_RUN = 1_000_000  # firm agents a run may hold (about 40 MB of columns); 20x the 2014 stock
 SPACE_DELAY_ORDER = 3
 FIT_ITERATIONS, FIT_TOLERANCE = 500, 1e-9  # destination-constant balancing (log inflow / stock)
@@ -178,15 +183,10 @@ class FirmCounters:
         )
 
 
-def _rank_within_run(run: np.ndarray, per_run: np.ndarray) -> np.ndarray:
-    """0, 1, 2, ... within each run for items sorted by run (``per_run`` = items of each run)."""
-    return np.arange(len(run)) - np.repeat(np.cumsum(per_run) - per_run, per_run)
-
-
-def _selected(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(run, slot) of the True entries of a (run, width) mask, run by run (as np.nonzero), from flat indices."""
-    flat = np.flatnonzero(mask)
-    return flat // mask.shape[1], flat % mask.shape[1]
+def events_below(run: np.ndarray, slot: np.ndarray, draw: np.ndarray, hazard: np.ndarray, dt: float):
+    """(run, slot) of the candidates whose draw is below their exact monthly probability, in order."""
+    hit = draw < monthly_probability(hazard, dt)
+    return run[hit], slot[hit]
 
 
 def monthly_probability(hazard: np.ndarray, dt: float) -> np.ndarray:
@@ -198,9 +198,15 @@ def monthly_probability(hazard: np.ndarray, dt: float) -> np.ndarray:
     return np.negative(hazard, out=hazard)
 
 
-def market_access(population: np.ndarray, travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
-    """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region)."""
-    return np.einsum("bd,brd->br", population, np.exp(-decay[:, None, None] * travel_time))
+def nearness(travel_time: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """exp(-decay * tau_rd) (run, region, region): how much of a region's residents another reaches."""
+    return np.exp(-decay[:, None, None] * travel_time)
+
+
+def market_access(population: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Residents within reach of each region, A_r = sum_d P_d exp(-decay * tau_rd) [persons] (run, region), from
+    ``nearness``."""
+    return np.einsum("bd,brd->br", population, near)
 
 
 def demand(population: np.ndarray, access: np.ndarray, reach: np.ndarray) -> np.ndarray:
@@ -215,6 +221,12 @@ def rent_index(jobs: np.ndarray, space: np.ndarray, occupancy_2014: np.ndarray, 
     occupancy = jobs / np.maximum(space, 1e-9)
     ratio = np.maximum(occupancy / occupancy_2014[:, None], 1e-12)
     return np.minimum(np.exp(np.minimum(elasticity[:, None] * np.log(ratio), MAX_EXPONENT)), RENT_INDEX_MAX)
+
+
+def _catalogue_utility(coverage: np.ndarray) -> np.ndarray:
+    """ln(1 - coverage) (run, sector, destination): a fully covered industry cannot register there (-inf)."""
+    with np.errstate(divide="ignore"):
+        return np.log1p(-coverage).transpose(0, 2, 1)
 
 
 def space_starts(
@@ -238,6 +250,7 @@ class Firms:
         # K2: industrial firms moving from Beijing (outside Tongzhou) into Tongzhou or the northern counties
         self.transfer_origins = regions.beijing & ~np.isin(regions.codes, ("bj_tongzhou",))
         self.transfer_destinations = np.isin(regions.codes, ("bj_tongzhou", "north3"))
+        self.outside = ~regions.beijing  # where refused entrants may register instead
         runs = len(streams.seeds)
         agents = np.round(table.firms / table.agent_weight).astype(int)  # (region, sector)
         region, sector = np.nonzero(agents)
@@ -254,8 +267,10 @@ class Firms:
         self.pharma = np.zeros((runs, n), bool)
         self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
-        self._flags = np.zeros((runs, n), bool)  # reused buffer for per-slot events
         self._work = self._block_buffers()
+        self._lever_terms: dict[Any, tuple[tuple[np.ndarray, ...], np.ndarray]] = {}  # ``_kept``
+        self._month: dict[Any, np.ndarray] | None = None  # terms shared by a step's calls (``step``)
+        self._closed: dict[bytes, np.ndarray] = {}  # destinations closed to movers, by ``allowed``
         size = runs * len(regions) * N_SECTORS
         self._firm_tally, self._job_tally = np.zeros(size), np.zeros(size)  # kept up to date event by event
         self.counters = FirmCounters(runs, len(regions))
@@ -268,7 +283,9 @@ class Firms:
         self.firms_2014 = np.round(table.firms / table.agent_weight) * table.agent_weight  # (region, sector)
         population = np.tile(regions.population_2014, (runs, 1))
         travel = np.broadcast_to(regions.travel_time, (runs, len(regions), len(regions)))
-        self.demand_2014 = demand(population, market_access(population, travel, p.market_decay), p.market_reach)
+        self.demand_2014 = demand(
+            population, market_access(population, nearness(travel, p.market_decay)), p.market_reach
+        )
         jobs = self.jobs().sum(axis=2)
         self.space = jobs / p.space_occupancy_2014[:, None]  # workplaces (run, region)
         self.space_2014 = self.space.copy()
@@ -281,19 +298,19 @@ class Firms:
     def _grow(self, needed: int) -> None:
         capacity = self.alive.shape[1]
         extra = max(needed - capacity, capacity // GROWTH)
-        for name in (*self.COLUMNS, "_flags"):
+        for name in self.COLUMNS:
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
         self._work = self._block_buffers()
 
     def _block_buffers(self) -> np.ndarray:
-        """Reused buffers for the per-slot hazards and draws of one block of runs (4, runs per block, capacity)."""
+        """The reused buffer for the per-slot draws of one block of runs (runs per block, capacity)."""
         runs, capacity = self.alive.shape
-        return np.zeros((4, min(runs, max(1, BLOCK_VALUES // capacity)), capacity))
+        return np.zeros((min(runs, max(1, BLOCK_VALUES // capacity)), capacity))
 
     def _blocks(self) -> list[slice]:
-        """The runs in blocks that fit the per-slot buffers (one block of all runs when they fit)."""
-        runs, size = self.alive.shape[0], self._work.shape[1]
+        """The runs in blocks that fit the per-slot buffer (one block of all runs when they fit)."""
+        runs, size = self.alive.shape[0], self._work.shape[0]
         return [slice(start, min(start + size, runs)) for start in range(0, runs, size)]
 
     def _cells(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray) -> np.ndarray:
@@ -305,10 +322,10 @@ class Firms:
         self._firm_tally += sign * np.bincount(cell, weights=weight, minlength=size)
         self._job_tally += sign * np.bincount(cell, weights=weight * employees, minlength=size)
 
-    def _slots(self, run: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _slots(self, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Free slots for new agents of ``run`` (sorted by run), each run's lowest free slots first.
 
-        Returns the slots, the rank of each new agent within its run, and agents per run.
+        Returns the slots and the agents per run.
         """
         runs = self.alive.shape[0]
         per_run = np.bincount(run, minlength=runs)
@@ -326,32 +343,30 @@ class Firms:
             self._grow(int((per_run + alive).max()))
         slots = []
         for b in np.flatnonzero(per_run):
-            end, wanted = self.extent[b], per_run[b]
+            end, wanted = int(self.extent[b]), int(per_run[b])
             free = np.flatnonzero(~self.alive[b, :end])[:wanted]  # free slots among those used, then fresh ones
-            slots.append(np.concatenate([free, np.arange(end, end + wanted - len(free))]))
-        slot = np.concatenate(slots) if slots else np.zeros(0, int)
-        within = _rank_within_run(run, per_run)
-        np.maximum.at(self.extent, run, slot + 1)
+            fresh = wanted - len(free)
+            slots.append(np.concatenate([free, np.arange(end, end + fresh)]) if fresh else free)
+            self.extent[b] = end + fresh
+        slot = slots[0] if len(slots) == 1 else np.concatenate(slots) if slots else np.zeros(0, np.intp)
         self.alive[run, slot] = True
-        return slot, within, per_run
+        return slot, per_run
 
     def _add(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray, age: np.ndarray, stream: str) -> None:
         """Put new agents (given run by run, in order) into free slots, drawing their traits."""
         order = np.argsort(run, kind="stable")
         run, region, sector, age = run[order], region[order], sector[order], age[order]
-        slot, within, per_run = self._slots(run)
+        slot, per_run = self._slots(run)
         p = self.params
-        sensitivity = self.streams.lognormal_unit_mean(
-            f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run
-        )
-        pharma_draw = self.streams.random(f"{stream}: pharma", per_run)
+        sensitivity = self.streams.lognormal_runs(f"{stream}: cost sensitivity", p.cost_sensitivity_spread, per_run)
+        pharma_draw = self.streams.random_runs(f"{stream}: pharma", per_run)
         self.region[run, slot], self.sector[run, slot] = region, sector
         self.cell[run, slot] = cell = self._cells(run, region, sector)
         self.weight[run, slot] = weight = self.table.agent_weight[region, sector]
         self.employees[run, slot] = employees = self.table.employees_per_firm[region, sector]
         self.age[run, slot] = age
-        self.cost_sensitivity[run, slot] = sensitivity[run, within]
-        self.pharma[run, slot] = (sector == MANUFACTURING) & (pharma_draw[run, within] < p.pharma_share[run])
+        self.cost_sensitivity[run, slot] = sensitivity
+        self.pharma[run, slot] = (sector == MANUFACTURING) & (pharma_draw < p.pharma_share[run])
         self._book(cell, weight, employees, +1.0)
 
     def _remove(self, run: np.ndarray, slot: np.ndarray) -> None:
@@ -408,24 +423,60 @@ class Firms:
         ``rent`` is the rent index (run, region); ``catalogue=False`` gives the shares
         movers would choose if Beijing's catalogue turned nobody away (to count refusals).
         """
-        p, tt = self.params, ctx.travel_time
-        incentive = ctx.incentive + (ctx.pharma_incentive[..., None] if pharma else 0.0)  # (run, region, sector)
-        cost_of_space = self.regions.rent_level_2014 * rent
-        by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, :, self.core]
-        agglomeration = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1)
-        by_sector = agglomeration + incentive.transpose(0, 2, 1) + self.destination_constant  # (run, sector, dest)
-        if catalogue:
-            with np.errstate(divide="ignore"):  # a fully covered industry cannot register there: log(0) = -inf
-                by_sector = by_sector + np.log1p(-ctx.coverage).transpose(0, 2, 1)
-        by_origin = -p.distance_weight[:, None, None] * tt
-        utility = by_destination[:, None, None, :] + by_sector[:, :, None, :] + by_origin[:, None, :, :]
+        memo = {} if self._month is None else self._month  # within a step: each term once a month
+        key = (None if allowed is None else allowed.tobytes(), pharma, catalogue)
+        if key in memo:
+            return memo[key]
+        utility = self._utility(ctx, counts, rent, pharma, catalogue, memo)
         if allowed is not None:
-            n = tt.shape[-1]
-            utility = np.where(np.eye(n, dtype=bool) | ~allowed[None, :], -np.inf, utility)
+            if key[0] not in self._closed:
+                n = ctx.travel_time.shape[-1]
+                self._closed[key[0]] = np.eye(n, dtype=bool) | ~allowed[None, :]
+            utility = np.where(self._closed[key[0]], -np.inf, utility)
         top = utility.max(axis=-1, keepdims=True)
         weights = np.exp(utility - np.where(np.isfinite(top), top, 0.0))
         total = weights.sum(axis=-1, keepdims=True)
-        return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)  # no destination: all zero
+        probs = np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)  # no destination: all zero
+        probs.flags.writeable = False  # shared by the month's choices
+        memo[key] = probs
+        return probs
+
+    def _utility(self, ctx: FirmContext, counts, rent, pharma: bool, catalogue: bool, memo: dict) -> np.ndarray:
+        """Destination utility (run, sector, origin, destination) before closing destinations, from terms kept
+        in ``memo`` (this month's stock and rents) and ``_kept`` (the levers'), the same operations in the
+        same order as written out in the module docstring."""
+        if ("utility", pharma, catalogue) in memo:
+            return memo["utility", pharma, catalogue]
+        p, tt = self.params, ctx.travel_time
+        if "by_destination" not in memo:
+            cost_of_space = self.regions.rent_level_2014 * rent
+            by_destination = -p.rent_weight[:, None] * cost_of_space - p.access_weight[:, None] * tt[:, :, self.core]
+            memo["by_destination"] = by_destination[:, None, None, :]
+            memo["agglomeration"] = p.agglomeration_weight[:, None, None] * np.log1p(counts).transpose(0, 2, 1)
+        if ("by_sector", pharma) not in memo:
+            incentive = self._kept(  # (run, sector, destination)
+                ("incentive", pharma),
+                (ctx.incentive, ctx.pharma_incentive),
+                lambda: (ctx.incentive + (ctx.pharma_incentive[..., None] if pharma else 0.0)).transpose(0, 2, 1),
+            )
+            memo["by_sector", pharma] = memo["agglomeration"] + incentive + self.destination_constant
+        by_sector = memo["by_sector", pharma]
+        if catalogue:
+            by_sector = by_sector + self._kept("catalogue", (ctx.coverage,), lambda: _catalogue_utility(ctx.coverage))
+        by_origin = self._kept("by_origin", (tt,), lambda: (-p.distance_weight[:, None, None] * tt)[:, None, :, :])
+        utility = memo["utility", pharma, catalogue] = memo["by_destination"] + by_sector[:, :, None, :] + by_origin
+        return utility
+
+    def _kept(self, name: Any, levers: tuple[np.ndarray, ...], compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()`` of the given levers, kept while they are the same immutable arrays (the timeline's
+        levers are read-only and replaced when they change, so most months reuse the value)."""
+        hit = self._lever_terms.get(name)
+        if hit is not None and all(a is b for a, b in zip(hit[0], levers)):
+            return hit[1]
+        value = compute()
+        if all(not a.flags.writeable and a.flags.owndata for a in levers):
+            self._lever_terms[name] = (levers, value)
+        return value
 
     def _fit_destination_constants(self) -> np.ndarray:
         """Destination constants kappa (run, sector, region) that put the 2014 stock at rest under moves.
@@ -454,13 +505,21 @@ class Firms:
         return self.destination_constant
 
     def _choose(
-        self, run: np.ndarray, slot: np.ndarray, probs: np.ndarray, pharma_probs: np.ndarray | None, uniform: np.ndarray
+        self,
+        run: np.ndarray,
+        slot: np.ndarray,
+        probs: np.ndarray,
+        pharma_probs: np.ndarray | Callable[[], np.ndarray] | None,
+        uniform: np.ndarray,
     ) -> np.ndarray:
-        """Draw a destination per mover against its cumulative shares; -1 where none is open to it."""
+        """Draw a destination per mover against its cumulative shares; -1 where none is open to it.
+
+        ``pharma_probs`` (pharmaceutical firms' shares) may be a function: called only if a mover is one."""
         sector = self.sector[run, slot]
         rows = probs[run, sector, self.region[run, slot]]
-        if pharma_probs is not None:
-            is_pharma = self.pharma[run, slot]
+        is_pharma = None if pharma_probs is None else self.pharma[run, slot]
+        if is_pharma is not None and is_pharma.any():
+            pharma_probs = pharma_probs() if callable(pharma_probs) else pharma_probs
             rows[is_pharma] = pharma_probs[run[is_pharma], MANUFACTURING, self.region[run[is_pharma], slot[is_pharma]]]
         total = rows.sum(axis=1)
         cumulative = np.cumsum(rows, axis=1)
@@ -476,6 +535,13 @@ class Firms:
         events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``
         (which ``CompiledFirms`` overrides, with the same results).
         """
+        self._month = {}  # the destination logit's terms, shared by the month's choices
+        try:
+            self._step(ctx)
+        finally:
+            self._month = None
+
+    def _step(self, ctx: FirmContext) -> None:
         p, c = self.params, self.counters
         counts, jobs = self.counts(), self.jobs().sum(axis=2)  # start-of-month stock drives this month's choices
 
@@ -503,7 +569,7 @@ class Firms:
             relocating = ~closing
             if relocating.any():
                 probs = self.destination_probabilities(ctx, counts, rent, programme.allowed)
-                pharma_probs = self.destination_probabilities(ctx, counts, rent, programme.allowed, pharma=True)
+                pharma_probs = partial(self.destination_probabilities, ctx, counts, rent, programme.allowed, True)
                 uniform = self._draws(f"dispersal destination: {name}", run[relocating])
                 destination[relocating] = self._choose(run[relocating], slot[relocating], probs, pharma_probs, uniform)
             closing |= destination < 0  # nowhere open to it: the unit closes instead
@@ -522,7 +588,7 @@ class Firms:
         run, slot = self._relocations(rent_by_cell, moved, ctx.dt)
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
-            pharma_probs = self.destination_probabilities(ctx, counts, rent, pharma=True)
+            pharma_probs = partial(self.destination_probabilities, ctx, counts, rent, None, True)
             self._count_refused_changes(ctx, counts, rent, run, slot)
             destination = self._choose(run, slot, probs, pharma_probs, self._draws("relocation destination", run))
             between = (destination >= 0) & (destination != self.region[run, slot])  # else a move within the region
@@ -569,11 +635,15 @@ class Firms:
         )
 
     # -- whom the per-slot events befall (``CompiledFirms`` overrides the three selections) ------
-    # The hazards are computed in place, block of runs by block in reused buffers, by the same
-    # operations in the same order on a block's view (``per_run`` = (rows, None), ``per_slot`` =
-    # (rows, slice(None, width))) as on gathered agents (``run``, (run, slot)): numpy's functions act
-    # elementwise, so an agent's probability is the same number either way. Takes by cell use
-    # mode="clip" (cells are valid; "raise" would buffer ``out``: 10x slower).
+    # Each selection draws one uniform per used slot (block of runs by block, into a reused buffer) and
+    # keeps the candidates: slots whose draw is below their run's limit, a bound of the monthly probability
+    # of every agent whose cost sensitivity is at most the run's split, from the run's largest rate and rent
+    # (costs are lognormal, so >= 0, and each hazard grows with its cost and its exponent; ``_limit``), and
+    # the agents above the split (a few in a thousand). Only the candidates get their exact probability, by
+    # the hazard formulas below on gathered agents (``run``, and ``at``: flat indices into the columns): numpy's
+    # functions act elementwise, so an agent's probability is the number the formulas give over all agents
+    # at once, and an agent left out could not have drawn an event. Takes by cell use mode="clip" (cells
+    # are valid; "raise" would buffer ``out``: 10x slower).
     def _width(self) -> int:
         """Slots some run has used: per-slot work and draws cover these."""
         return int(self.extent.max())
@@ -583,91 +653,130 @@ class Firms:
         runs, n = self.alive.shape[0], len(self.regions)
         return np.broadcast_to(self.params.exit_rate[:, None, :], (runs, n, N_SECTORS)).ravel()
 
-    def _rent_push(self, response, per_run, per_slot, rent_by_cell, out, scratch) -> np.ndarray:
+    def _rent_push(self, response, run, at, rent_by_cell, out, scratch) -> np.ndarray:
         """exp(min(response * c_i * (rho_r - 1), 50)) into ``out`` (``scratch`` receives rho_r - 1)."""
-        np.take(rent_by_cell, self.cell[per_slot], out=scratch, mode="clip")
-        np.multiply(response[per_run], self.cost_sensitivity[per_slot], out=out)
+        np.take(rent_by_cell, self.cell.take(at, mode="clip"), out=scratch, mode="clip")
+        np.multiply(response[run], self.cost_sensitivity.take(at, mode="clip"), out=out)
         np.multiply(out, scratch, out=out)
         np.minimum(out, MAX_EXPONENT, out=out)
         return np.exp(out, out=out)
 
-    def _exit_hazard(self, per_run, per_slot, rent_by_cell, exit_by_cell, push, youth, hazard) -> np.ndarray:
+    def _exit_hazard(self, run, at, rent_by_cell, exit_by_cell, push, youth, hazard) -> np.ndarray:
         """exit_rate_s * (1 + young_exit_boost * exp(-age / 3)) * exp(min(rent_exit_response * c_i * (rho_r - 1),
         50)) into ``hazard``."""
         p = self.params
-        self._rent_push(p.rent_exit_response, per_run, per_slot, rent_by_cell, push, hazard)
-        np.negative(self.age[per_slot], out=youth)
+        self._rent_push(p.rent_exit_response, run, at, rent_by_cell, push, hazard)
+        np.negative(self.age.take(at, mode="clip"), out=youth)
         np.divide(youth, YOUNG_FIRM_AGE, out=youth)
         np.exp(youth, out=youth)
-        np.multiply(p.young_exit_boost[per_run], youth, out=youth)
+        np.multiply(p.young_exit_boost[run], youth, out=youth)
         np.add(1, youth, out=youth)
-        np.take(exit_by_cell, self.cell[per_slot], out=hazard, mode="clip")
+        np.take(exit_by_cell, self.cell.take(at, mode="clip"), out=hazard, mode="clip")
         np.multiply(hazard, youth, out=hazard)
         return np.multiply(hazard, push, out=hazard)
 
-    def _dispersal_hazard(self, programme: Dispersal, per_run, per_slot, hazard) -> np.ndarray:
+    def _dispersal_hazard(self, programme: Dispersal, run, at, hazard) -> np.ndarray:
         """A programme's rate * c_i into ``hazard``."""
-        return np.multiply(programme.rate[per_run], self.cost_sensitivity[per_slot], out=hazard)
+        return np.multiply(programme.rate[run], self.cost_sensitivity.take(at, mode="clip"), out=hazard)
 
-    def _relocation_hazard(self, per_run, per_slot, rent_by_cell, push, hazard) -> np.ndarray:
+    def _relocation_hazard(self, run, at, rent_by_cell, push, hazard) -> np.ndarray:
         """relocation_rate * exp(min(cost_push * c_i * (rho_r - 1), 50)) into ``hazard``."""
         p = self.params
-        self._rent_push(p.cost_push, per_run, per_slot, rent_by_cell, push, hazard)
-        return np.multiply(p.relocation_rate[per_run], push, out=hazard)
+        self._rent_push(p.cost_push, run, at, rent_by_cell, push, hazard)
+        return np.multiply(p.relocation_rate[run], push, out=hazard)
+
+    def _at(self, run: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Flat indices of (run, slot) into the (run, capacity) columns: a 1-D take is cheaper than a 2-D gather."""
+        return run * self.alive.shape[1] + slot
+
+    def _cost_ceiling(self) -> np.ndarray:
+        """Each run's largest cost sensitivity over the used slots (NaN if one is NaN)."""
+        return self.cost_sensitivity[:, : self._width()].max(axis=1)
+
+    def _cost_split(self) -> np.ndarray:
+        """Per run: the cost sensitivity up to which a run's limit covers the agents (``COST_SPLIT`` or the
+        largest cost if lower; NaN if a cost is NaN)."""
+        return np.minimum(self._cost_ceiling(), COST_SPLIT)
+
+    def _push_bound(self, response: np.ndarray, rent_by_cell: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """Per run: at least exp(min(response * c_i * (rho_r - 1), 50)) of every agent with c_i <= ``cost``,
+        >= 1 (NaN where ``cost`` is NaN)."""
+        runs = self.alive.shape[0]
+        top = np.fmax.reduce((response * cost)[:, None] * rent_by_cell.reshape(runs, -1), axis=1)
+        return np.exp(np.minimum(np.maximum(top, 0.0), MAX_EXPONENT))
+
+    @staticmethod
+    def _limit(hazard_bound: np.ndarray, dt: float) -> np.ndarray:
+        """Per run: above every agent's 1 - exp(-hazard dt) <= hazard dt, with slack for rounding; 2.0 (every
+        draw passes) where the bound is not a number."""
+        limit = hazard_bound * (dt * LIMIT_SLACK)
+        return np.where(limit >= 0, limit, 2.0)
+
+    def _below(
+        self, stream: str, sizes: np.ndarray, limit: np.ndarray, split: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(run, slot, draw) of the used slots (``sizes`` per run) whose draw of ``stream`` is below their run's
+        ``limit`` or whose cost sensitivity is above their run's ``split``, run by run in slot order."""
+        width, parts = self._width(), []
+        for rows in self._blocks():
+            uniform = self._uniform(stream, rows, width, sizes)
+            candidate = uniform < limit[rows, None]
+            candidate |= self.cost_sensitivity[rows, :width] > split[rows, None]
+            flat = np.flatnonzero(candidate)
+            row, slot = flat // width, flat % width
+            parts.append((rows.start + row, slot, uniform[row, slot]))
+        return tuple(np.concatenate(column) for column in zip(*parts))
 
     def _exits(self, rent_by_cell: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents that close this month (``_exit_hazard``)."""
-        width, exit_by_cell = self._width(), self._exit_rate_by_cell()
-        exiting = self._flags[:, :width]
-        for rows in self._blocks():
-            push, youth, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
-            self._exit_hazard((rows, None), (rows, slice(None, width)), rent_by_cell, exit_by_cell, push, youth, hazard)
-            np.logical_and(self.alive[rows, :width], self._events(hazard, dt, "exit", rows), out=exiting[rows])
-        return _selected(exiting)
+        p, exit_by_cell = self.params, self._exit_rate_by_cell()
+        top_rate = np.fmax.reduce(np.abs(exit_by_cell).reshape(len(self.extent), -1), axis=1)  # NaN never fires
+        split = self._cost_split()
+        bound = (
+            top_rate * (1.0 + np.abs(p.young_exit_boost)) * self._push_bound(p.rent_exit_response, rent_by_cell, split)
+        )
+        run, slot, draw = self._below("exit", self.extent, self._limit(bound, dt), split)
+        alive = self.alive.take(self._at(run, slot), mode="clip")
+        run, slot, draw = run[alive], slot[alive], draw[alive]
+        at = self._at(run, slot)
+        hazard = self._exit_hazard(run, at, rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
+        return events_below(run, slot, draw, hazard, dt)
 
     def _dispersal_hits(self, programme: Dispersal, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents a programme moves out this month (``_dispersal_hazard``): alive, not
         moved yet, of its sector, in a targeted region; a run draws from the programme's stream only while
         the programme is active there."""
-        width = self._width()
-        hit = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
-        hit &= self.sector[:, :width] == programme.sector
-        hit &= np.take(programme.targeted, self.region[:, :width])
-        sizes, stream = np.where(programme.rate > 0, self.extent, 0), f"dispersal: {programme.name}"
-        for rows in self._blocks():
-            hazard = self._work[2, : rows.stop - rows.start, :width]
-            self._dispersal_hazard(programme, (rows, None), (rows, slice(None, width)), hazard)
-            np.logical_and(hit[rows], self._events(hazard, dt, stream, rows, sizes), out=hit[rows])
-        return _selected(hit)
+        sizes, split = np.where(programme.rate > 0, self.extent, 0), self._cost_split()
+        limit = self._limit(np.abs(programme.rate) * split, dt)
+        run, slot, draw = self._below(f"dispersal: {programme.name}", sizes, limit, split)
+        at = self._at(run, slot)
+        eligible = self.alive.take(at, mode="clip") & ~moved[run, slot]
+        eligible &= (self.sector.take(at, mode="clip") == programme.sector) & programme.targeted[self.region.take(at)]
+        run, slot, draw = run[eligible], slot[eligible], draw[eligible]
+        hazard = self._dispersal_hazard(programme, run, self._at(run, slot), np.empty(len(run)))
+        return events_below(run, slot, draw, hazard, dt)
 
     def _relocations(self, rent_by_cell: np.ndarray, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents that move of their own accord (``_relocation_hazard``): alive, not
         moved this month."""
-        width = self._width()
-        moving = np.logical_and(self.alive[:, :width], ~moved[:, :width], out=self._flags[:, :width])
-        for rows in self._blocks():
-            push, _, hazard, _ = (buffer[: rows.stop - rows.start, :width] for buffer in self._work)
-            self._relocation_hazard((rows, None), (rows, slice(None, width)), rent_by_cell, push, hazard)
-            np.logical_and(moving[rows], self._events(hazard, dt, "relocation", rows), out=moving[rows])
-        return _selected(moving)
+        p = self.params
+        split = self._cost_split()
+        bound = np.abs(p.relocation_rate) * self._push_bound(p.cost_push, rent_by_cell, split)
+        run, slot, draw = self._below("relocation", self.extent, self._limit(bound, dt), split)
+        eligible = self.alive.take(self._at(run, slot), mode="clip") & ~moved[run, slot]
+        run, slot, draw = run[eligible], slot[eligible], draw[eligible]
+        hazard = self._relocation_hazard(run, self._at(run, slot), rent_by_cell, *np.empty((2, len(run))))
+        return events_below(run, slot, draw, hazard, dt)
 
     def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray | None = None) -> np.ndarray:
         """One uniform per used slot (``sizes``, default ``extent``) of each run of a block, padded with 1.0,
         in the reused buffer (block, width)."""
         sizes = self.extent if sizes is None else sizes
-        return self.streams.random_into(stream, sizes, self._work[3, : rows.stop - rows.start, :width], rows)
-
-    def _events(
-        self, hazard: np.ndarray, dt: float, stream: str, rows: slice, sizes: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Per-slot events of a hazard over the month for a block of runs, u < 1 - exp(-hazard dt);
-        ``hazard`` (block, width) is overwritten."""
-        return np.less(self._uniform(stream, rows, hazard.shape[1], sizes), monthly_probability(hazard, dt))
+        return self.streams.random_into(stream, sizes, self._work[: rows.stop - rows.start, :width], rows)
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""
-        per_run = np.bincount(run, minlength=self.alive.shape[0])
-        return self.streams.random(stream, per_run)[run, _rank_within_run(run, per_run)]
+        return self.streams.random_runs(stream, np.bincount(run, minlength=self.alive.shape[0]))
 
     def _by_sector(self, run: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """Real firms of the given agents by (run, sector)."""
@@ -714,7 +823,7 @@ class Firms:
         has_remainder = remainder > 1e-9 * target
         new_weight[last[has_remainder]] = remainder[has_remainder]
         parent_run, parent_slot = run[parent], slot[parent]
-        new_slot, _, _ = self._slots(parent_run)
+        new_slot, _ = self._slots(parent_run)
         if moved.shape != self.alive.shape:  # the columns grew
             moved = np.concatenate([moved, np.zeros((moved.shape[0], self.alive.shape[1] - moved.shape[1]), bool)], 1)
         for name in ("region", "sector", "employees", "age", "cost_sensitivity", "pharma", "cell"):
@@ -735,7 +844,8 @@ class Firms:
         growth = np.ones((len(self.streams.seeds), N_SECTORS))
         years = np.minimum(ctx.time - 2014.0, p.high_end_growth_years)
         growth[:, HIGH_END] = np.exp(p.high_end_entry_growth * years)
-        access = market_access(ctx.population, ctx.travel_time, p.market_decay)
+        near = self._kept("nearness", (ctx.travel_time,), lambda: nearness(ctx.travel_time, p.market_decay))
+        access = market_access(ctx.population, near)
         relative_demand = demand(ctx.population, access, p.market_reach) / self.demand_2014
         deterrence = np.minimum(
             np.exp(-np.minimum(p.rent_entry_response[:, None] * (rent - 1.0), MAX_EXPONENT)), ENTRY_BOOST_MAX
@@ -762,9 +872,8 @@ class Firms:
         c.refused += s.poisson("refused", covered * p.apply_despite_ban[:, None, None]).sum(axis=(1, 2))
         weight = self.table.agent_weight
         admitted = s.poisson("entry", (wanted - covered) / weight)  # agents (run, region, sector)
-        outside = ~regions.beijing
         # refused would-be entrants who register outside Beijing, by logit from their origin
-        probs = self.destination_probabilities(ctx, counts, rent, outside)  # (run, sector, origin, dest)
+        probs = self.destination_probabilities(ctx, counts, rent, self.outside)  # (run, sector, origin, dest)
         diverting = covered * (p.apply_despite_ban * p.refused_register_elsewhere)[:, None, None]
         diverted = s.poisson("diverted", np.einsum("bos,bsod->bds", diverting, probs) / weight)
         # branches of Zhongguancun firms (a share of Beijing's high-end firms) in Tianjin and Hebei,
@@ -776,12 +885,13 @@ class Firms:
             "branches", branching[:, None] * probs[:, HIGH_END, self.central] / weight[:, HIGH_END]
         )
 
-        c.beijing_entrants = np.roll(c.beijing_entrants, -1, axis=1)
+        c.beijing_entrants[:, :-1] = c.beijing_entrants[:, 1:]  # the window moves on a month
         c.beijing_entrants[:, -1] = (admitted * weight)[:, regions.beijing].sum(axis=1)
-        c.entries += ((admitted + diverted + branches) * weight).sum(axis=1)
+        entering = admitted + diverted + branches
+        c.entries += (entering * weight).sum(axis=1)
         c.diverted += (diverted * weight).sum(axis=2)
         c.branches += (branches * weight).sum(axis=2)
-        new = (admitted + diverted + branches).astype(int)
+        new = entering.astype(int)
         run, region, sector = np.nonzero(new)
         times = new[run, region, sector]
         run, region, sector = np.repeat(run, times), np.repeat(region, times), np.repeat(sector, times)

@@ -46,14 +46,32 @@ class Streams:
             row[size:] = 1.0
         return out
 
-    def poisson(self, name: str, mean: np.ndarray) -> np.ndarray:
-        """Poisson counts with the run axis first (one generator call per run)."""
-        return np.stack([g.poisson(m) for g, m in zip(self.generators(name), mean)]).astype(float)
+    def random_runs(self, name: str, per_run: np.ndarray) -> np.ndarray:
+        """``per_run[b]`` uniform draws of run b, run after run in one flat array: the numbers of
+        ``random(name, per_run)``, without the padding (for agents listed by run, as ``np.nonzero`` lists them)."""
+        counts = per_run.tolist()
+        out = np.empty(sum(counts))
+        start = 0
+        for generator, count in zip(self.generators(name), counts):
+            if count:
+                generator.random(out=out[start : start + count])
+                start += count
+        return out
 
-    def lognormal_unit_mean(self, name: str, sigma: np.ndarray, sizes: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Lognormal draws with mean 1 and log-sd ``sigma[b]``: ``sizes[b]`` for run b, padded with 1.0."""
-        sizes = np.asarray(sizes, dtype=int)
-        out = np.ones((len(self.seeds), int(sizes.max(initial=0))))
-        for row, generator, s, size in zip(out, self.generators(name), np.broadcast_to(sigma, len(self.seeds)), sizes):
-            row[:size] = generator.lognormal(-s * s / 2, s, size)
+    def lognormal_runs(self, name: str, sigma: np.ndarray, per_run: np.ndarray) -> np.ndarray:
+        """Lognormal draws with mean 1 and log-sd ``sigma[b]``: ``per_run[b]`` of run b, run after run in one flat
+        array."""
+        counts = per_run.tolist()
+        parts = [
+            generator.lognormal(-s * s / 2, s, count)
+            for generator, s, count in zip(self.generators(name), np.broadcast_to(sigma, len(counts)).tolist(), counts)
+            if count
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def poisson(self, name: str, mean: np.ndarray) -> np.ndarray:
+        """Poisson counts with the run axis first (one generator call per run), as floats."""
+        out = np.empty(np.shape(mean))
+        for run, (generator, m) in enumerate(zip(self.generators(name), mean)):
+            out[run] = generator.poisson(m)
         return out

@@ -135,6 +135,7 @@ class StockFlow:
         self.logit_base_rates = logit(self.base_rates)
         self._vital: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # vital rates by calendar year
         self._moving_pairs = np.zeros((n, n), bool)  # (origin, destination) pairs that have moved staff so far
+        self._pairs: tuple[np.ndarray, ...] | None = None  # ``note_moves``
         self._unit = np.eye(n)
         self._kept_friction: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # control, travel time, friction
         self.same = regions.same_province
@@ -164,6 +165,10 @@ class StockFlow:
             source=source,
             compiled=compiled,
         )
+        self._drains = (  # order / delay time of the follow and construction delays (run, 1)
+            DELAY_ORDER / self.follow["follow_time"][:, None],
+            DELAY_ORDER / self.params.construction_time[:, None],
+        )
 
     @property
     def total(self) -> np.ndarray:
@@ -185,6 +190,21 @@ class StockFlow:
             "friction": self._friction(inputs.control, inputs.travel_time),
         }
 
+    def note_moves(self, staff_moved: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Households follow only between pairs that have moved staff (the other pairs' stages stay exactly
+        zero): the pairs so far with staff moved this month added, as (origin, destination, from origin,
+        into destination, into the same province), kept until a new pair moves."""
+        if staff_moved.any():
+            moving = self._moving_pairs | (staff_moved != 0).any(axis=0)
+            if (moving != self._moving_pairs).any():
+                self._moving_pairs, self._pairs = moving, None
+        if self._pairs is None:
+            origin, destination = np.nonzero(self._moving_pairs)
+            from_origin, into_destination = self._unit[origin], self._unit[destination]  # (pair, region)
+            into_same = into_destination * self.same[origin, destination][:, None]
+            self._pairs = origin, destination, from_origin, into_destination, into_same
+        return self._pairs
+
     def _friction(self, control: np.ndarray, travel_time: np.ndarray) -> np.ndarray:
         """``migration_friction``, kept while the levers are the same read-only arrays (the coupled model's
         timeline hands the same objects until a lever changes; a month's advance and the next observation
@@ -193,7 +213,7 @@ class StockFlow:
         if kept is not None and kept[0] is control and kept[1] is travel_time:
             return kept[2]
         friction = migration_friction(self.params, control, travel_time)
-        if not (control.flags.writeable or travel_time.flags.writeable):
+        if all(not a.flags.writeable and a.flags.owndata for a in (control, travel_time)):  # immutable
             self._kept_friction = control, travel_time, friction
         return friction
 
@@ -202,15 +222,10 @@ class StockFlow:
 
         ``population_only``: the population's rates alone (population, births, deaths, departures to the
         rest of China and the migration flows), what ``observe`` records, by the same operations."""
-        p, same, extra = self.params, self.same, self._rates_for(time, inputs)
-        follow_drain = DELAY_ORDER / self.follow["follow_time"][:, None]
-        # households follow only between pairs that have moved staff: the other pairs' stages stay exactly zero
-        self._moving_pairs |= (inputs.staff_moved != 0).any(axis=0)
-        origin, destination = np.nonzero(self._moving_pairs)
-        from_origin, into_destination = self._unit[origin], self._unit[destination]  # (pair, region)
-        into_same = into_destination * same[origin, destination][:, None]
+        p, extra = self.params, self._rates_for(time, inputs)
+        follow_drain, construction_drain = self._drains
+        origin, destination, from_origin, into_destination, into_same = self.note_moves(inputs.staff_moved)
         follow_inflow = extra["follow_inflow"][:, origin, destination]
-        construction_drain = DELAY_ORDER / p.construction_time[:, None]
 
         def derivative(t: float, s: Mapping[str, np.ndarray]) -> dict[str, Any]:
             population, housing = s["population"], s["housing"]

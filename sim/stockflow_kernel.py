@@ -274,7 +274,8 @@ STATE += ("births_cum", "deaths_cum", "in_from_outside_cum", "out_to_outside_cum
 
 
 def _constants(model: StockFlow) -> tuple[np.ndarray, ...]:
-    """The kernel's per-run parameters of a ``StockFlow`` (scalars, regional rows, logit base, follow)."""
+    """The kernel's per-run parameters of a ``StockFlow`` (scalars, regional rows, logit base, follow) and the
+    same-province matrix as floats."""
     p, runs, n = model.params, model.runs, len(model.regions)
     scalars = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs,)) for k in SCALARS], axis=1)
     regional = np.stack([np.broadcast_to(np.asarray(getattr(p, k), float), (runs, n)) for k in REGIONAL], axis=1)
@@ -284,7 +285,7 @@ def _constants(model: StockFlow) -> tuple[np.ndarray, ...]:
         [model.follow["household_follow_share"] * model.follow["household_size"], model.follow["follow_time"]], axis=1
     )
     logit_base = np.broadcast_to(model.logit_base_rates, (runs, 2, n))
-    return tuple(np.ascontiguousarray(a, dtype=float) for a in (scalars, regional, logit_base, follow))
+    return tuple(np.ascontiguousarray(a, dtype=float) for a in (scalars, regional, logit_base, follow, model.same))
 
 
 def advance(model: StockFlow, time: float, inputs: MonthInputs) -> None:
@@ -298,27 +299,29 @@ def advance(model: StockFlow, time: float, inputs: MonthInputs) -> None:
     runs, n = model.runs, len(model.regions)
     if getattr(model, "_kernel_constants", None) is None:
         model._kernel_constants = _constants(model)
-    scalars, regional, logit_base, follow = model._kernel_constants
+    scalars, regional, logit_base, follow, same = model._kernel_constants
     s = model.state
-    y = np.concatenate([np.broadcast_to(s[k], (runs, *np.shape(s[k])[1:])).reshape(runs, -1) for k in STATE], axis=1)
+    y = np.concatenate([s[k].reshape(runs, -1) for k in STATE], axis=1)  # every stock is (run, ...)
     year = np.floor(time)
     if year not in model._vital:
         model._vital[year] = model.regions.vital_rates(time)
     births, deaths = model._vital[year]
-    model._moving_pairs |= (inputs.staff_moved != 0).any(axis=0)  # what the numpy derivative records (observe)
+    model.note_moves(inputs.staff_moved)  # the pairs the numpy derivative follows (observe)
 
     def batch(a, *shape):
+        if a.shape == (runs, *shape) and a.dtype == float and a.flags.c_contiguous:
+            return a  # the usual case: no copy, no broadcast view
         return np.ascontiguousarray(np.broadcast_to(a, (runs, *shape)), dtype=float)
 
-    _month(y, n, model.scenario.method == "rk4", scalars, regional, logit_base, model.same.astype(float), follow,
+    _month(y, n, model.scenario.method == "rk4", scalars, regional, logit_base, same, follow,
            batch(inputs.jobs, n), batch(inputs.services, n), batch(inputs.control, n),
            batch(inputs.travel_time, n, n), batch(inputs.housing_removal, n), batch(inputs.build_rate, n),
            batch(inputs.housing_cap, n), batch(inputs.cap_time, n), batch(inputs.staff_moved, n, n),
            np.asarray(births, float), np.asarray(deaths, float), float(time - model.scenario.start))  # fmt: skip
     start = 0
     for key in STATE:
-        shape = np.shape(s[key])[1:]
-        size = int(np.prod(shape))
+        shape = s[key].shape[1:]
+        size = s[key][0].size
         s[key] = y[:, start : start + size].reshape(runs, *shape)
         start += size
 
@@ -361,7 +364,7 @@ def replay_stocks(
         raise ValueError(f"the compiled replay gives stocks only, not {sorted(unknown)}")
     if scenario.method not in ("euler", "rk4"):
         raise ValueError(f"unknown integration method {scenario.method!r}")
-    scalars, regional, logit_base, follow = _constants(model)
+    scalars, regional, logit_base, follow, same = _constants(model)
     s = model.state
     y0 = np.concatenate(
         [
@@ -388,7 +391,7 @@ def replay_stocks(
         scalars,
         regional,
         logit_base,
-        model.same.astype(float),
+        same,
         follow,
         *(inputs[k] for k in INPUTS),
         inputs["births"],

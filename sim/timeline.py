@@ -152,8 +152,12 @@ class Timeline:
         return self.env.timeout(max(self.month(year) - self.env.now, 0.0))
 
     def advance(self, month: int) -> None:
-        """Process every event dated before the end of ``month`` (months since the start)."""
-        self.env.run(until=month + 1)
+        """Process every event dated before the end of ``month`` (months since the start).
+
+        A month with nothing scheduled before its end is skipped: ``run(until=...)`` would process no event
+        (the clock may then lag; only processes read it, at their own events' times)."""
+        if self.env.peek() < month + 1:
+            self.env.run(until=month + 1)
 
     def take_orders(self) -> list[MoveOrder]:
         orders, self.orders = self.orders, []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from sim.firms import (
     Firms,
     FirmTable,
     market_access,
+    nearness,
     rent_index,
     space_starts,
 )
@@ -135,7 +137,7 @@ def test_space_starts_close_the_gap_over_the_adjustment_time_within_the_land_lim
 
 def test_market_access_counts_residents_within_reach():
     # exp(-ln 2 * 1 h) = 1/2: A_0 = 100 + 300 / 2, A_1 = 100 / 2 + 300
-    access = market_access(np.array([[100.0, 300.0]]), two_regions().travel_time[None], np.array([np.log(2)]))
+    access = market_access(np.array([[100.0, 300.0]]), nearness(two_regions().travel_time[None], np.array([np.log(2)])))
     np.testing.assert_allclose(access, [[250.0, 350.0]])
 
 
@@ -530,7 +532,7 @@ def test_a_programme_active_in_one_run_of_a_batch_leaves_the_other_as_if_alone()
 
 
 def test_hazards_in_blocks_of_runs_give_the_same_months_as_all_runs_at_once(short_historical, monkeypatch):
-    """Per-slot hazards and draws are computed block of runs by block (small buffers for large batches):
+    """Per-slot draws are taken block of runs by block (small buffers for large batches):
     one run per block and all runs in one block give the same firms, bit for bit."""
 
     def months(block_values: int) -> Model:
@@ -541,9 +543,69 @@ def test_hazards_in_blocks_of_runs_give_the_same_months_as_all_runs_at_once(shor
         return model
 
     one_by_one, together = months(1), months(2**30)
-    assert one_by_one.firms._work.shape[1] == 1 and together.firms._work.shape[1] == 3
+    assert one_by_one.firms._work.shape[0] == 1 and together.firms._work.shape[0] == 3
     for column in (*Firms.COLUMNS, "extent"):
         np.testing.assert_array_equal(getattr(one_by_one.firms, column), getattr(together.firms, column))
     np.testing.assert_array_equal(one_by_one.firms.counts(), together.firms.counts())
     c = together.firms.counters
     assert c.exits.sum() > 0 and c.spontaneous_moves.sum() > 0 and c.dispersed.sum() > 0
+
+
+def test_flat_draws_are_each_runs_own_numbers_run_after_run():
+    """``Streams.random_runs`` and ``lognormal_runs`` (the draws of agents listed by run) are the numbers each
+    run's generator gives on its own, alone or in a batch, whatever the other runs draw."""
+    from sim.random import Streams
+
+    per_run = np.array([3, 0, 5])
+    flat = Streams([1, 2, 3]).random_runs("x", per_run)
+    alone = [np.random.default_rng([seed, zlib.crc32(b"x")]).random(n) for seed, n in zip([1, 2, 3], per_run)]
+    np.testing.assert_array_equal(flat, np.concatenate(alone))
+    np.testing.assert_array_equal(Streams([3]).random_runs("x", np.array([5])), flat[3:])
+    sigma = np.array([0.5, 1.0, 2.0])
+    flat = Streams([1, 2, 3]).lognormal_runs("y", sigma, per_run)
+    expected = [
+        np.random.default_rng([seed, zlib.crc32(b"y")]).lognormal(-s * s / 2, s, n)
+        for seed, s, n in zip([1, 2, 3], sigma, per_run)
+    ]
+    np.testing.assert_array_equal(flat, np.concatenate(expected))
+    assert len(Streams([1]).random_runs("x", np.array([0]))) == 0
+
+
+def test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_them(short_historical, monkeypatch):
+    """The per-slot selections compute exact probabilities only under a run's limit (``Firms._limit``); with
+    no limit (every agent's probability against its draw, as the formulas read) the months are the same, bit
+    for bit, for the shipped parameters and for parameters whose limits pass every draw."""
+
+    class EveryAgent(Firms):
+        @staticmethod
+        def _limit(hazard_bound, dt):
+            return np.full(len(hazard_bound), 2.0)
+
+    overrides = [
+        {},
+        {"firms.rent_exit_response": 15.0, "firms.young_exit_boost": 8.0, "firms.relocation_rate": 1.0},
+        {"firms.cost_sensitivity_spread": 1.5, "firms.cost_push": 20.0},  # many costs above the split
+    ]
+
+    def months(firm_class) -> Model:
+        monkeypatch.setattr(sim.model, "Firms", firm_class)
+        model = Model(short_historical, seeds=[4, 5, 6], overrides=overrides, compiled=False)
+        for month in range(18):
+            model.step(month)
+        return model
+
+    limited, every = months(Firms), months(EveryAgent)
+    assert type(limited.firms) is Firms and type(every.firms) is EveryAgent
+    for column in (*Firms.COLUMNS, "extent"):
+        np.testing.assert_array_equal(getattr(limited.firms, column), getattr(every.firms, column), err_msg=column)
+    for name, value in vars(limited.firms.counters).items():
+        np.testing.assert_array_equal(value, getattr(every.firms.counters, name), err_msg=name)
+    f, p = limited.firms, limited.firms.params
+    rent_by_cell = np.repeat(f.rent_index() - 1.0, len(FIRM_SECTORS), axis=1).ravel()
+    top_rate, split = np.abs(f._exit_rate_by_cell()).reshape(3, -1).max(axis=1), f._cost_split()
+    bound = top_rate * (1 + np.abs(p.young_exit_boost)) * f._push_bound(p.rent_exit_response, rent_by_cell, split)
+    limit = f._limit(bound, DT)
+    assert limit[0] < 0.05 and limit[1] > 0.1  # most agents spared with the shipped parameters, fewer in run 1
+    assert (f.cost_sensitivity[2][f.alive[2]] > split[2]).mean() > 0.05  # run 2: checked for their costs
+    c = limited.firms.counters
+    assert (c.exits.sum(axis=1) > 0).all() and (c.spontaneous_moves.sum(axis=1) > 0).all() and c.dispersed.sum() > 0

@@ -124,3 +124,53 @@ def test_the_switch(monkeypatch):
         env = {**os.environ, "SIM_COMPILED": switch, "PYTHONPATH": str(SCENARIOS.parent)}
         out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True)
         assert out.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("split_share", [1.0, 0.5])
+@pytest.mark.parametrize("response", [1.0, -1.0, 0.0])
+def test_a_runs_limit_leaves_out_only_agents_above_their_own_bound(response, split_share):
+    """The exit and relocation kernels test a run's limit (for the costs up to its split) and the cost before
+    an agent's own bound: the candidates are exactly the agents whose draw is below their own bound, whatever
+    the signs and the split, and a run with a NaN cost tests every agent."""
+    from sim.firms_kernel import SLACK, _exit_candidates, _exp_bound, _relocation_candidates
+
+    bound = numba.njit(lambda a: _exp_bound(a))
+    rng = np.random.default_rng(5)
+    runs, width, cells = 3, 4000, 8
+    cost = rng.lognormal(-2.0, 0.3, (runs, width))
+    cost[2, 7] = np.nan  # run 2: no limit
+    cell = rng.integers(0, cells, (runs, width)).astype(np.int32) + (np.arange(runs) * cells)[:, None]
+    rent = rng.uniform(-0.5, 2.0, runs * cells)
+    rate = rng.uniform(0.01, 0.3, runs * cells)
+    alive = rng.random((runs, width)) < 0.9
+    uniform = rng.random((runs, width)) * 0.1
+    # the tightest agents: the largest cost, in the cells of the highest and lowest rent, at the highest rate,
+    # each with a draw just below its own bound
+    for run in range(runs):
+        high, low = (
+            run * cells + np.argmax(rent[run * cells : (run + 1) * cells]),
+            run * cells + np.argmin(rent[run * cells : (run + 1) * cells]),
+        )
+        rate[[high, low]] = rate.max() + 0.01
+        cell[run, :2], cost[run, :2], alive[run, :2] = (high, low), np.nanmax(cost[run]) * 2, True
+    dt, out = 1 / 12, (np.empty(runs * width, np.int64), np.empty(runs * width, np.int64), np.empty(runs * width))
+    split = cost.max(axis=1) * split_share  # the largest cost, or half of it (the tightest agents above it)
+    responses, boost = np.full(runs, response), np.full(runs, 0.5)
+    argument = responses[:, None] * cost * rent[cell]
+    own = np.abs(rate[cell]) * np.vectorize(bound)(argument) * ((1 + 0.5) * dt * SLACK)
+    uniform[:, :2] = own[:, :2] * (1 - 1e-12)
+    assert (uniform < 1).all()
+    found = _exit_candidates(uniform, 0, alive, cell, cost, dt, rent, rate, responses, boost, split, *out)
+    expected = np.nonzero(alive & (uniform < own))
+    np.testing.assert_array_equal(out[0][:found], expected[0])
+    np.testing.assert_array_equal(out[1][:found], expected[1])
+    assert 20 < found < runs * width / 2  # some candidates, not everyone
+    moved = np.zeros_like(alive)
+    relocation_rate = np.full(runs, 0.2)
+    own = np.vectorize(bound)(argument) * (0.2 * dt * SLACK)
+    uniform[:, :2] = own[:, :2] * (1 - 1e-12)
+    found = _relocation_candidates(uniform, 0, alive, moved, cell, cost, dt, rent, responses, relocation_rate,
+                                   split, *out)  # fmt: skip
+    expected = np.nonzero(alive & (uniform < own))
+    np.testing.assert_array_equal(out[1][:found], expected[1])
+    np.testing.assert_array_equal(out[0][:found], expected[0])

@@ -29,6 +29,8 @@ FAST_TESTS = {
         "test_world_population_changes_only_by_births_deaths_and_the_outside",
         "test_region_constants_reproduce_the_2014_migration_trend",
         "test_migration_settings_that_cannot_reproduce_2014_give_a_clear_error",
+        "test_recording_some_outputs_gives_the_same_arrays_as_recording_all",
+        "test_an_unknown_output_is_named_with_the_known_ones",
     },
     "test_firms.py": {  # all but the whole-run directions (2-3 s each) of scenarios and entry rates
         "test_rent_rises_with_occupancy_as_the_elasticity_says_and_is_capped",
@@ -56,6 +58,8 @@ FAST_TESTS = {
         "test_high_end_share_starts_at_the_pre_catalogue_mix_and_rises",
         "test_tallies_kept_by_events_equal_a_recount",
         "test_a_programme_active_in_one_run_of_a_batch_leaves_the_other_as_if_alone",
+        "test_flat_draws_are_each_runs_own_numbers_run_after_run",
+        "test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_them",
     },
     "test_reliability_states.py": {"test_a_batch_masks_the_failing_run_and_finishes_the_others"},
 }
