@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
+import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,7 +43,7 @@ with warnings.catch_warnings():  # Starlette 1.x asks for httpx2 on import; http
     from starlette.testclient import TestClient  # noqa: E402
 
 from sim.explore import answers  # noqa: E402
-from sim.explore.answers import Explorer, population_series  # noqa: E402
+from sim.explore.answers import Explorer, Trajectories, population_series  # noqa: E402
 from sim.explore.app import create_app  # noqa: E402
 from sim.explore.page import static_page  # noqa: E402
 from sim.explore.sliders import sliders  # noqa: E402
@@ -120,20 +124,49 @@ def test_older_requests_are_answered_stale(client: TestClient) -> None:
     assert client.post("/api/bands", json={"seq": 9, "values": {CORE: 1.0}}).json() == {"seq": 9, "stale": True}
 
 
-def test_a_newer_full_request_cancels_the_running_one(explorer: Explorer, folder: Path) -> None:
+def _paused(explorer: Explorer) -> tuple[Explorer, threading.Event]:
+    """The explorer whose first full run, at its first month, waits until a newer request has made it stale
+    (so that the newer request surely arrives while it runs, however fast a run is); and the event it sets then."""
+    running = threading.Event()
+
+    class Paused(Explorer):
+        def full(self, values: Mapping[str, Any], still_wanted: Callable[[], bool] = lambda: True) -> Trajectories:
+            def gate() -> bool:
+                if not running.is_set():
+                    running.set()
+                    deadline = time.monotonic() + 10
+                    while still_wanted() and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                return still_wanted()
+
+            return super().full(values, gate)
+
+    paused = Paused.__new__(Paused)
+    paused.__dict__.update(explorer.__dict__)
+    return paused, running
+
+
+def _while_a_full_run_runs(explorer: Explorer, folder: Path, kind: str, values: dict) -> tuple[dict, dict]:
+    """Ask for a full run (seq 1), then, once it runs, for ``kind`` (seq 2); both answers."""
     import httpx
 
-    app = create_app(explorer, folder / "saved")
+    paused, running = _paused(explorer)
+    app = create_app(paused, folder / "saved")
 
     async def both() -> tuple[dict, dict]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             first = asyncio.create_task(http.post("/api/full", json={"seq": 1, "values": {CORE: 1.0}}))
-            await asyncio.sleep(0.3)  # the first run is under way
-            second = await http.post("/api/full", json={"seq": 2, "values": {CORE: 2.0}})
+            while not running.is_set():  # the first run is under way
+                await asyncio.sleep(0.01)
+            second = await http.post(f"/api/{kind}", json={"seq": 2, "values": values})
             return (await first).json(), second.json()
 
-    first, second = asyncio.run(both())
+    return asyncio.run(both())
+
+
+def test_a_newer_full_request_cancels_the_running_one(explorer: Explorer, folder: Path) -> None:
+    first, second = _while_a_full_run_runs(explorer, folder, "full", {CORE: 2.0})
     assert first == {"seq": 1, "stale": True}
     assert second["seq"] == 2 and "series" in second
 
@@ -141,19 +174,7 @@ def test_a_newer_full_request_cancels_the_running_one(explorer: Explorer, folder
 def test_a_slider_step_cancels_the_full_run_under_way(explorer: Explorer, folder: Path) -> None:
     """Dragging again after a release: the released setting's full run stops (it would take the processor
     from the stock-and-flow answers the page now waits for)."""
-    import httpx
-
-    app = create_app(explorer, folder / "saved")
-
-    async def both() -> tuple[dict, dict]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-            first = asyncio.create_task(http.post("/api/full", json={"seq": 1, "values": {CORE: 1.0}}))
-            await asyncio.sleep(0.3)  # the full run is under way
-            step = await http.post("/api/stockflow", json={"seq": 2, "values": {CORE: 1.5}})
-            return (await first).json(), step.json()
-
-    first, step = asyncio.run(both())
+    first, step = _while_a_full_run_runs(explorer, folder, "stockflow", {CORE: 1.5})
     assert first == {"seq": 1, "stale": True}
     assert step["seq"] == 2 and "series" in step
 
