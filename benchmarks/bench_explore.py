@@ -87,13 +87,36 @@ def in_browser(explorer: Explorer, steps: int, screenshots: Path | None) -> list
                 page.wait_for_function(f"window.explore.timings.filter(t => t.kind === 'stockflow').length > {i}")
             sf = [t["ms"] / 1000 for t in page.evaluate("window.explore.timings") if t["kind"] == "stockflow"]
             rows.append((f"slider step -> redrawn charts, stock-and-flow view ({steps} steps, browser)", quantiles(sf)))
+            server_cpu = []  # the server's threads (this process) from the release to the redrawn charts
             for i, value in enumerate(("1", "5", "7")):
+                used = time.process_time()
                 slider.fill(value)
                 page.wait_for_function(
                     f"window.explore.timings.filter(t => t.kind === 'full').length > {i}", timeout=120_000
                 )
-            full = [t["ms"] / 1000 for t in page.evaluate("window.explore.timings") if t["kind"] == "full"]
+                server_cpu.append(time.process_time() - used)
+            timings = [t for t in page.evaluate("window.explore.timings") if t["kind"] == "full"]
+            full = [t["ms"] / 1000 for t in timings]
             rows.append(("slider release -> redrawn charts, full model (3 releases, browser)", quantiles(full)))
+            rows.append(("... the server process's CPU time over it (every thread)", quantiles(server_cpu)))
+            rows.append(
+                (
+                    "... of which the full run on the server",
+                    quantiles([t["server"] for t in timings]),
+                )
+            )
+            rows.append(
+                (
+                    "... the request, the gap to the view, JSON both ways",
+                    quantiles([(t["answered"] / 1000 - t["server"]) for t in timings]),
+                )
+            )
+            rows.append(
+                (
+                    "... setting the charts' data and the next frame",
+                    quantiles([(t["ms"] - t["answered"]) / 1000 for t in timings]),
+                )
+            )
             if screenshots:
                 slider.fill("2.5")  # back to the scenario's value, then two other levers
                 for address, value in SECOND_SETTING.items():

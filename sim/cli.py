@@ -51,6 +51,16 @@ def _seed(text: str) -> int:
     return seed
 
 
+def _figures(text: str) -> tuple[str, ...]:
+    """The ``--figures`` option (an argparse type: bad names exit 2 before any run)."""
+    from sim.plots import figure_names
+
+    try:
+        return figure_names(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _folders(args: argparse.Namespace, names: list[str]) -> list[Path]:
     """The run folder of each scenario (``--out``; with several scenarios or none, DIR/NAME)."""
     if args.out is None or len(names) > 1:
@@ -81,18 +91,23 @@ def _print_error(error: InputError) -> None:
         print(f"error: {line}", file=sys.stderr)
 
 
-def _without_dask() -> None:
-    """Keep xarray from importing dask in this process (about 0.5 s of CPU for a run).
+DUCK_ARRAYS = ("dask", "pint")
+"""Array libraries xarray checks every array against when they are installed (the experiments and
+units extras): importing them costs a run about 0.5 s (dask) and 0.07 s (pint) of CPU."""
 
-    xarray checks every array it wraps against dask's types when dask is installed (the
-    ``experiments`` extra), and asks for dask's scheduler when writing NetCDF. ``run`` holds
-    plain numpy arrays only, so a ``sim run`` process marks dask as absent (``sys.modules[...]
-    = None``, Python's way of blocking an import) unless something has already loaded it. Only
-    when ``sim`` is the process (``main()`` reading the command line): a caller of ``main(argv)``
-    keeps its dask.
+
+def _without_duck_arrays() -> None:
+    """Keep xarray from importing dask and pint in this process.
+
+    xarray checks every array it wraps against dask's and pint's types when they are installed,
+    and asks for dask's scheduler when writing NetCDF. ``run`` holds plain numpy arrays only,
+    so a ``sim run`` process marks them as absent (``sys.modules[...] = None``, Python's way
+    of blocking an import) unless something has already loaded them. Only when ``sim`` is the
+    process (``main()`` reading the command line): a caller of ``main(argv)`` keeps its modules.
     """
-    if "dask" not in sys.modules:
-        sys.modules["dask"] = None  # type: ignore[assignment]
+    for name in DUCK_ARRAYS:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -114,10 +129,12 @@ def command_run(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             dataset = run(scenario, seed, progress=_progress(scenario.name))
             elapsed = time.perf_counter() - started
-            _stage(f"writing {folder.target}" + ("" if args.no_plots else " (results, then figures)"))
+            figures = () if args.no_plots else args.figures
+            _stage(f"writing {folder.target}" + (" (results, then figures)" if figures else ""))
             formats = ("png", "svg") if args.svg else ("png",)
-            plots = not args.no_plots
-            target = write_run(dataset, scenario, folder, seed, elapsed, plots=plots, figure_formats=formats)
+            target = write_run(
+                dataset, scenario, folder, seed, elapsed, plots=bool(figures), figure_formats=formats, figures=figures
+            )
             print(f"{scenario.name}: {scenario.start}-{scenario.end} seed {seed} in {elapsed:.1f} s -> {target}")
     finally:
         for folder in staged:
@@ -139,7 +156,8 @@ def command_compare(args: argparse.Namespace) -> int:
     from sim.outputs.report import report
 
     _note_folders_as_recorded(args)
-    made = compare(args.inputs, args.out, args.reference, args.seeds, progress=_stage, ensemble=args.ensemble)
+    formats = ("png", "svg") if args.svg else ("png",)
+    made = compare(args.inputs, args.out, args.reference, args.seeds, formats, progress=_stage, ensemble=args.ensemble)
     if not args.no_report:
         report(made, made.folder / "report.html")
     shown = ", ".join(s.name for s in made.sources)
@@ -216,6 +234,7 @@ def command_diff(args: argparse.Namespace) -> int:
 EXAMPLES = """examples:
   sim check scenarios/my_story.toml                  validate only
   sim run scenarios/historical.toml --seed 7         one run folder: runs/historical/
+  sim run scenarios/historical.toml --figures all    every figure of one run (default: the two to open first)
   sim compare scenarios/historical.toml scenarios/counterfactual.toml runs/plan2021 --reference historical
   sim compare scenarios/plan2021.toml scenarios/historical.toml --seeds 20 --out runs/fans
   sim compare runs/historical sweeps/lhs             a sweep folder: one fan over its design
@@ -360,11 +379,20 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="show the full traceback of unexpected errors")
     commands = top.add_subparsers(dest="command", required=True)
 
+    from sim.plots import ALL_FIGURES, RUN_FIGURES
+
     run = commands.add_parser("run", help="run scenarios; write a run folder for each")
     run.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
     run.add_argument("--out", help="run folder (default runs/NAME; with several scenarios, DIR/NAME)")
     run.add_argument("--seed", type=_seed, help="override the scenario's seed")
-    run.add_argument("--no-plots", action="store_true", help="skip the figures (four PNG files)")
+    run.add_argument(
+        "--figures",
+        type=_figures,
+        default=RUN_FIGURES,
+        metavar="key|all|none|NAME,...",
+        help=f"figures to draw (default key: {' and '.join(RUN_FIGURES)}; all: {', '.join(ALL_FIGURES)})",
+    )
+    run.add_argument("--no-plots", action="store_true", help="draw no figures (the same as --figures none)")
     run.add_argument("--svg", action="store_true", help="also write the figures as SVG (vector, for print)")
     run.add_argument(
         "--force", action="store_true", help="replace an existing run folder (whole, once the run is done)"
@@ -381,6 +409,7 @@ def parser() -> argparse.ArgumentParser:
     _inputs(compare)
     compare.add_argument("--out", default="runs/compare", help="folder for figures/, summary.csv/.md, report.html")
     compare.add_argument("--no-report", action="store_true", help="skip report.html")
+    compare.add_argument("--svg", action="store_true", help="also write the figures as SVG (vector, for print)")
     compare.set_defaults(handler=command_compare)
 
     report = commands.add_parser("report", help="one self-contained HTML file comparing scenarios")
@@ -482,7 +511,7 @@ EXTRAS = {  # an optional package -> the extra of pyproject.toml that installs i
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if argv is None and args.command == "run":
-        _without_dask()
+        _without_duck_arrays()
     try:
         return args.handler(args)
     except InputError as error:

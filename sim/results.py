@@ -6,9 +6,12 @@ units and provenance as attributes, and it writes NetCDF and tidy tables directl
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,25 +176,52 @@ def run(
     return dataset
 
 
-def tidy(dataset: xr.Dataset) -> Any:
-    """One row per value: time, region, destination, sector, institution (where they apply), variable, value, unit.
+def tidy_columns(dataset: xr.Dataset) -> list[str]:
+    """The tidy table's columns: time, every other dimension, variable, value, unit."""
+    return ["time", *[str(c) for c in dataset.dims if c != "time"], "variable", "value", "unit"]
 
-    Every dimension of the dataset is a column, so that no two rows of a variable share their labels."""
-    import pandas as pd
 
-    frames = []
-    for name, variable in dataset.data_vars.items():
-        frame = variable.to_dataframe(name="value").reset_index()
-        frame = frame.drop(columns=[c for c in ("seed",) if c in frame.columns])
-        frame.insert(0, "variable", name)
-        frame["unit"] = variable.attrs["units"]
-        frames.append(frame)
-    columns = [
-        "time",
-        *[c for c in dataset.dims if c != "time"],
-        "variable",
-        "value",
-        "unit",
-    ]
-    table = pd.concat(frames, ignore_index=True)
-    return table.reindex(columns=columns)
+def _field(value: Any) -> str:
+    """One CSV field as the csv module writes it (floats in their shortest round trip, quoted when needed)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([value, ""])
+    return buffer.getvalue()[:-2]
+
+
+def tidy_lines(dataset: xr.Dataset, name: str) -> list[str]:
+    """The tidy CSV's lines of one variable: its labels, the variable, the value and the unit, one line per value.
+
+    Every dimension of the dataset is a column, so that no two rows of a variable share their
+    labels; a dimension the variable does not have is left empty, and so is a missing value
+    (NaN). Lines follow the variable's own dimensions in order (the last one fastest). The label
+    columns are joined by numpy's string functions over the variable's shape, not row by row.
+    """
+    variable = dataset[name]
+    columns = tidy_columns(dataset)[:-3]
+    dims = [str(d) for d in variable.dims]
+    shape = variable.shape
+    line: np.ndarray | str = ""
+    for position, column in enumerate(columns):
+        if column in dims:
+            axis = dims.index(column)
+            labels = np.array([_field(v) for v in dataset[column].values.tolist()], dtype=str)
+            cell: np.ndarray | str = labels.reshape([-1 if a == axis else 1 for a in range(len(shape))])
+        else:
+            cell = ""
+        line = cell if position == 0 else np.char.add(np.char.add(line, ","), cell)  # np.char: numpy 1.26 too
+    labels = np.broadcast_to(line, shape).ravel().tolist()
+    head, tail = f",{_field(name)},", f",{_field(variable.attrs['units'])}\n"
+    values = variable.values.astype(float).ravel().tolist()
+    return [f"{label}{head}{'' if v != v else repr(v)}{tail}" for label, v in zip(labels, values)]
+
+
+def write_tidy_csv(dataset: xr.Dataset, path: Path) -> None:
+    """The tidy table as CSV: time, every other dimension, variable, value, unit; floats in their shortest round trip.
+
+    Byte for byte what pandas wrote before (``DataFrame.to_csv(index=False)`` of the same rows,
+    tested), without building the frames, which cost more than the 100,000 rows themselves.
+    """
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        handle.write(",".join(_field(c) for c in tidy_columns(dataset)) + "\n")
+        for name in dataset.data_vars:
+            handle.write("".join(tidy_lines(dataset, str(name))))

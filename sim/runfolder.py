@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -380,8 +380,16 @@ def events_csv(events: str, start: int) -> str:
     return buffer.getvalue()
 
 
-def _check_write_args(dataset: Any, scenario: Any, seed: Any, wall_time: Any) -> None:
+def _check_write_args(dataset: Any, scenario: Any, seed: Any, wall_time: Any, figures: Any) -> None:
+    from sim.plots import ALL_FIGURES
     from sim.scenario import Scenario, check_seed
+
+    if figures is not None and (
+        isinstance(figures, str) or not isinstance(figures, Sequence) or not set(figures) <= set(ALL_FIGURES)
+    ):
+        raise InputError(
+            "write_run", "figures", f"expected a list of figure names from {', '.join(ALL_FIGURES)}, got {figures!r}"
+        )
 
     if not isinstance(dataset, xr.Dataset):
         raise InputError(
@@ -406,17 +414,19 @@ def write_run(
     plots: bool = True,
     force: bool = False,
     figure_formats: tuple[str, ...] = ("png",),
+    figures: Sequence[str] | None = None,
 ) -> Path:
     """Write a complete run folder and return its path.
 
     ``folder`` is the target path (checked and locked now; ``force`` replaces an existing run
     folder whole) or a ``StagedFolder`` prepared before the run. The folder appears only
-    when every file, the manifest last, is written. Figures are written in ``figure_formats``.
+    when every file, the manifest last, is written. With ``plots``, the ``figures`` named
+    (``sim.plots``; by default ``RUN_FIGURES``, the two to open first) are written in ``figure_formats``.
     """
     from sim import __version__
-    from sim.results import tidy
+    from sim.results import write_tidy_csv
 
-    _check_write_args(dataset, scenario, seed, wall_time)
+    _check_write_args(dataset, scenario, seed, wall_time, figures)
     staged = folder if isinstance(folder, StagedFolder) else StagedFolder(folder, force, key="folder")
     with staged:
         root = staged.path
@@ -424,19 +434,22 @@ def write_run(
         stored = dataset.copy()
         stored.attrs.pop("events", None)
         write_netcdf(stored, root / "results.nc")
-        atomic_write(root / "results.csv", lambda p: tidy(stored).to_csv(p, index=False))
+        atomic_write(root / "results.csv", lambda p: write_tidy_csv(stored, p))
         import tomli_w
 
         atomic_write(root / "scenario.toml", tomli_w.dumps(_toml_ready(scenario.document)))
         atomic_write(root / "events.csv", events_csv(events, scenario.start))
         started = time.perf_counter()
-        figures = []
+        drawn: list[str] = []
         if plots:
-            from sim.plots import save_all  # matplotlib: only when figures are drawn
+            from sim.plots import RUN_FIGURES, save_all
 
             (root / "plots").mkdir()
-            figures = [str(p.relative_to(root).as_posix()) for p in save_all(stored, root / "plots", figure_formats)]
-        files = ["results.nc", "results.csv", "scenario.toml", "events.csv", *figures]
+            names = RUN_FIGURES if figures is None else figures
+            drawn = [
+                str(p.relative_to(root).as_posix()) for p in save_all(stored, root / "plots", figure_formats, names)
+            ]
+        files = ["results.nc", "results.csv", "scenario.toml", "events.csv", *drawn]
         manifest = {
             "scenario": scenario.name,
             "scenario_file": str(scenario.path),

@@ -104,6 +104,49 @@ def test_tidy_csv_columns(historical_run: Path) -> None:
     assert len(set(labels)) == len(labels), "every value has its own labels (migration: origin and destination)"
 
 
+def _pandas_tidy_csv(dataset: xr.Dataset) -> bytes:
+    """What run folders held before the csv module wrote them: the tidy frame through pandas."""
+    import pandas as pd
+
+    frames = []
+    for name, variable in dataset.data_vars.items():
+        frame = variable.to_dataframe(name="value").reset_index()
+        frame = frame.drop(columns=[c for c in ("seed",) if c in frame.columns])
+        frame.insert(0, "variable", name)
+        frame["unit"] = variable.attrs["units"]
+        frames.append(frame)
+    columns = ["time", *[c for c in dataset.dims if c != "time"], "variable", "value", "unit"]
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns).to_csv(index=False).encode("utf-8")
+
+
+def test_tidy_csv_is_the_bytes_pandas_wrote(tmp_path: Path) -> None:
+    from sim.results import write_tidy_csv
+
+    dataset = sim.run(sim.load_scenario(short_scenario(tmp_path, 2016)))
+    dataset.attrs.pop("events")
+    write_tidy_csv(dataset, tmp_path / "mine.csv")
+    assert (tmp_path / "mine.csv").read_bytes() == _pandas_tidy_csv(dataset)
+    # by hand: dimensions in another order than the columns, a missing value, labels and units that need quotes
+    odd = xr.Dataset(
+        {
+            "a": (("time", "sector", "region"), [[[1.5, float("nan")]], [[1e-05, 2e16]]], {"units": 'per "unit"'}),
+            "b": (("time",), [0.1 + 0.2, -0.0], {"units": "x, y"}),
+        },
+        coords={"time": [2014.0, 2014 + 1 / 12], "region": ["r,1", "r2"], "sector": ["s"]},
+    )
+    write_tidy_csv(odd, tmp_path / "odd.csv")
+    assert (tmp_path / "odd.csv").read_text(encoding="utf-8") == (
+        "time,sector,region,variable,value,unit\n"
+        '2014.0,s,"r,1",a,1.5,"per ""unit"""\n'
+        '2014.0,s,r2,a,,"per ""unit"""\n'
+        '2014.0833333333333,s,"r,1",a,1e-05,"per ""unit"""\n'
+        '2014.0833333333333,s,r2,a,2e+16,"per ""unit"""\n'
+        '2014.0,,,b,0.30000000000000004,"x, y"\n'
+        '2014.0833333333333,,,b,-0.0,"x, y"\n'
+    )
+    assert (tmp_path / "odd.csv").read_bytes() == _pandas_tidy_csv(odd)
+
+
 def test_event_log(historical_run: Path) -> None:
     with open(historical_run / "events.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -125,19 +168,40 @@ def test_plots_are_written(plotted_run: Path) -> None:
         assert path.is_file(), name
         assert path.stat().st_size > 10_000, f"{name} is suspiciously small"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list((plotted_run / "plots").glob("*.png"))) <= 4, "run draws at most four figures"
-    assert not list((plotted_run / "plots").glob("*.svg")), "SVG only on request"
+    drawn = sorted(p.name for p in (plotted_run / "plots").iterdir())
+    assert drawn == ["beijing_and_plans.png", "population_by_region.png"], "by default the two figures to open first"
     assert {f"plots/{name}" for name in PLOTS} <= set(manifest(plotted_run)["files"])
 
 
-def test_svg_figures_on_request(tmp_path: Path) -> None:
+def test_other_figures_and_svg_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "run"
-    assert main(["run", str(short_scenario(tmp_path, 2015)), "--out", str(folder), "--svg"]) == 0
-    for name in sim.plots.RUN_FIGURES:
-        for ext in ("png", "svg"):
-            assert (folder / "plots" / f"{name}.{ext}").stat().st_size > 10_000, f"{name}.{ext}"
+    short = str(short_scenario(tmp_path, 2015))
+    assert main(["run", short, "--out", str(folder), "--svg", "--figures", "jobs_and_firms, population_by_region"]) == 0
+    drawn = sorted(p.name for p in (folder / "plots").iterdir())
+    assert drawn == [f"{name}.{ext}" for name in ("jobs_and_firms", "population_by_region") for ext in ("png", "svg")]
+    for name in drawn:
+        assert (folder / "plots" / name).stat().st_size > 10_000, name
     assert (folder / "plots" / "population_by_region.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
     verify_run_folder(folder)
+    # a name that is no figure: refused before the run, with the names there are
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", short, "--out", str(tmp_path / "other"), "--figures", "jobs_and_firm"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--figures" in error and "'jobs_and_firm'" in error and "relocation_counters" in error
+    assert not (tmp_path / "other").exists()
+
+
+def test_figure_choices() -> None:
+    from sim.outputs.figures import FIGURES
+
+    assert sim.plots.ALL_FIGURES == tuple(FIGURES), "the command line's names are the figures there are"
+    assert sim.plots.figure_names("all") == tuple(FIGURES)
+    assert sim.plots.figure_names("key") == ("population_by_region", "beijing_and_plans")
+    assert sim.plots.figure_names("none") == ()
+    assert sim.plots.figure_names("flow_matrix,flow_matrix") == ("flow_matrix",)
+    with pytest.raises(ValueError, match="expected key, all, none"):
+        sim.plots.figure_names(",")
 
 
 def test_run_reports_one_line_per_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,14 +259,14 @@ def test_subprocess_run(tmp_path: Path) -> None:
     assert manifest(tmp_path / "out")["seed"] == 3
 
 
-def test_a_run_process_does_not_load_dask(tmp_path: Path) -> None:
-    """``sim run`` keeps xarray from importing dask (installed with the experiments extra): 0.5 s of CPU."""
+def test_a_run_process_does_not_load_dask_or_pint(tmp_path: Path) -> None:
+    """``sim run`` keeps xarray from importing dask and pint (the experiments and units extras): 0.5 s of CPU."""
     scenario = short_scenario(tmp_path, 2015)
     program = (
         "import sys; from sim.cli import main\n"
         f"sys.argv = ['sim', 'run', {scenario.name!r}, '--out', 'out', '--no-plots']\n"
         "code = main()\n"
-        "print(code, sorted(m for m, v in sys.modules.items() if m.split('.')[0] == 'dask' and v is not None))"
+        "print(code, sorted(m for m, v in sys.modules.items() if m.split('.')[0] in ('dask', 'pint') and v))"
     )
     result = subprocess.run(
         [sys.executable, "-c", program],

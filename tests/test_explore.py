@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
+import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,7 +42,8 @@ with warnings.catch_warnings():  # Starlette 1.x asks for httpx2 on import; http
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient  # noqa: E402
 
-from sim.explore.answers import Explorer, population_series  # noqa: E402
+from sim.explore import answers  # noqa: E402
+from sim.explore.answers import Explorer, Trajectories, population_series  # noqa: E402
 from sim.explore.app import create_app  # noqa: E402
 from sim.explore.page import static_page  # noqa: E402
 from sim.explore.sliders import sliders  # noqa: E402
@@ -112,26 +117,66 @@ def test_full_endpoint_is_sim_run_and_states_the_gap(client: TestClient, explore
 
 
 def test_older_requests_are_answered_stale(client: TestClient) -> None:
+    """One counter for every kind: a slider step makes the full run and bands of the step before stale."""
     assert "series" in client.post("/api/stockflow", json={"seq": 10, "values": {}}).json()
     assert client.post("/api/stockflow", json={"seq": 9, "values": {CORE: 1.0}}).json() == {"seq": 9, "stale": True}
+    assert client.post("/api/full", json={"seq": 9, "values": {CORE: 1.0}}).json() == {"seq": 9, "stale": True}
+    assert client.post("/api/bands", json={"seq": 9, "values": {CORE: 1.0}}).json() == {"seq": 9, "stale": True}
 
 
-def test_a_newer_full_request_cancels_the_running_one(explorer: Explorer, folder: Path) -> None:
+def _paused(explorer: Explorer) -> tuple[Explorer, threading.Event]:
+    """The explorer whose first full run, at its first month, waits until a newer request has made it stale
+    (so that the newer request surely arrives while it runs, however fast a run is); and the event it sets then."""
+    running = threading.Event()
+
+    class Paused(Explorer):
+        def full(self, values: Mapping[str, Any], still_wanted: Callable[[], bool] = lambda: True) -> Trajectories:
+            def gate() -> bool:
+                if not running.is_set():
+                    running.set()
+                    deadline = time.monotonic() + 10
+                    while still_wanted() and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                return still_wanted()
+
+            return super().full(values, gate)
+
+    paused = Paused.__new__(Paused)
+    paused.__dict__.update(explorer.__dict__)
+    return paused, running
+
+
+def _while_a_full_run_runs(explorer: Explorer, folder: Path, kind: str, values: dict) -> tuple[dict, dict]:
+    """Ask for a full run (seq 1), then, once it runs, for ``kind`` (seq 2); both answers."""
     import httpx
 
-    app = create_app(explorer, folder / "saved")
+    paused, running = _paused(explorer)
+    app = create_app(paused, folder / "saved")
 
     async def both() -> tuple[dict, dict]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             first = asyncio.create_task(http.post("/api/full", json={"seq": 1, "values": {CORE: 1.0}}))
-            await asyncio.sleep(0.3)  # the first run is under way
-            second = await http.post("/api/full", json={"seq": 2, "values": {CORE: 2.0}})
+            while not running.is_set():  # the first run is under way
+                await asyncio.sleep(0.01)
+            second = await http.post(f"/api/{kind}", json={"seq": 2, "values": values})
             return (await first).json(), second.json()
 
-    first, second = asyncio.run(both())
+    return asyncio.run(both())
+
+
+def test_a_newer_full_request_cancels_the_running_one(explorer: Explorer, folder: Path) -> None:
+    first, second = _while_a_full_run_runs(explorer, folder, "full", {CORE: 2.0})
     assert first == {"seq": 1, "stale": True}
     assert second["seq"] == 2 and "series" in second
+
+
+def test_a_slider_step_cancels_the_full_run_under_way(explorer: Explorer, folder: Path) -> None:
+    """Dragging again after a release: the released setting's full run stops (it would take the processor
+    from the stock-and-flow answers the page now waits for)."""
+    first, step = _while_a_full_run_runs(explorer, folder, "stockflow", {CORE: 1.5})
+    assert first == {"seq": 1, "stale": True}
+    assert step["seq"] == 2 and "series" in step
 
 
 def test_bad_values_are_refused_with_the_address(client: TestClient) -> None:
@@ -153,7 +198,7 @@ def test_save_writes_a_scenario_that_run_reproduces(client: TestClient, explorer
     assert path == folder / "saved" / "my_setting.toml"
     assert "date = 2020-06-01" in text and "strength = 4.0" in text and "count = 7" in text
     assert "jobs_weight" not in text  # unchanged values are not written
-    full = client.post("/api/full", json={"seq": 50, "values": values}).json()
+    full = client.post("/api/full", json={"seq": 150, "values": values}).json()
     assert "series" in full, full
     saved = _population(sim.run(sim.load_scenario(path)), explorer)
     for key, series in saved.items():
@@ -163,7 +208,9 @@ def test_save_writes_a_scenario_that_run_reproduces(client: TestClient, explorer
     assert client.post("/api/save", json={"name": "../x", "values": values}).status_code == 422
 
 
-def test_bands_from_an_ensemble_file_and_none_without(explorer: Explorer, folder: Path) -> None:
+def test_bands_from_an_ensemble_file_and_none_without(
+    explorer: Explorer, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert explorer.bands({}) is None
     ensemble = folder / "ensemble.csv"
     own = explorer.scenario.parameters  # the middle row holds the scenario's own (fitted) values
@@ -185,6 +232,32 @@ def test_bands_from_an_ensemble_file_and_none_without(explorer: Explorer, folder
     # the middle parameter set is the explored one: its trajectory lies within the band
     middle = np.array(explorer.stockflow({CORE: 3.0}).series["tongzhou"])
     assert (low - 0.1 <= middle).all() and (middle <= high + 0.1).all()
+    # replayed in chunks (a newer request waits at most one): the same bands as one batch, bit for bit
+    _, one_batch = with_bands._replay({CORE: 3.0}, with_bands.ensemble)
+    for key, runs in population_series(one_batch, explorer.scenario.regions.codes).items():
+        whole = [[round(float(v), 1) for v in q] for q in np.percentile(runs, [5, 95], axis=1)]
+        assert bands["bands"][key] == whole, key
+    # a newer request stops them between chunks
+    asked = []
+
+    def wanted() -> bool:
+        asked.append(1)
+        return len(asked) < 2
+
+    monkeypatch.setattr(answers, "BAND_CHUNK", 1)
+    with pytest.raises(answers.Cancelled):
+        with_bands.bands({CORE: 3.0}, wanted)
+    assert len(asked) == 2  # one chunk replayed, stopped before the second
+
+
+def test_a_full_run_states_its_gap_to_the_view_the_page_drew(
+    explorer: Explorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The view of the setting the page asked a moment before is reused, not replayed again."""
+    values = {CORE: 5.5}
+    view = explorer.stockflow(values)
+    monkeypatch.setattr(Explorer, "_stockflow", lambda *_: pytest.fail("replayed again"))
+    assert explorer.stockflow(dict(values)) is view
 
 
 def test_sliders_have_units_and_ranges_within_the_space(explorer: Explorer) -> None:
@@ -226,7 +299,7 @@ def test_page_and_its_files_are_served_from_the_server_only(client: TestClient) 
     assert config["reference"]["series"]["beijing"][0] > 20e6
     assert client.get("/static/uPlot.iife.min.js").status_code == 200
     assert client.get("/static/pyproject.toml").status_code == 404
-    assert client.post("/api/bands", json={"seq": 1, "values": {}}).json() == {"seq": 1, "bands": None}
+    assert client.post("/api/bands", json={"seq": 200, "values": {}}).json() == {"seq": 200, "bands": None}
 
 
 def test_static_page_holds_its_grid_and_loads_nothing(explorer: Explorer) -> None:

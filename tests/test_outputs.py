@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 import sim
 from sim.cli import main
+from sim.errors import InputError
 from sim.outputs import figures, style
 from sim.outputs.compare import KEY_OUTPUTS, compare, difference
 from sim.outputs.sources import Source, open_run
@@ -50,7 +51,7 @@ def stories(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="module")
 def compared(stories: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("compare") / "cmp"
-    assert main(["compare", *map(str, stories), "--out", str(out), "--reference", "base"]) == 0
+    assert main(["compare", *map(str, stories), "--out", str(out), "--reference", "base", "--svg"]) == 0
     return out
 
 
@@ -152,6 +153,24 @@ def test_compare_writes_figures_table_and_report(compared: Path) -> None:
     page = (compared / "report.html").read_text(encoding="utf-8")
     assert page.count('<img src="data:image/png;base64,') == len(list((compared / "figures").glob("*.png")))
     assert "http://" not in page and "https://" not in page
+
+
+def test_compare_writes_svg_only_when_asked_like_run(
+    stories: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``compare`` and ``run`` alike: PNG figures, SVG too with ``--svg``."""
+    import sim.outputs.compare
+
+    asked = []
+
+    def recording(inputs, out, reference, seeds, formats, **_):
+        asked.append(tuple(formats))
+        raise InputError("recorded", "", "stop here")
+
+    monkeypatch.setattr(sim.outputs.compare, "compare", recording)
+    for extra in ([], ["--svg"]):
+        assert main(["compare", *map(str, stories), "--out", str(tmp_path / "c"), *extra]) == 2
+    assert asked == [("png",), ("png", "svg")]
 
 
 def test_summary_table_holds_the_models_numbers(compared: Path, two_runs: dict[str, xr.Dataset]) -> None:

@@ -300,8 +300,21 @@ def one_run(short):
         ({"seed": 1.0}, "seed"),
         ({"dataset": {}}, "dataset"),
         ({"scenario": "historical.toml"}, "scenario"),
+        ({"figures": ["population_by_regions"]}, "figures"),
+        ({"figures": "population_by_region"}, "figures"),
     ],
-    ids=["nan time", "inf time", "negative time", "str time", "negative seed", "float seed", "dict", "path"],
+    ids=[
+        "nan time",
+        "inf time",
+        "negative time",
+        "str time",
+        "negative seed",
+        "float seed",
+        "dict",
+        "path",
+        "unknown figure",
+        "figure name, not a list",
+    ],
 )
 def test_write_run_checks_its_arguments_before_writing(short, one_run, tmp_path, change, key) -> None:
     """Finding 7: write_run wrote NaN into manifest.json (not strict JSON)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import time as clock
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -45,10 +46,15 @@ SERIES = {
 }
 """The charts, in page order: four population series (regions summed) and two of the agents and events."""
 POPULATION_SERIES = tuple(k for k, (_, _, regions) in SERIES.items() if regions)
+PAGE_OUTPUTS = ("population", "dispersed_firms_cum", "construction_workforce")
+"""What a full run for the page records (``Model(outputs=...)``): the other outputs are neither computed nor kept."""
 
 
 BAND_SETS = 200
-"""Parameter sets of the calibration ensemble drawn as bands, at most (one replay batch: under a second)."""
+"""Parameter sets of the calibration ensemble drawn as bands, at most (under a second of replay)."""
+BAND_CHUNK = 20
+"""Parameter sets replayed at a time for the bands: a newer request waits at most one chunk (about 50 ms).
+Each set's replay is independent of the others in its batch, so the chunks give the same bands bit for bit."""
 
 
 class Cancelled(Exception):
@@ -178,6 +184,8 @@ class Explorer:
         self.effects = model.effects()
         self.recorded_timeline = timeline_inputs(scenario)
         self._swapped: dict[int, tuple[TimelineInputs, AgentEffects]] = {}
+        self._views: dict[str, Trajectories] = {}
+        self._views_lock = threading.Lock()
         self.time = history.time
         self.reference = Trajectories(
             [round(float(t), 4) for t in self.time],
@@ -223,7 +231,23 @@ class Explorer:
         return changed, frames["population"]
 
     def stockflow(self, values: Mapping[str, Any]) -> Trajectories:
-        """The stock-and-flow view of a setting (agents held as in the reference run)."""
+        """The stock-and-flow view of a setting (agents held as in the reference run).
+
+        The last few answers are kept by setting: a full run states its gap to the view the page
+        drew for the same setting a moment before, without replaying it again.
+        """
+        key = json.dumps(values, sort_keys=True, default=str)
+        with self._views_lock:  # the page's requests and a full run's gap come from different threads
+            if key in self._views:
+                return self._views[key]
+        view = self._stockflow(values)
+        with self._views_lock:
+            if len(self._views) >= 8:
+                self._views.pop(next(iter(self._views)))
+            self._views[key] = view
+        return view
+
+    def _stockflow(self, values: Mapping[str, Any]) -> Trajectories:
         started = clock.perf_counter()
         changed = self._changed(values)
         effects, new_timeline = self._effects(changed)
@@ -243,7 +267,7 @@ class Explorer:
             if not still_wanted():
                 raise Cancelled
 
-        history = Model(changed, [self.seed], compiled=self.run_compiled).run(progress)
+        history = Model(changed, [self.seed], compiled=self.run_compiled, outputs=PAGE_OUTPUTS).run(progress)
         series = self._full_series(history.values)
         return Trajectories(
             self.reference.time, {k: _listed(v) for k, v in series.items()}, clock.perf_counter() - started
@@ -260,7 +284,10 @@ class Explorer:
         runs: list[dict[str, list[float]]] = []
         for first in range(0, len(settings), chunk):
             part = settings[first : first + chunk]
-            history = Model(self.scenario, [self.seed] * len(part), part, compiled=self.run_compiled).run()
+            model = Model(
+                self.scenario, [self.seed] * len(part), part, compiled=self.run_compiled, outputs=PAGE_OUTPUTS
+            )
+            history = model.run()
             for run in range(len(part)):
                 one = {k: v[:, run : run + 1] for k, v in history.values.items()}
                 runs.append({k: _listed(v) for k, v in self._full_series(one).items()})
@@ -274,16 +301,24 @@ class Explorer:
         series["construction_workforce"] = values["construction_workforce"][:, 0]
         return series
 
-    def bands(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    def bands(
+        self, values: Mapping[str, Any], still_wanted: Callable[[], bool] = lambda: True
+    ) -> dict[str, Any] | None:
         """5-95 % over the calibration ensemble's parameter sets at this setting (stock-and-flow view), or None.
 
         Each set replaces the setting's values of the parameters it holds (a slider of one of them
-        moves the line, not the band); everything else is the setting's.
+        moves the line, not the band); everything else is the setting's. Replayed ``BAND_CHUNK``
+        sets at a time; raises ``Cancelled`` between chunks as soon as ``still_wanted()`` turns false.
         """
         if self.ensemble is None:
             return None
         started = clock.perf_counter()
-        _, population = self._replay(values, self.ensemble)
+        parts = []
+        for first in range(0, len(self.ensemble), BAND_CHUNK):
+            if not still_wanted():
+                raise Cancelled
+            parts.append(self._replay(values, self.ensemble[first : first + BAND_CHUNK])[1])
+        population = np.concatenate(parts, axis=1)
         out = {}
         for key, runs in population_series(population, self.scenario.regions.codes).items():
             low, high = np.percentile(runs, [5, 95], axis=1)

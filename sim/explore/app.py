@@ -1,10 +1,13 @@
 """The explore server: one page and four JSON endpoints, for loopback only (``python -m sim explore``).
 
 Starlette because it is small and asynchronous: a slider sends a request per step, and the
-server answers only the newest of each kind. Every request carries the page's sequence number;
-a request that is no longer the newest when its turn comes is answered ``{"stale": true}``
-without work, and a full run already under way stops at its next month when a newer one
-arrives (``Cancelled``). The work runs in a thread, one request of a kind at a time.
+server answers only the newest. Every request carries the page's sequence number (one counter
+for every kind: a slider step, its full run and its bands share theirs); a request older than
+the newest seen of any kind is answered ``{"stale": true}`` without work, and a full run or a
+band computation already under way stops at its next month or chunk when a newer request
+arrives (``Cancelled``): the page has moved on and would drop the answer, and the work would
+only take the processor from the answer it waits for. The work runs in a thread, one request
+of a kind at a time.
 """
 
 from __future__ import annotations
@@ -36,17 +39,17 @@ STATIC_FILES = {
 
 
 class Latest:
-    """The newest sequence number per kind of request, and one lock per kind (work runs one at a time)."""
+    """The newest sequence number the page sent (any kind), and one lock per kind (work runs one at a time)."""
 
     def __init__(self) -> None:
-        self.seq: dict[str, int] = {}
+        self.seq: int | None = None
         self.locks: dict[str, asyncio.Lock] = {}
 
-    def arrive(self, kind: str, seq: int) -> None:
-        self.seq[kind] = max(seq, self.seq.get(kind, seq))
+    def arrive(self, seq: int) -> None:
+        self.seq = seq if self.seq is None else max(seq, self.seq)
 
-    def newest(self, kind: str, seq: int) -> bool:
-        return self.seq.get(kind) == seq
+    def newest(self, seq: int) -> bool:
+        return self.seq == seq
 
     def lock(self, kind: str) -> asyncio.Lock:
         return self.locks.setdefault(kind, asyncio.Lock())
@@ -74,12 +77,12 @@ def create_app(explorer: Explorer, save_folder: Path) -> Starlette:
                 raise ValueError("values must be an object")
         except (ValueError, KeyError, TypeError, json.JSONDecodeError) as error:
             return JSONResponse({"error": f"expected JSON {{seq, values}}: {error}"}, status_code=400)
-        latest.arrive(kind, seq)
+        latest.arrive(seq)
         async with latest.lock(kind):
-            if not latest.newest(kind, seq):
+            if not latest.newest(seq):
                 return JSONResponse({"seq": seq, "stale": True})
             try:
-                result = await run_in_threadpool(work, values, lambda: latest.newest(kind, seq))
+                result = await run_in_threadpool(work, values, lambda: latest.newest(seq))
             except Cancelled:
                 return JSONResponse({"seq": seq, "stale": True})
             except InputError as error:
@@ -98,7 +101,7 @@ def create_app(explorer: Explorer, save_folder: Path) -> Starlette:
         return await answer(request, "full", work)
 
     async def bands(request: Request) -> Response:
-        return await answer(request, "bands", lambda values, _: {"bands": explorer.bands(values)})
+        return await answer(request, "bands", lambda values, wanted: {"bands": explorer.bands(values, wanted)})
 
     async def save_scenario(request: Request) -> Response:
         try:

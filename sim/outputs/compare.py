@@ -2,7 +2,7 @@
 
 ``compare(["scenarios/historical.toml", "scenarios/counterfactual.toml", "runs/plan2021"])``
 runs the scenario files (``seeds`` > 1: a batch, drawn as quantile fans), reads the run folders,
-and writes into ``out``: ``figures/`` (PNG and SVG), ``summary.csv`` and ``summary.md``.
+and writes into ``out``: ``figures/`` (PNG; SVG too on request), ``summary.csv`` and ``summary.md``.
 Every scenario keeps one colour in every figure; observations and plan levels share the axes.
 """
 
@@ -346,7 +346,7 @@ def compare(
     out: str | Path = "runs/compare",
     reference: str | None = None,
     seeds: int = 1,
-    formats: Sequence[str] = ("png", "svg"),
+    formats: Sequence[str] = ("png",),
     progress: Callable[[str], None] | None = None,
     ensemble: str | Path | None = None,
 ) -> Comparison:
@@ -354,6 +354,7 @@ def compare(
 
     ``seeds`` > 1 runs each scenario file that many times (fans over seeds); ``ensemble`` names a
     calibration ensemble CSV whose parameter sets the runs take (fans over parameters and seeds).
+    Figures are written in ``formats``: PNG unless asked for SVG too (``compare --svg``, as for ``run``).
     """
 
     def check_reference(names: list[str]) -> None:  # before any run: a typo costs no run time

@@ -142,7 +142,7 @@ def bottom_legend(fig: Figure, handles: list, labels: list[str], columns: int | 
         fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
 
 
-def save(fig: Figure, folder: Path, name: str, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+def save(fig: Figure, folder: Path, name: str, formats: Sequence[str] = ("png",)) -> list[Path]:
     """Write the figure in each format; returns the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -197,7 +197,8 @@
     ctx.restore();
   }
 
-  function redraw(started, kind, seq) {
+  function redraw(started, kind, seq, answered) {
+    const drawing = performance.now();
     Object.entries(charts).forEach(([key, u]) => {
       const band = state.bands && state.bands.bands[key];
       u.setData([
@@ -213,7 +214,11 @@
     if (started != null) {
       requestAnimationFrame(() => {
         const ms = performance.now() - started;
-        state.timings.push({ kind, seq, ms, server: (kind === "full" ? state.full : state.sf || {}).seconds });
+        // ms: from the step or release to the frame after the redraw; answered: to the parsed answer;
+        // drawn: setting the charts' data (the browser paints them before the frame)
+        state.timings.push({ kind, seq, ms, answered: answered == null ? null : answered - started,
+                             drawn: performance.now() - drawing,
+                             server: (kind === "full" ? state.full : state.sf || {}).seconds });
         state.last = { kind, seq, ms };
         describe();
       });
@@ -249,25 +254,24 @@
     const answer = await ask("stockflow", { seq, values });
     if (!answer || seq !== state.seq) return;
     state.sf = answer;
-    redraw(started, "stockflow", seq);
+    redraw(started, "stockflow", seq, performance.now());
   }
 
-  let restTimer = null;
-  function rest() {
-    clearTimeout(restTimer);
-    const started = performance.now(); // from the slider's release: the 150 ms wait is counted
-    restTimer = setTimeout(async () => {
-      const seq = state.seq;
-      state.pending = "full"; describe();
-      const answer = await ask("full", { seq, values });
-      if (!answer || seq !== state.seq) return;
-      state.full = answer; state.pending = null;
-      redraw(started, "full", seq);
-      // the bands after the full run: computed beside it they would share its core and delay it
-      if (C.ensemble) ask("bands", { seq, values }).then((a) => {
-        if (a && seq === state.seq) { state.bands = a.bands; redraw(null); }
-      });
-    }, 150);
+  // The slider rests when it is released (its `change` event; a key step fires `input` and `change`
+  // together): the full run starts at once. A newer step makes it stale: the server stops it at its
+  // next month and this page drops any answer older than its newest request.
+  async function rest() {
+    const started = performance.now();
+    const seq = state.seq;
+    state.pending = "full"; describe();
+    const answer = await ask("full", { seq, values });
+    if (!answer || seq !== state.seq) return;
+    state.full = answer; state.pending = null;
+    redraw(started, "full", seq, performance.now());
+    // the bands after the full run: computed beside it they would share its core and delay it
+    if (C.ensemble) ask("bands", { seq, values }).then((a) => {
+      if (a && seq === state.seq) { state.bands = a.bands; redraw(null); }
+    });
   }
 
   function showGrid(started) {
