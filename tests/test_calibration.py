@@ -14,13 +14,17 @@ import sim
 from sim.calibration.fit import (
     Budget,
     Checkpoint,
+    Fit,
+    Objective,
     StockFlowObjective,
     fit_blocks,
     fit_stock_flow,
+    polished,
     record_effects,
     replay_dataset,
 )
-from sim.calibration.parameters import FreeParameter, load_free_parameters
+from sim.calibration.parameters import FreeParameter, load_free_parameters, parameter_values
+from sim.calibration.report import fitted_document, write_ensemble
 from sim.calibration.targets import load_targets
 from sim.space import addresses
 
@@ -38,8 +42,9 @@ def effects(window):
 def test_free_parameters_are_valid_addresses_with_priors(window):
     space = addresses(window)
     for p in load_free_parameters():
-        assert p.address in space, p.address
-        assert space[p.address].low <= p.low < p.high <= space[p.address].high
+        for address in p.addresses:
+            assert address in space, address
+            assert space[address].low <= p.low < p.high <= space[address].high
         parameter = p.address if p.address in window.parameters else p.address.rpartition(".")[0]  # or a region's entry
         assert (parameter in window.parameters) == (p.block == "stock_flow" or p.address.startswith("firms."))
         assert p.low < p.high and np.isfinite(p.log_prior(np.array([(p.low + p.high) / 2])))[0]
@@ -51,6 +56,61 @@ def test_a_truncated_normal_prior_maps_the_unit_interval_into_its_bounds():
     values = p.from_unit(np.linspace(0, 1, 11))
     assert values[0] == pytest.approx(-0.15) and values[-1] == pytest.approx(0.05)
     assert np.all(np.diff(values) > 0) and values[5] == pytest.approx(-0.04, abs=0.01)
+
+
+class _Linear(Objective):
+    """Misfits linear in the parameters: (theta - centre) / width, so the posterior's mode is known by hand."""
+
+    def __init__(self, free, centre, width):
+        self.free, self.centre, self.width = tuple(free), np.asarray(centre), np.asarray(width)
+
+    def misfits(self, theta):
+        return (np.atleast_2d(theta) - self.centre) / self.width
+
+
+def test_polishing_climbs_to_the_posteriors_mode():
+    """Mode by hand: a uniform prior leaves the misfit's centre (0.3); a normal prior 0 +- 0.2 and a misfit
+    centred on 0.6 with width 0.1 meet at the precision-weighted mean (0.6/0.01) / (1/0.01 + 1/0.04) = 0.48;
+    a centre beyond the bounds stops at the bound (1.0)."""
+    free = [
+        FreeParameter("a", -1.0, 1.0, "uniform", "stock_flow", ()),
+        FreeParameter("b", -1.0, 1.0, "normal", "stock_flow", (), 0.0, 0.2),
+        FreeParameter("c", 0.0, 1.0, "uniform", "stock_flow", ()),
+    ]
+    objective = _Linear(free, [0.3, 0.6, 1.4], [0.1, 0.1, 0.1])
+    mode = polished(objective, free, np.array([-0.5, -0.5, 0.2]), iterations=50, step=1e-4)
+    assert mode == pytest.approx([0.3, 0.48, 1.0], abs=1e-4)
+    assert objective(mode[None])[0] > objective(np.array([[0.3, 0.47, 1.0], [0.31, 0.48, 1.0]])).max()
+
+
+def test_a_tied_parameter_sets_each_of_its_addresses_in_runs_the_fit_and_the_ensemble(tmp_path):
+    tied = FreeParameter(
+        "population.registration_rate.bj_central",
+        0.002,
+        0.04,
+        "uniform",
+        "stock_flow",
+        (),
+        tied=("population.registration_rate.bj_core",),
+    )
+    plain = FreeParameter("population.jobs_weight", 0.5, 6.0, "uniform", "stock_flow", ())
+    values = parameter_values([tied, plain], [0.02, 1.5])
+    assert values == {
+        "population.registration_rate.bj_central": 0.02,
+        "population.registration_rate.bj_core": 0.02,
+        "population.jobs_weight": 1.5,
+    }
+    fit = Fit((tied, plain), np.array([[0.02, 1.5], [0.01, 2.0]]), np.array([-1.0, -2.0]), (), 0, 2)
+    document = tomllib.loads(fitted_document(fit, "command", {}))
+    assert document["population"]["registration_rate"] == {"bj_central": 0.02, "bj_core": 0.02}
+    write_ensemble(fit, tmp_path / "ensemble.csv")
+    lines = (tmp_path / "ensemble.csv").read_text().splitlines()
+    assert lines[0].split(",")[1:4] == [
+        "population.registration_rate.bj_central",
+        "population.registration_rate.bj_core",
+        "population.jobs_weight",
+    ]
+    assert lines[2].split(",")[1:4] == ["0.01", "0.01", "2"]
 
 
 def test_the_objective_is_best_at_the_parameters_that_made_the_data(window, effects):
