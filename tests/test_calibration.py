@@ -58,29 +58,38 @@ def test_a_truncated_normal_prior_maps_the_unit_interval_into_its_bounds():
     assert np.all(np.diff(values) > 0) and values[5] == pytest.approx(-0.04, abs=0.01)
 
 
-class _Linear(Objective):
-    """Misfits linear in the parameters: (theta - centre) / width, so the posterior's mode is known by hand."""
+class _Known(Objective):
+    """Misfits whose posterior mode is known by hand: (theta - centre) / width for the first three
+    parameters, (theta^2 - 0.25) / 0.1 for the fourth (two modes, at -0.5 and +0.5). Records every
+    set it is asked for."""
 
     def __init__(self, free, centre, width):
         self.free, self.centre, self.width = tuple(free), np.asarray(centre), np.asarray(width)
+        self.asked: list[np.ndarray] = []
 
     def misfits(self, theta):
-        return (np.atleast_2d(theta) - self.centre) / self.width
+        theta = np.atleast_2d(theta)
+        self.asked.append(theta)
+        return np.column_stack([(theta[:, :3] - self.centre) / self.width, (theta[:, 3] ** 2 - 0.25) / 0.1])
 
 
-def test_polishing_climbs_to_the_posteriors_mode():
-    """Mode by hand: a uniform prior leaves the misfit's centre (0.3); a normal prior 0 +- 0.2 and a misfit
-    centred on 0.6 with width 0.1 meet at the precision-weighted mean (0.6/0.01) / (1/0.01 + 1/0.04) = 0.48;
-    a centre beyond the bounds stops at the bound (1.0)."""
+def test_polishing_climbs_to_the_posteriors_mode_inside_the_bounds():
+    """Modes by hand: a uniform prior leaves the misfit's centre (0.3); a normal prior 0.1 +- 0.2 and a misfit
+    centred on 0.6 with width 0.1 meet at the precision-weighted mean (0.6/0.01 + 0.1/0.04) / (1/0.01 + 1/0.04)
+    = 0.5; a centre beyond the bounds stops at the bound (1.0); of two modes, the one the start leads to (+0.5
+    from +0.2). No set outside the bounds is asked for."""
     free = [
         FreeParameter("a", -1.0, 1.0, "uniform", "stock_flow", ()),
-        FreeParameter("b", -1.0, 1.0, "normal", "stock_flow", (), 0.0, 0.2),
+        FreeParameter("b", -1.0, 1.0, "normal", "stock_flow", (), 0.1, 0.2),
         FreeParameter("c", 0.0, 1.0, "uniform", "stock_flow", ()),
+        FreeParameter("d", -1.0, 1.0, "uniform", "stock_flow", ()),
     ]
-    objective = _Linear(free, [0.3, 0.6, 1.4], [0.1, 0.1, 0.1])
-    mode = polished(objective, free, np.array([-0.5, -0.5, 0.2]), iterations=50, step=1e-4)
-    assert mode == pytest.approx([0.3, 0.48, 1.0], abs=1e-4)
-    assert objective(mode[None])[0] > objective(np.array([[0.3, 0.47, 1.0], [0.31, 0.48, 1.0]])).max()
+    objective = _Known(free, [0.3, 0.6, 1.4], [0.1, 0.1, 0.1])
+    mode = polished(objective, free, np.array([-0.5, -0.5, 0.2, 0.2]), iterations=50, step=1e-4)
+    assert mode == pytest.approx([0.3, 0.5, 1.0, 0.5], abs=1e-4)
+    assert objective(mode[None])[0] > objective(np.array([[0.3, 0.49, 1.0, 0.5], [0.31, 0.5, 1.0, 0.5]])).max()
+    asked = np.vstack(objective.asked)
+    assert (asked >= [p.low for p in free]).all() and (asked <= [p.high for p in free]).all()
 
 
 def test_a_tied_parameter_sets_each_of_its_addresses_in_runs_the_fit_and_the_ensemble(tmp_path):
