@@ -115,8 +115,9 @@ def test_every_stock_has_a_unit_and_a_rate(historical):
 
 
 SIGN_VARIES = {
-    "destination incentives": "−0.59 to +0.15 10k across the ensemble: within the agents' noise (the incentives "
-    "move a few hundred firms; docs/calibration.md)",
+    "Xiong'an construction": "−0.49 to +3.32 10k across the ensemble: the construction projects add services and "
+    "resettlement housing in Xiong'an only, and their effect on Beijing is within the agents' noise "
+    "(docs/calibration.md)",
 }
 """Levers whose effect on Beijing's 2035 population changes sign across the ensemble (docs/calibration.md)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,12 @@ class FreeParameter:
     informs: tuple[str, ...]
     mean: float | None = None
     sd: float | None = None
+    tied: tuple[str, ...] = ()  # further addresses that take the same value (one rate for Beijing's four regions)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address the parameter sets: its own and the tied ones."""
+        return (self.address, *self.tied)
 
     def log_prior(self, value: np.ndarray) -> np.ndarray:
         """Log prior density (up to a constant); -inf outside the bounds."""
@@ -46,6 +53,11 @@ class FreeParameter:
         return stats.norm.ppf(a + np.asarray(u) * (b - a), self.mean, self.sd)
 
 
+def parameter_values(free: Sequence[FreeParameter], row: Sequence[float]) -> dict[str, float]:
+    """One parameter set as values by address, a tied parameter's value at each of its addresses."""
+    return {address: float(value) for p, value in zip(free, row) for address in p.addresses}
+
+
 def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None) -> list[FreeParameter]:
     """The free parameters of the file (of one block if given), in file order."""
     try:
@@ -64,6 +76,9 @@ def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None)
             raise InputError(path, f"{address}.block", f"expected one of {', '.join(BLOCKS)}")
         if entry["prior"] == "normal" and not (entry.get("sd", 0) > 0 and "mean" in entry):
             raise InputError(path, address, "a normal prior needs a mean and a positive sd")
+        tied = entry.get("same_value_for", [])
+        if not (isinstance(tied, list) and all(isinstance(a, str) for a in tied)):
+            raise InputError(path, f"{address}.same_value_for", "expected a list of addresses")
         found.append(
             FreeParameter(
                 address,
@@ -74,6 +89,7 @@ def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None)
                 tuple(entry.get("informs", ())),
                 entry.get("mean"),
                 entry.get("sd"),
+                tuple(tied),
             )
         )
     return [p for p in found if block is None or p.block == block]

@@ -80,6 +80,8 @@ def _held_out(name: str, target: Target, low: float, high: float, fitted: set[st
 def write_ensemble(fit: Fit, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["sample", *[p.address for p in fit.parameters], "log_posterior"])
+        # a tied parameter's value under each of its addresses, so readers need not know the ties
+        writer.writerow(["sample", *[a for p in fit.parameters for a in p.addresses], "log_posterior"])
         for i, (row, logp) in enumerate(zip(fit.samples, fit.log_posterior)):
-            writer.writerow([i, *[f"{v:.6g}" for v in row], f"{logp:.6g}"])
+            values = [f"{v:.6g}" for p, v in zip(fit.parameters, row) for _ in p.addresses]
+            writer.writerow([i, *values, f"{logp:.6g}"])

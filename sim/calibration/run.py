@@ -19,9 +19,12 @@ from sim.runfolder import atomic_write
 from sim.scenario import Scenario, load_scenario
 
 BUDGETS = {  # stock-and-flow block and agents' block: design points, walkers, steps, burn-in, thinning
-    # (emcee's moves need at least twice as many walkers as a block has parameters: 13 and 12 here)
-    "small": Budget(stock_flow=(32, 28, 6, 3, 1), full=(24, 24, 1, 0, 1), cycles=1),
-    "full": Budget(stock_flow=(512, 32, 300, 150, 10), full=(72, 24, 20, 10, 1), cycles=2),
+    # (emcee's moves need at least twice as many walkers as a block has parameters: 14 and 12 here);
+    # polish: least-squares iterations and difference step (share of the bounds) per block
+    "small": Budget(stock_flow=(32, 28, 6, 3, 1), full=(24, 24, 1, 0, 1), cycles=1, polish=((5, 0.002), (2, 0.03))),
+    "full": Budget(
+        stock_flow=(512, 32, 300, 150, 10), full=(72, 24, 20, 10, 1), cycles=2, polish=((60, 0.002), (8, 0.03))
+    ),
 }
 CHECKPOINT = ".calibration-checkpoint.npz"
 """The finished stages of an unfinished calibration, in its output folder."""
@@ -88,7 +91,7 @@ def calibrate(
         + fit_table(targets, best, ensemble, set(used))
         + "\n## Parameters\n\n| parameter | block | prior | best | ensemble 5-95 % |\n|---|---|---|---|---|\n"
         + "".join(
-            f"| `{p.address}` | {p.block} | {_prior(p)} | {fit.samples[0, i]:.4g} | "
+            f"| `{p.address}`{_tied(p)} | {p.block} | {_prior(p)} | {fit.samples[0, i]:.4g} | "
             f"{np.percentile(fit.samples[:, i], 5):.4g} to {np.percentile(fit.samples[:, i], 95):.4g} |\n"
             for i, p in enumerate(fit.parameters)
         ),
@@ -103,13 +106,20 @@ def check_against_space(free: list[FreeParameter], scenario: Scenario, path: Pat
 
     space = addresses(scenario)
     for p in free:
-        if p.address not in space:
-            raise InputError(path, p.address, unknown_address(p.address, space, scenario))
-        low, high = space[p.address].low, space[p.address].high
-        if (low is not None and p.low < low) or (high is not None and p.high > high):
-            raise InputError(
-                path, f"{p.address}.bounds", f"[{p.low:g}, {p.high:g}] must lie within the range {low:g} to {high:g}"
-            )
+        for address in p.addresses:
+            if address not in space:
+                raise InputError(path, p.address, unknown_address(address, space, scenario))
+            low, high = space[address].low, space[address].high
+            if (low is not None and p.low < low) or (high is not None and p.high > high):
+                raise InputError(
+                    path,
+                    f"{p.address}.bounds",
+                    f"[{p.low:g}, {p.high:g}] must lie within {address}'s range {low:g} to {high:g}",
+                )
+
+
+def _tied(p: FreeParameter) -> str:
+    return f" (also {', '.join(a.rsplit('.', 1)[-1] for a in p.tied)})" if p.tied else ""
 
 
 def _prior(p: FreeParameter) -> str:
