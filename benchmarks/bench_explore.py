@@ -79,6 +79,8 @@ def in_browser(explorer: Explorer, steps: int, screenshots: Path | None) -> list
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto("http://127.0.0.1:8797/")
             page.wait_for_function("document.querySelectorAll('#charts canvas').length === 6")
+            if screenshots and explorer.ensemble:  # the explored setting's bands, as a user sees them after a moment
+                page.wait_for_function("window.explore.bands !== null", timeout=60_000)
             if screenshots:
                 page.screenshot(path=screenshots / "explore_plan2021.png")
             slider = page.locator(f'input[data-address="{CORE}"]')
@@ -126,6 +128,8 @@ def in_browser(explorer: Explorer, steps: int, screenshots: Path | None) -> list
                     moved.fill(value)
                     drawn = f"window.explore.timings.length > {done} && window.explore.full && window.explore.full.gap"
                     page.wait_for_function(drawn, timeout=120_000)
+                if explorer.ensemble:
+                    page.wait_for_function("window.explore.bands !== null", timeout=60_000)
                 page.wait_for_timeout(300)
                 page.screenshot(path=screenshots / "explore_no_2017_control_more_xiongan.png")
             browser.close()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import sim
-from tests.conftest import write_scenario
+from tests.conftest import ROOT, write_scenario
 from tests.test_report_browser import FLAGS, _missing, browser_parts
 
 CORE = "policies.core_area_control.strength"
@@ -52,7 +52,10 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(socket.socket, "connect", recording)
 
     path = write_scenario(tmp_path, 'name = "plan_short"\n[run]\nend = 2026\n', "plan_short.toml", "plan2021.toml")
-    explorer = Explorer(sim.load_scenario(path), ensemble=tmp_path / "none.csv")
+    shipped = (ROOT / "calibration" / "ensemble.csv").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "ensemble.csv").write_text("\n".join(shipped[:9]) + "\n", encoding="utf-8")  # eight sets: quick bands
+    explorer = Explorer(sim.load_scenario(path), ensemble=tmp_path / "ensemble.csv")
+    assert explorer.ensemble is not None and len(explorer.ensemble) == 8
     explorer.stockflow({})
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(explorer, tmp_path / "saved"), host=LOOPBACK, port=port))
@@ -76,6 +79,8 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(origin)
             page.wait_for_function("document.querySelectorAll('#charts canvas').length === 6")
+            page.wait_for_function("window.explore.bands !== null", timeout=60_000)  # the explored setting's bands
+            bands_before = page.evaluate("window.explore.bands")
 
             slider = page.locator(f'input[data-address="{CORE}"]')
             slider.fill("7")  # input (stock-and-flow view) then change (full run when it rests)
@@ -83,6 +88,8 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             sf = page.evaluate("window.explore.sf.series")
             page.wait_for_function("window.explore.full && window.explore.full.gap", timeout=60_000)
             full = page.evaluate("window.explore.full")
+            page.wait_for_function("window.explore.bands !== null", timeout=60_000)  # the new setting's, at rest
+            bands_after = page.evaluate("window.explore.bands")
             status = page.inner_text("#status")
             values = page.evaluate("window.explore.values")
 
@@ -109,6 +116,13 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for shown in (sf["central_six"], full["series"]["central_six"]):
         assert shown[-1] < reference["central_six"][-1] - 1000
     assert "Showing the full model" in status and "off from this full run by at most" in status
+    assert "Band: 5-95% of 8 calibration-ensemble parameter sets" in status
+    # the bands follow the setting: stronger control in the core lowers the central six's band too
+    for bands in (bands_before, bands_after):
+        assert bands["runs"] == 8
+        low, high = (np.array(side) for side in bands["bands"]["central_six"])
+        assert np.all(low <= high) and np.any(low < high)
+    assert bands_after["bands"]["central_six"][1][-1] < bands_before["bands"]["central_six"][1][-1] - 1000
     for key, gap in full["gap"].items():  # the stated bound holds for what the page drew
         drawn = np.abs(np.array(sf[key]) - np.array(full["series"][key])).max()
         assert drawn <= gap["absolute"] + 0.1, key
@@ -122,7 +136,7 @@ def test_explore_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     # nothing left loopback: the page's requests, and every connection the process opened
     assert all(url.startswith(origin) for url in requests), json.dumps(requests)
-    for asked in ("static/uPlot.iife.min.js", "api/stockflow", "api/full", "api/save"):
+    for asked in ("static/uPlot.iife.min.js", "api/stockflow", "api/full", "api/bands", "api/save"):
         assert origin + asked in requests
     hosts = {address[0] for address in opened if isinstance(address, tuple)}
     assert hosts <= {LOOPBACK, "::1", "localhost"}, hosts

@@ -268,7 +268,10 @@
     if (!answer || seq !== state.seq) return;
     state.full = answer; state.pending = null;
     redraw(started, "full", seq, performance.now());
-    // the bands after the full run: computed beside it they would share its core and delay it
+    askBands(seq); // after the full run: computed beside it they would share its core and delay it
+  }
+
+  function askBands(seq) {
     if (C.ensemble) ask("bands", { seq, values }).then((a) => {
       if (a && seq === state.seq) { state.bands = a.bands; redraw(null); }
     });
@@ -326,5 +329,6 @@
       ? `Bands: ${C.ensemble} parameter sets of ${C.ensemble_path}, each replacing the setting's values of the ` +
         "parameters it holds, stock-and-flow view, drawn when the slider rests."
       : `No calibration ensemble (${C.ensemble_path}): no bands.`);
-  if (grid) showGrid(null); else { state.full = { series: C.reference.series, seconds: C.reference.seconds }; redraw(null); }
+  if (grid) showGrid(null);
+  else { state.full = { series: C.reference.series, seconds: C.reference.seconds }; redraw(null); askBands(state.seq); }
 })();
