@@ -250,14 +250,27 @@ class _Validator:
         if errors:
             raise InputErrors(errors)
 
-    def check_file(self, path: Path, doc: dict[str, Any], inherited: dict[str, Any] | None = None) -> None:
-        """Check one file of the chain; ``inherited`` is the merged ``policies`` table of the files before it."""
+    def check_file(
+        self, path: Path, doc: dict[str, Any], inherited: dict[str, Any] | None = None, last: bool = False
+    ) -> None:
+        """Check one file of the chain; ``inherited`` is the merged ``policies`` table of the files before it.
+
+        A mistake in a file that others extend stops here: the files after it would report its
+        consequences. The ``last`` file's mistakes stay gathered, so that what only the merge shows
+        (a policy's missing fields) is reported with them, for the parts that had no mistake.
+        """
         inherited = inherited or {}
         self.files += 1
         for key, value in doc.items():
             with self.gathering():
                 self._check_key(path, key, value, inherited)
-        self.raise_gathered()  # a mistake here would make the files after it report its consequences
+        if not last:
+            self.raise_gathered()
+
+    def failed(self, key: str, under: bool = True) -> bool:
+        """Whether a mistake has been gathered at ``key`` (or under it): its checks after the merge are skipped."""
+        found = [one for error in self.errors for one in getattr(error, "errors", [error])]
+        return any(error.key == key or (under and error.key.startswith(f"{key}.")) for error in found)
 
     def _check_key(self, path: Path, key: str, value: Any, inherited: dict[str, Any]) -> None:
         if key in PARAMETERS:
@@ -383,14 +396,29 @@ class _Validator:
             raise InputError(
                 path, f"{key}.kind", f"unknown policy kind {kind!r}; {suggest(str(kind), tuple(POLICY_KINDS))}"
             )
-        fields = POLICY_KINDS[kind]
         for name, value in policy.items():
             with self.gathering():
                 self._check_field(path, key, kind, name, value)
         if not partial:
-            for name, spec in fields.items():
-                if spec.required and name not in policy:
-                    self.errors.append(InputError(path, f"{key}.{name}", f"missing; expected {spec.doc} ({spec.type})"))
+            self.missing_fields(path, key, kind, policy)
+
+    def missing_fields_beside_mistakes(self, path: Path, name: str, policy: Any) -> None:
+        """A policy with a bad value still reports its missing fields; not after a bad kind or an unknown
+        field (a misspelt field is missing too: one mistake, reported once)."""
+        key = f"policies.{name}"
+        kind = policy.get("kind") if isinstance(policy, dict) else None
+        if not isinstance(kind, str) or kind not in POLICY_KINDS or self.failed(f"{key}.kind"):
+            return
+        known = {*POLICY_KINDS[kind], "enabled", "kind"}
+        fields = [error.key.split(".")[2] for error in self.errors if error.key.startswith(f"{key}.")]
+        if all(field in known for field in fields):
+            self.missing_fields(path, key, kind, policy)
+
+    def missing_fields(self, path: Path, key: str, kind: str, policy: dict[str, Any]) -> None:
+        """Gather the required fields a merged policy lacks (whatever its other mistakes)."""
+        for name, spec in POLICY_KINDS[kind].items():
+            if spec.required and name not in policy:
+                self.errors.append(InputError(path, f"{key}.{name}", f"missing; expected {spec.doc} ({spec.type})"))
 
     def _check_field(self, path: Path, key: str, kind: str, name: str, value: Any) -> None:
         fields = POLICY_KINDS[kind]
@@ -454,8 +482,11 @@ class _Validator:
             return self.set_in.get((name, field_name), (0, self.defined_in.get(name, fallback)))
 
         # fields were checked in the file that set them; what is left is what only the merge shows
+        before = len(self.errors)
         self._check_policy(self.defined_in.get(name, fallback), key, policy, partial=False)
-        self.raise_gathered()
+        if len(self.errors) > before:  # this policy's own mistakes (missing fields) stop its resolution
+            found, self.errors = self.errors[before:], self.errors[:before]
+            raise found[0] if len(found) == 1 else InputErrors(found)
         fields = POLICY_KINDS[policy["kind"]]
         resolved: dict[str, Any] = {"kind": policy["kind"], "name": name}
         for field_name, spec in fields.items():
@@ -584,26 +615,36 @@ def load_scenario(path: str | Path) -> Scenario:
     validator = _Validator(regions)
     chain = _resolve_chain(path)
     document: dict[str, Any] = {}
-    for file, doc in chain:
-        validator.check_file(file, doc, document.get("policies", {}))
+    for position, (file, doc) in enumerate(chain):
+        validator.check_file(file, doc, document.get("policies", {}), last=position == len(chain) - 1)
         document = _merge(document, doc)
     document.pop("extends", None)
     document["name"] = chain[-1][1].get("name", path.stem)  # a story is named by its own file, not its parent
-    if not valid_name(document["name"]):
-        raise InputError(
-            path, "name", f'the file name {path.stem!r} cannot name a run folder; add name = "..." ({NAME_EXPECTED})'
+    if not validator.failed("name") and not valid_name(document["name"]):
+        validator.errors.append(
+            InputError(
+                path,
+                "name",
+                f'the file name {path.stem!r} cannot name a run folder; add name = "..." ({NAME_EXPECTED})',
+            )
         )
-    run = {**RUN_DEFAULTS, **document.get("run", {})}
-    if run["end"] <= run["start"]:
+    run = {**RUN_DEFAULTS, **document.get("run", {})} if not validator.failed("run") else dict(RUN_DEFAULTS)
+    if not validator.failed("run") and run["end"] <= run["start"]:
         # name the last file that set either year: that is where the clash was made
         setters = [(file, key) for file, doc in chain for key in ("start", "end") if key in doc.get("run", {})]
         file, key = setters[-1] if setters else (chain[-1][0], "end")
-        raise InputError(
-            file, f"run.{key}", f"expected run.end after run.start, got start {run['start']} and end {run['end']}"
+        validator.errors.append(
+            InputError(
+                file, f"run.{key}", f"expected run.end after run.start, got start {run['start']} and end {run['end']}"
+            )
         )
     document["run"] = run
     policies = {}
-    for name, policy in document.get("policies", {}).items():
+    table = document.get("policies", {}) if not validator.failed("policies", under=False) else {}
+    for name, policy in table.items():
+        if validator.failed(f"policies.{name}"):
+            validator.missing_fields_beside_mistakes(validator.defined_in.get(name, chain[-1][0]), name, policy)
+            continue
         with validator.gathering():
             resolved = validator.resolve_policy(chain[-1][0], name, policy)
             if policy.get("enabled", True):

@@ -459,3 +459,21 @@ def test_a_file_name_that_cannot_name_a_run_folder_needs_a_name(tmp_path, capsys
     assert "name" in capsys.readouterr().err
     path.write_text(path.read_text() + 'name = "my_story"\n')
     assert main(["check", str(path)]) == 0
+
+
+def test_missing_fields_are_reported_with_the_file_s_other_mistakes(tmp_path: Path) -> None:
+    """What only the merge shows (a policy's missing fields) comes in the same pass as the rest."""
+    from sim.errors import InputErrors
+
+    write(
+        tmp_path,
+        over(
+            "[run]\nmethod = 'rk5'\n"
+            "[policies.x]\nkind = 'rail'\ndate = '2025-13-01'\nfrom = 'bj_core'\n"
+            "[policies.y]\nkind = 'rail'\ndate = 2025-01-01\nfrom = 'bj_core'\nto = 'xiongan'\n"
+        ),
+    )
+    with pytest.raises(InputErrors) as raised:
+        load_scenario(tmp_path / "bad.toml")
+    keys = [error.key for error in raised.value.errors]
+    assert keys == ["run.method", "policies.x.date", "policies.x.to", "policies.x.hours", "policies.y.hours"]
