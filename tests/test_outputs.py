@@ -525,3 +525,24 @@ def test_single_runs_with_different_seeds_are_flagged_and_common_seeds_are_not()
     assert "different seeds (a 1, b 7)" in note and "--seeds" in note
     fan = Source("c", xr.Dataset(coords={"seed": ("run", [1, 2])}), Path("c"), None, "2 seeds")
     assert seed_note([single("a", 1), fan]) == ""
+
+
+def test_report_never_replaces_a_file_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], compared: Path
+) -> None:
+    """`report --out` over a scenario or a folder is refused before any work; an old report is replaced."""
+    from sim.cli import main
+    from sim.outputs.report import _check_out
+
+    scenario = tmp_path / "mine.toml"
+    scenario.write_text('extends = "historical.toml"\n', encoding="utf-8")
+    code = main(["report", str(scenario), "--out", str(scenario)])
+    assert code == 2 and scenario.read_text(encoding="utf-8") == 'extends = "historical.toml"\n'
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {scenario}: --out: exists and is not a report sim wrote")
+    assert main(["report", str(scenario), "--out", str(tmp_path)]) == 2  # a folder
+    old = tmp_path / "old.html"
+    old.write_text('<!DOCTYPE html>\n<html lang="en"><head><title>sim report: a, b</title>', encoding="utf-8")
+    _check_out(old)  # an earlier report may be replaced, the one compare wrote too
+    _check_out(compared / "report.html")
+    _check_out(tmp_path / "new.html")

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sim.errors import InputError
 from sim.outputs import observed
 from sim.outputs.compare import YEARS, Comparison, compare, target_rows
 from sim.outputs.describe import diff_against_parent, parent_path, value_files
@@ -209,6 +210,22 @@ def render(comparison: Comparison) -> str:
     )
 
 
+REPORT_MARK = b"<title>sim report:"
+"""How a file this module wrote begins (within its first kilobyte): only such a file is replaced."""
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise InputError(out, "--out", "expected the HTML file to write, got a folder")
+    if out.exists():
+        with open(out, "rb") as handle:
+            written_here = REPORT_MARK in handle.read(1024)
+        if not written_here:
+            raise InputError(
+                out, "--out", "exists and is not a report sim wrote: not replaced (give another name, or remove it)"
+            )
+
+
 def report(
     inputs: Sequence[str | Path] | Comparison,
     out: str | Path = "runs/report.html",
@@ -217,8 +234,12 @@ def report(
     progress: Callable[[str], None] | None = None,
     ensemble: str | Path | None = None,
 ) -> Path:
-    """Write the HTML report of a comparison (made here from ``inputs`` unless one is given)."""
+    """Write the HTML report of a comparison (made here from ``inputs`` unless one is given).
+
+    ``out`` may replace an earlier report, never another file (a scenario, a user's notes).
+    """
     out = Path(out)
+    _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(inputs, Comparison):
         text = render(inputs)
