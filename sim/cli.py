@@ -233,8 +233,11 @@ def command_diff(args: argparse.Namespace) -> int:
 
 EXAMPLES = """examples:
   sim check scenarios/my_story.toml                  validate only
-  sim run scenarios/historical.toml --seed 7         one run folder: runs/historical/
-  sim run scenarios/historical.toml --figures all    every figure of one run (default: the two to open first)
+  sim run scenarios/historical.toml                  one run folder: runs/historical/
+  sim run scenarios/historical.toml --seed 7 --out runs/historical_seed7
+                                                     another seed, beside it (--force replaces a folder)
+  sim run scenarios/historical.toml --figures all --out runs/historical_all
+                                                     every figure (default: the two to open first)
   sim compare scenarios/historical.toml scenarios/counterfactual.toml runs/plan2021 --reference historical
   sim compare scenarios/plan2021.toml scenarios/historical.toml --seeds 20 --out runs/fans
   sim compare runs/historical sweeps/lhs             a sweep folder: one fan over its design
