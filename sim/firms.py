@@ -304,9 +304,10 @@ class Firms:
         self._work = self._block_buffers()
 
     def _block_buffers(self) -> np.ndarray:
-        """The reused buffer for the per-slot draws of one block of runs (runs per block, capacity)."""
+        """The reused buffer for the per-slot draws of one block of runs (runs per block, capacity); a table
+        with no agents yet (capacity 0) takes every run in one block."""
         runs, capacity = self.alive.shape
-        return np.zeros((min(runs, max(1, BLOCK_VALUES // capacity)), capacity))
+        return np.zeros((min(runs, max(1, BLOCK_VALUES // max(capacity, 1))), capacity))
 
     def _blocks(self) -> list[slice]:
         """The runs in blocks that fit the per-slot buffer (one block of all runs when they fit)."""
@@ -532,8 +533,7 @@ class Firms:
         Per-slot work runs over the used width only (slots some run has used), on flat
         indices into (run, region, sector) tables, with the random draws written into a
         reused buffer; counts and jobs are kept by events, not recounted. Whom the per-slot
-        events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``
-        (which ``CompiledFirms`` overrides, with the same results).
+        events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``.
         """
         self._month = {}  # the destination logit's terms, shared by the month's choices
         try:
@@ -634,7 +634,7 @@ class Firms:
             "refused changes", expected * self.params.apply_despite_ban
         )
 
-    # -- whom the per-slot events befall (``CompiledFirms`` overrides the three selections) ------
+    # -- whom the per-slot events befall ----------------------------------------------------------
     # Each selection draws one uniform per used slot (block of runs by block, into a reused buffer) and
     # keeps the candidates: slots whose draw is below their run's limit, a bound of the monthly probability
     # of every agent whose cost sensitivity is at most the run's split, from the run's largest rate and rent
@@ -691,7 +691,7 @@ class Firms:
 
     def _cost_ceiling(self) -> np.ndarray:
         """Each run's largest cost sensitivity over the used slots (NaN if one is NaN)."""
-        return self.cost_sensitivity[:, : self._width()].max(axis=1)
+        return self.cost_sensitivity[:, : self._width()].max(axis=1, initial=0.0)  # costs are >= 0; 0 for no agents
 
     def _cost_split(self) -> np.ndarray:
         """Per run: the cost sensitivity up to which a run's limit covers the agents (``COST_SPLIT`` or the

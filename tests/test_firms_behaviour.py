@@ -576,3 +576,26 @@ def test_a_firm_table_for_regions_without_the_core_keeps_the_rows_of_every_other
     assert whole.firms[others].sum() > 0
     for column in ("firms", "employees_per_firm", "agent_weight"):
         np.testing.assert_array_equal(getattr(table, column)[others], getattr(whole, column)[others])
+
+
+def test_a_firm_table_with_no_agents_runs_its_months_with_none_and_grows_from_empty():
+    """No agents at all (every cell of the table empty): the per-slot draws take every run in one block of
+    width 0, a year of months with exits, moves, a programme and entry rates leaves none (entry scales with
+    the 2014 stock), and agents put in later open their slots from capacity 0."""
+    firms = tiny(firms=((0, 0), (0, 0)), seeds=(3, 4, 5), exit_rate=[0.5] * N_SECTORS,
+                 entry_rate=[0.5] * N_SECTORS, market_reach=[1.0] * N_SECTORS, relocation_rate=2.0)  # fmt: skip
+    assert firms.alive.shape == (3, 0) and firms._work.shape == (3, 0)
+    assert firms._blocks() == [slice(0, 3)]
+    dispersal = programme("p", np.full(3, 12.0))
+    for month in range(12):
+        firms.step(calm(firms, time=2014.0 + month * DT, dispersals=(dispersal,), travel_time=np.repeat(
+            firms.regions.travel_time[None], 3, axis=0), coverage=np.zeros((3, 2, N_SECTORS)),
+            incentive=np.zeros((3, 2, N_SECTORS)), pharma_incentive=np.zeros((3, 2)),
+            population=np.repeat(firms.regions.population_2014[None], 3, axis=0),
+            floor_space_change=np.zeros((3, 2))))  # fmt: skip
+    assert firms.alive.shape == (3, 0) and firms.counts().sum() == 0 and firms.jobs().sum() == 0
+    for name, value in vars(firms.counters).items():
+        assert np.ndim(value) == 0 or np.nansum(value) == 0, name  # the sizes aside, every counter 0
+    firms._add(np.array([1, 1, 2]), np.array([0, 1, 0]), np.array([MANUFACTURING] * 3), np.zeros(3), "late")
+    assert firms.alive.shape == (3, 2) and firms._work.shape == (3, 2)
+    np.testing.assert_array_equal(firms.counts()[:, :, MANUFACTURING], [[0, 0], [1, 1], [1, 0]])
