@@ -20,10 +20,10 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np

@@ -6,8 +6,8 @@ Needs numba (the `fast` extra); skipped without it, except under CI=true, where 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
