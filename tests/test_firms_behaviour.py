@@ -599,3 +599,15 @@ def test_a_firm_table_with_no_agents_runs_its_months_with_none_and_grows_from_em
     firms._add(np.array([1, 1, 2]), np.array([0, 1, 0]), np.array([MANUFACTURING] * 3), np.zeros(3), "late")
     assert firms.alive.shape == (3, 2) and firms._work.shape == (3, 2)
     np.testing.assert_array_equal(firms.counts()[:, :, MANUFACTURING], [[0, 0], [1, 1], [1, 0]])
+
+
+def test_destination_shares_asked_between_months_follow_the_rent_given_not_the_last_month_s():
+    """Within a month the shares' terms are kept (``Firms.step``); after it, a call computes them afresh from
+    its own arguments. From the core (rent level 1, index 1): stay U = -1; to region 1 (level 0.5, index 2,
+    one hour away): U = -0.5 * 2 - 1 = -2, so 1 / (1 + e) of the movers go."""
+    firms = tiny(firms=((1000, 0), (1000, 0)), rent_weight=1.0, distance_weight=1.0)
+    firms.destination_constant[:] = 0.0
+    firms.step(calm(firms))
+    probs = firms.destination_probabilities(calm(firms), firms.counts(), np.array([[1.0, 2.0]]))[0, MANUFACTURING]
+    assert probs[0, 1] == pytest.approx(1 / (1 + np.e))
+    assert probs[0, 0] == pytest.approx(np.e / (1 + np.e))
