@@ -611,3 +611,21 @@ def test_destination_shares_asked_between_months_follow_the_rent_given_not_the_l
     probs = firms.destination_probabilities(calm(firms), firms.counts(), np.array([[1.0, 2.0]]))[0, MANUFACTURING]
     assert probs[0, 1] == pytest.approx(1 / (1 + np.e))
     assert probs[0, 0] == pytest.approx(np.e / (1 + np.e))
+
+
+def test_a_runs_limit_and_its_bounds_by_hand():
+    """The numbers the per-slot selections compare draws with (``Firms._limit``, ``_push_bound``, ``_cost_split``):
+    a hazard bound times dt with a slack of 1e-9, 2.0 (every draw a candidate) where the bound is not a number,
+    0 for a run with no hazard; exp of the run's largest exponent response * cost * (rho - 1) over its own cells,
+    not below exp(0); the largest cost, or 3 if lower."""
+    limit = Firms._limit(np.array([0.6, np.nan, 0.0]), DT)
+    assert limit[0] == pytest.approx(0.6 * DT * (1 + 1e-9), rel=1e-15, abs=0) and limit[0] > 0.6 * DT
+    assert limit[1] == 2.0 and limit[2] == 0.0
+    firms = tiny(firms=((30, 0), (0, 0)), seeds=(3, 4))
+    rent_by_cell = np.array([[0.5, 0.1], [0.1, -0.2]]).repeat(N_SECTORS, axis=1).ravel()  # (run, region) - 1
+    bound = firms._push_bound(np.array([2.0, 2.0]), rent_by_cell, np.array([0.5, 0.25]))
+    np.testing.assert_allclose(bound, [np.exp(2.0 * 0.5 * 0.5), np.exp(2.0 * 0.25 * 0.1)], rtol=1e-15)
+    assert firms._push_bound(np.array([-1.0, 1.0]), rent_by_cell, np.array([0.5, 0.5]))[0] == np.exp(0.0)
+    firms.cost_sensitivity[:, :30] = 0.25
+    firms.cost_sensitivity[0, 7], firms.cost_sensitivity[1, 3] = 0.75, 4.0
+    np.testing.assert_array_equal(firms._cost_split(), [0.75, 3.0])
