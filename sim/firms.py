@@ -768,10 +768,9 @@ class Firms:
         hazard = self._relocation_hazard(run, self._at(run, slot), rent_by_cell, *np.empty((2, len(run))))
         return events_below(run, slot, draw, hazard, dt)
 
-    def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray | None = None) -> np.ndarray:
-        """One uniform per used slot (``sizes``, default ``extent``) of each run of a block, padded with 1.0,
-        in the reused buffer (block, width)."""
-        sizes = self.extent if sizes is None else sizes
+    def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray) -> np.ndarray:
+        """One uniform per used slot (``sizes`` per run) of each run of a block, padded with 1.0, in the reused
+        buffer (block, width)."""
         return self.streams.random_into(stream, sizes, self._work[: rows.stop - rows.start, :width], rows)
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
