@@ -629,3 +629,21 @@ def test_a_runs_limit_and_its_bounds_by_hand():
     firms.cost_sensitivity[:, :30] = 0.25
     firms.cost_sensitivity[0, 7], firms.cost_sensitivity[1, 3] = 0.75, 4.0
     np.testing.assert_array_equal(firms._cost_split(), [0.75, 3.0])
+
+
+def test_destination_shares_follow_each_programme_s_open_regions_and_a_changed_writable_travel_time():
+    """Closed destinations are kept per set of open regions (two programmes, two masks), and a lever term is
+    never kept for a caller's writable array. From the core: stay U = -1, to region 1 U = -0.5 - tt."""
+    firms = tiny(firms=((1000, 0), (1000, 0)), rent_weight=1.0, distance_weight=1.0)
+    firms.destination_constant[:] = 0.0
+    rent, counts = np.ones((1, 2)), firms.counts()
+    first = firms.destination_probabilities(calm(firms), counts, rent, np.array([False, True]))[0, MANUFACTURING]
+    second = firms.destination_probabilities(calm(firms), counts, rent, np.array([True, False]))[0, MANUFACTURING]
+    np.testing.assert_array_equal(first[0], [0.0, 1.0])
+    np.testing.assert_array_equal(second[1], [1.0, 0.0])  # from region 1 only region 0 is open
+    np.testing.assert_array_equal(second[0], [0.0, 0.0])  # from the core nowhere: the unit closes
+    travel = firms.regions.travel_time[None].copy()  # writable: the caller may change it in place
+    firms.destination_probabilities(calm(firms, travel_time=travel), counts, rent)
+    travel[0, 0, 1] = 2.0
+    probs = firms.destination_probabilities(calm(firms, travel_time=travel), counts, rent)[0, MANUFACTURING]
+    assert probs[0, 1] == pytest.approx(1 / (1 + np.exp(1.5)))
