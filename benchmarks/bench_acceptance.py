@@ -10,7 +10,7 @@ Figures (historical scenario, 2014-2035, 252 months):
   recording included) of a batch of 1, 16 (64) seeds, per run, with the process's peak RSS;
   building the ``Model`` (agents, constants) is reported beside it. The model's default path
   in a fresh process: numpy (``sim.compiled``);
-- on request, the compiled firm month (numba, ``compiled=True``): ``months1c``, ``months16c`` in a
+- on request, the compiled stocks' month (numba, ``compiled=True``): ``months1c``, ``months16c`` in a
   fresh process (numba's start-up, about 0.6 s, lands in the building and the first month),
   ``months1w`` after a first run in the same process (a long-lived process: the explore server,
   a sweep worker), ``rss64c``: ``rss64`` with ``SIM_COMPILED=1``;

@@ -3,10 +3,9 @@
     python benchmarks/bench_compiled.py [--scenario scenarios/plan2021.toml] [--repeat 4]
 
 One run of the scenario, CPU time (``time.process_time``) of ``Model.run`` after a warm-up of each
-path, alternating: numpy (``compiled=False``), the firms' compiled month (``compiled=None`` with
-numba loaded: the same numbers), and both the firms' and the stocks' compiled months
-(``compiled=True``: the stocks equal to rounding). Needs numba (the ``fast`` extra). A benchmark,
-not a test.
+path, alternating: numpy (``compiled=False``) and the stocks' compiled month (``compiled=True``: the
+stocks equal to rounding; the firms' month is numpy's on both, design record 57). Needs numba (the
+``fast`` extra). A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import sim  # noqa: E402
 import sim.stockflow_kernel  # noqa: E402, F401 - numba loaded, as in the explore server
 from sim.model import Model  # noqa: E402
 
-MODES = {"numpy": False, "firms compiled": None, "firms and stocks compiled": True}
+MODES = {"numpy": False, "stocks compiled": True}
 
 
 def main() -> None:

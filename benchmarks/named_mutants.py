@@ -108,8 +108,8 @@ MUTANTS = (
     Mutant(
         "distance attracting relocation",
         "sim/firms.py",
-        r"by_origin = -p\.distance_weight",
-        "by_origin = p.distance_weight",
+        r"lambda: \(-p\.distance_weight",
+        "lambda: (p.distance_weight",
         ("tests/test_firms.py::test_more_distance_means_fewer_moves_there",),
     ),
 )

@@ -1,21 +1,17 @@
-"""Whether the model's compiled paths (numba, the optional ``fast`` extra) are used.
+"""Whether the model's compiled path (numba, the optional ``fast`` extra) is used: the stocks' month.
 
 The numpy code stays the reference: ``SIM_COMPILED=0`` in the environment forces it, and so
 does mutmut's ``MUTANT_UNDER_TEST`` (the mutation run must exercise the numpy code it mutates).
-``SIM_COMPILED=1`` asks for the compiled paths wherever numba is installed (a sweep's workers
-inherit it). Unset, a model uses the firms' compiled month (the same numbers) when numba is
-already loaded in its process (the explore server, a calibration, a sweep worker that replayed
-the stocks compiled), and the stocks' compiled month (equal to rounding) only when asked for
-(``asked_for``). Loading numba costs
-about 0.6 s of CPU and 120 MB of memory (numba, llvmlite and the scipy.linalg numba imports),
-more than the compiled firm month saves on one run (about 0.1 s) and more memory than a 64-run
-batch may take (docs/performance.md).
+``SIM_COMPILED=1`` asks for the compiled path wherever numba is installed (a sweep's workers
+inherit it). The stocks' compiled month equals numpy's to rounding, so it runs only when asked
+for, never because numba happens to be loaded: a run's numbers do not depend on what else its
+process has loaded. (The firms' month is numpy's always: its compiled selections saved nothing
+measurable; design record 57.)
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from importlib.util import find_spec
 
 
@@ -34,21 +30,11 @@ def forced_numpy() -> bool:
 
 
 def asked_for(requested: bool | None = None) -> bool:
-    """Compiled paths asked for explicitly (``requested`` True or ``SIM_COMPILED=1``) and allowed.
-
-    What changes numbers at the level of rounding (the stocks' compiled month) runs only when asked
-    for, so that a run's numbers never depend on what else its process has loaded."""
-    return use_compiled(requested) and (requested is True or _switch() == "1")
-
-
-def use_compiled(requested: bool | None = None) -> bool:
-    """Compiled paths for a model: ``None`` means when numba is importable and either ``SIM_COMPILED=1``
-    or numba is already loaded in this process; ``True`` without numba is an error (asked for
-    explicitly). The environment's numpy switch wins over both."""
+    """The compiled path for a model: ``requested`` True, or None with ``SIM_COMPILED=1`` where numba is
+    installed; the environment's numpy switch wins over both. ``True`` without numba is an error (asked for
+    explicitly)."""
     if forced_numpy() or requested is False:
         return False
     if requested and not numba_available():
         raise ImportError("compiled=True needs numba: python -m pip install -e '.[fast]'")
-    if requested:
-        return True
-    return numba_available() and (_switch() == "1" or "numba" in sys.modules)
+    return bool(requested) or (_switch() == "1" and numba_available())

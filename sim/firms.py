@@ -304,9 +304,10 @@ class Firms:
         self._work = self._block_buffers()
 
     def _block_buffers(self) -> np.ndarray:
-        """The reused buffer for the per-slot draws of one block of runs (runs per block, capacity)."""
+        """The reused buffer for the per-slot draws of one block of runs (runs per block, capacity); a table
+        with no agents yet (capacity 0) takes every run in one block."""
         runs, capacity = self.alive.shape
-        return np.zeros((min(runs, max(1, BLOCK_VALUES // capacity)), capacity))
+        return np.zeros((min(runs, max(1, BLOCK_VALUES // max(capacity, 1))), capacity))
 
     def _blocks(self) -> list[slice]:
         """The runs in blocks that fit the per-slot buffer (one block of all runs when they fit)."""
@@ -532,8 +533,7 @@ class Firms:
         Per-slot work runs over the used width only (slots some run has used), on flat
         indices into (run, region, sector) tables, with the random draws written into a
         reused buffer; counts and jobs are kept by events, not recounted. Whom the per-slot
-        events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``
-        (which ``CompiledFirms`` overrides, with the same results).
+        events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``.
         """
         self._month = {}  # the destination logit's terms, shared by the month's choices
         try:
@@ -634,7 +634,7 @@ class Firms:
             "refused changes", expected * self.params.apply_despite_ban
         )
 
-    # -- whom the per-slot events befall (``CompiledFirms`` overrides the three selections) ------
+    # -- whom the per-slot events befall ----------------------------------------------------------
     # Each selection draws one uniform per used slot (block of runs by block, into a reused buffer) and
     # keeps the candidates: slots whose draw is below their run's limit, a bound of the monthly probability
     # of every agent whose cost sensitivity is at most the run's split, from the run's largest rate and rent
@@ -691,7 +691,7 @@ class Firms:
 
     def _cost_ceiling(self) -> np.ndarray:
         """Each run's largest cost sensitivity over the used slots (NaN if one is NaN)."""
-        return self.cost_sensitivity[:, : self._width()].max(axis=1)
+        return self.cost_sensitivity[:, : self._width()].max(axis=1, initial=0.0)  # costs are >= 0; 0 for no agents
 
     def _cost_split(self) -> np.ndarray:
         """Per run: the cost sensitivity up to which a run's limit covers the agents (``COST_SPLIT`` or the
@@ -768,10 +768,9 @@ class Firms:
         hazard = self._relocation_hazard(run, self._at(run, slot), rent_by_cell, *np.empty((2, len(run))))
         return events_below(run, slot, draw, hazard, dt)
 
-    def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray | None = None) -> np.ndarray:
-        """One uniform per used slot (``sizes``, default ``extent``) of each run of a block, padded with 1.0,
-        in the reused buffer (block, width)."""
-        sizes = self.extent if sizes is None else sizes
+    def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray) -> np.ndarray:
+        """One uniform per used slot (``sizes`` per run) of each run of a block, padded with 1.0, in the reused
+        buffer (block, width)."""
         return self.streams.random_into(stream, sizes, self._work[: rows.stop - rows.start, :width], rows)
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sim.checks import StateCheck
-from sim.compiled import asked_for, use_compiled
+from sim.compiled import asked_for
 from sim.errors import InputError
 from sim.firms import FirmContext, FirmParams, Firms, load_firm_table
 from sim.institutions import Institutions
@@ -158,10 +158,9 @@ class Model:
         outputs: Iterable[str] | None = None,
     ):
         """``outputs``: the recorded variables ``run`` keeps (names of ``RECORDED``; None: all), the others
-        are neither computed nor stored. ``compiled``: the firms' compiled month (``sim.firms_kernel``, the
-        same events) and the stocks' compiled month (``sim.stockflow_kernel.advance``, equal to rounding).
-        None: the firms' when numba is already loaded, both with ``SIM_COMPILED=1`` (``sim.compiled``);
-        True: both; False: neither."""
+        are neither computed nor stored. ``compiled``: the stocks' compiled month (``sim.stockflow_kernel.advance``,
+        equal to rounding). None: with ``SIM_COMPILED=1`` (``sim.compiled``); True: compiled; False: numpy.
+        The firms' month is numpy's in every case (design record 57)."""
         self.outputs = check_outputs(outputs)
         overrides = list(overrides) if overrides is not None else [{} for _ in seeds]
         if len(overrides) != len(seeds):
@@ -184,12 +183,8 @@ class Model:
             scenario.start,
             str(scenario.path),
         )
-        self.compiled = use_compiled(compiled)
-        firm_class = Firms
         self.compiled_stocks = asked_for(compiled)
-        if self.compiled:  # numba: an optional dependency
-            from sim.firms_kernel import CompiledFirms as firm_class
-        self.firms = firm_class(
+        self.firms = Firms(
             self.regions,
             load_firm_table(self.regions),
             FirmParams(**pick(FirmParams, values, "firms")),

@@ -291,7 +291,7 @@ def _constants(model: StockFlow) -> tuple[np.ndarray, ...]:
 def advance(model: StockFlow, time: float, inputs: MonthInputs) -> None:
     """``StockFlow.advance`` (one substep) compiled: the same equations, equal to rounding (about 1e-15).
 
-    For the coupled model where numba is loaded (``Model(compiled=True)``); tests/test_firms_kernel.py
+    For the coupled model asked to run compiled (``Model(compiled=True)``); tests/test_stockflow_kernel.py
     compares whole runs with the numpy path.
     """
     if model.scenario.method not in ("euler", "rk4"):

@@ -576,3 +576,74 @@ def test_a_firm_table_for_regions_without_the_core_keeps_the_rows_of_every_other
     assert whole.firms[others].sum() > 0
     for column in ("firms", "employees_per_firm", "agent_weight"):
         np.testing.assert_array_equal(getattr(table, column)[others], getattr(whole, column)[others])
+
+
+def test_a_firm_table_with_no_agents_runs_its_months_with_none_and_grows_from_empty():
+    """No agents at all (every cell of the table empty): the per-slot draws take every run in one block of
+    width 0, a year of months with exits, moves, a programme and entry rates leaves none (entry scales with
+    the 2014 stock), and agents put in later open their slots from capacity 0."""
+    firms = tiny(firms=((0, 0), (0, 0)), seeds=(3, 4, 5), exit_rate=[0.5] * N_SECTORS,
+                 entry_rate=[0.5] * N_SECTORS, market_reach=[1.0] * N_SECTORS, relocation_rate=2.0)  # fmt: skip
+    assert firms.alive.shape == (3, 0) and firms._work.shape == (3, 0)
+    assert firms._blocks() == [slice(0, 3)]
+    dispersal = programme("p", np.full(3, 12.0))
+    for month in range(12):
+        firms.step(calm(firms, time=2014.0 + month * DT, dispersals=(dispersal,), travel_time=np.repeat(
+            firms.regions.travel_time[None], 3, axis=0), coverage=np.zeros((3, 2, N_SECTORS)),
+            incentive=np.zeros((3, 2, N_SECTORS)), pharma_incentive=np.zeros((3, 2)),
+            population=np.repeat(firms.regions.population_2014[None], 3, axis=0),
+            floor_space_change=np.zeros((3, 2))))  # fmt: skip
+    assert firms.alive.shape == (3, 0) and firms.counts().sum() == 0 and firms.jobs().sum() == 0
+    for name, value in vars(firms.counters).items():
+        assert np.ndim(value) == 0 or np.nansum(value) == 0, name  # the sizes aside, every counter 0
+    firms._add(np.array([1, 1, 2]), np.array([0, 1, 0]), np.array([MANUFACTURING] * 3), np.zeros(3), "late")
+    assert firms.alive.shape == (3, 2) and firms._work.shape == (3, 2)
+    np.testing.assert_array_equal(firms.counts()[:, :, MANUFACTURING], [[0, 0], [1, 1], [1, 0]])
+
+
+def test_destination_shares_asked_between_months_follow_the_rent_given_not_the_last_month_s():
+    """Within a month the shares' terms are kept (``Firms.step``); after it, a call computes them afresh from
+    its own arguments. From the core (rent level 1, index 1): stay U = -1; to region 1 (level 0.5, index 2,
+    one hour away): U = -0.5 * 2 - 1 = -2, so 1 / (1 + e) of the movers go."""
+    firms = tiny(firms=((1000, 0), (1000, 0)), rent_weight=1.0, distance_weight=1.0)
+    firms.destination_constant[:] = 0.0
+    firms.step(calm(firms))
+    probs = firms.destination_probabilities(calm(firms), firms.counts(), np.array([[1.0, 2.0]]))[0, MANUFACTURING]
+    assert probs[0, 1] == pytest.approx(1 / (1 + np.e))
+    assert probs[0, 0] == pytest.approx(np.e / (1 + np.e))
+
+
+def test_a_runs_limit_and_its_bounds_by_hand():
+    """The numbers the per-slot selections compare draws with (``Firms._limit``, ``_push_bound``, ``_cost_split``):
+    a hazard bound times dt with a slack of 1e-9, 2.0 (every draw a candidate) where the bound is not a number,
+    0 for a run with no hazard; exp of the run's largest exponent response * cost * (rho - 1) over its own cells,
+    not below exp(0); the largest cost, or 3 if lower."""
+    limit = Firms._limit(np.array([0.6, np.nan, 0.0]), DT)
+    assert limit[0] == pytest.approx(0.6 * DT * (1 + 1e-9), rel=1e-15, abs=0) and limit[0] > 0.6 * DT
+    assert limit[1] == 2.0 and limit[2] == 0.0
+    firms = tiny(firms=((30, 0), (0, 0)), seeds=(3, 4))
+    rent_by_cell = np.array([[0.5, 0.1], [0.1, -0.2]]).repeat(N_SECTORS, axis=1).ravel()  # (run, region) - 1
+    bound = firms._push_bound(np.array([2.0, 2.0]), rent_by_cell, np.array([0.5, 0.25]))
+    np.testing.assert_allclose(bound, [np.exp(2.0 * 0.5 * 0.5), np.exp(2.0 * 0.25 * 0.1)], rtol=1e-15)
+    assert firms._push_bound(np.array([-1.0, 1.0]), rent_by_cell, np.array([0.5, 0.5]))[0] == np.exp(0.0)
+    firms.cost_sensitivity[:, :30] = 0.25
+    firms.cost_sensitivity[0, 7], firms.cost_sensitivity[1, 3] = 0.75, 4.0
+    np.testing.assert_array_equal(firms._cost_split(), [0.75, 3.0])
+
+
+def test_destination_shares_follow_each_programme_s_open_regions_and_a_changed_writable_travel_time():
+    """Closed destinations are kept per set of open regions (two programmes, two masks), and a lever term is
+    never kept for a caller's writable array. From the core: stay U = -1, to region 1 U = -0.5 - tt."""
+    firms = tiny(firms=((1000, 0), (1000, 0)), rent_weight=1.0, distance_weight=1.0)
+    firms.destination_constant[:] = 0.0
+    rent, counts = np.ones((1, 2)), firms.counts()
+    first = firms.destination_probabilities(calm(firms), counts, rent, np.array([False, True]))[0, MANUFACTURING]
+    second = firms.destination_probabilities(calm(firms), counts, rent, np.array([True, False]))[0, MANUFACTURING]
+    np.testing.assert_array_equal(first[0], [0.0, 1.0])
+    np.testing.assert_array_equal(second[1], [1.0, 0.0])  # from region 1 only region 0 is open
+    np.testing.assert_array_equal(second[0], [0.0, 0.0])  # from the core nowhere: the unit closes
+    travel = firms.regions.travel_time[None].copy()  # writable: the caller may change it in place
+    firms.destination_probabilities(calm(firms, travel_time=travel), counts, rent)
+    travel[0, 0, 1] = 2.0
+    probs = firms.destination_probabilities(calm(firms, travel_time=travel), counts, rent)[0, MANUFACTURING]
+    assert probs[0, 1] == pytest.approx(1 / (1 + np.exp(1.5)))

@@ -247,3 +247,15 @@ def test_a_net_migration_correction_moves_the_region_s_2014_target_by_its_amount
     target = np.tile(net_2014 + scenario.parameters["population.net_migration_correction"], (2, 1))
     target[1, tianjin] = net_2014[tianjin] + 20000.0
     np.testing.assert_allclose(observed, target, rtol=0, atol=1e-6)
+
+
+def test_an_observation_asked_for_named_outputs_gives_those_whatever_the_model_records(one_year):
+    """``observe(time, outputs)`` names what it returns; the model's own ``outputs`` are only the default."""
+    scenario = one_year[0]
+    model = Model(scenario, [5], outputs=["population"])
+    observed = model.observe(scenario.start, ["jobs", "migrant_population"])
+    assert list(observed) == ["jobs", "migrant_population"]
+    np.testing.assert_allclose(observed["jobs"][..., :4], model.firms.jobs())
+    np.testing.assert_allclose(observed["migrant_population"][0], scenario.regions.population_2014
+                               * scenario.regions.migrant_share_2014, rtol=1e-12)  # fmt: skip
+    assert list(model.observe(scenario.start)) == ["population"]

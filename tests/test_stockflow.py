@@ -301,3 +301,36 @@ def test_rate_outputs_asked_alone_equal_those_of_all_outputs(asked):
     assert list(alone) == asked
     for key in asked:
         np.testing.assert_array_equal(alone[key], everything[key])
+
+
+def test_the_month_s_friction_is_kept_for_the_same_read_only_levers_and_follows_new_or_changed_ones():
+    """Core (Beijing) to Tianjin, another province, for migrants: w_time * tt + C_Tianjin (docs/model.md), kept
+    while the timeline hands the same read-only arrays, recomputed for new ones and never kept for a caller's
+    writable array (which may change in place)."""
+    model = stocks()
+    w = parameter("population.travel_time_weight")
+
+    def frozen(array) -> np.ndarray:
+        array = np.array(array, float)
+        array.flags.writeable = False
+        return array
+
+    control, travel = frozen(np.zeros((1, N))), frozen(REGIONS.travel_time[None])
+    first = model._friction(control, travel)
+    assert first[0, MIGRANT, CORE, TIANJIN] == pytest.approx(w * REGIONS.travel_time[CORE, TIANJIN])
+    assert model._friction(control, travel) is first  # the same levers: the same friction, not recomputed
+    raised = np.zeros((1, N))
+    raised[0, TIANJIN] = 2.0
+    control = frozen(raised)  # admission control in Tianjin: a new lever, the travel times the same
+    second = model._friction(control, travel)
+    assert second[0, MIGRANT, CORE, TIANJIN] == pytest.approx(w * REGIONS.travel_time[CORE, TIANJIN] + 2.0)
+    slower = REGIONS.travel_time[None].copy()
+    slower[0, CORE, TIANJIN] += 1.0
+    travel = frozen(slower)  # a slower line: new travel times, the control the same
+    third = model._friction(control, travel)
+    assert third[0, MIGRANT, CORE, TIANJIN] == pytest.approx(w * (REGIONS.travel_time[CORE, TIANJIN] + 1.0) + 2.0)
+    writable = raised.copy()  # a caller's own array, changed in place between calls
+    model._friction(writable, travel)
+    writable[0, TIANJIN] = 5.0
+    fourth = model._friction(writable, travel)
+    assert fourth[0, MIGRANT, CORE, TIANJIN] == pytest.approx(w * (REGIONS.travel_time[CORE, TIANJIN] + 1.0) + 5.0)

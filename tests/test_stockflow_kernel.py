@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,39 @@ def test_the_coupled_models_compiled_month_equals_the_numpy_month(recorded, meth
     # households followed staff, and the parameter sets made different histories
     assert ours.values["staff_moved_cum"][-1].max() > 0
     assert not np.allclose(ours.values["population"][-1, 0], ours.values["population"][-1, 1])
+
+
+def test_the_switch(recorded, monkeypatch):
+    """The stocks' compiled month runs only when asked for (``compiled=True`` or ``SIM_COMPILED=1``), never
+    because numba is loaded; ``SIM_COMPILED=0`` and a mutation run (``MUTANT_UNDER_TEST``) force numpy; the
+    firms' month is numpy's on every path (design record 57)."""
+    import subprocess
+    import sys
+
+    from sim.compiled import asked_for
+    from sim.firms import Firms
+
+    scenario = recorded[0]
+    monkeypatch.delenv("SIM_COMPILED", raising=False)
+    assert "numba" in sys.modules  # loaded by the fixture's kernels
+    assert not asked_for(None) and asked_for(True) and not asked_for(False)
+    model = Model(scenario, [1])
+    assert not model.compiled_stocks and type(model.firms) is Firms
+    model = Model(scenario, [1], compiled=True)
+    assert model.compiled_stocks and type(model.firms) is Firms
+    monkeypatch.setenv("SIM_COMPILED", "1")
+    assert Model(scenario, [1]).compiled_stocks and not Model(scenario, [1], compiled=False).compiled_stocks
+    monkeypatch.setenv("SIM_COMPILED", "0")
+    assert not asked_for(None) and not asked_for(True)
+    monkeypatch.delenv("SIM_COMPILED")
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "sim.firms.x_Firms__mutmut_1")  # mutmut: the numpy code under test
+    assert not Model(scenario, [1], compiled=True).compiled_stocks
+    monkeypatch.delenv("MUTANT_UNDER_TEST")
+    # a fresh process does not load numba to decide: SIM_COMPILED=1 asks for the kernel where it is installed
+    program = "import sys; from sim.compiled import asked_for; print(asked_for(), 'numba' in sys.modules)"
+    root = str(Path(sim.__file__).resolve().parents[1])
+    for switch, expected in (("", "False False"), ("1", "True False")):
+        env = {**os.environ, "SIM_COMPILED": switch, "PYTHONPATH": root}
+        env.pop("MUTANT_UNDER_TEST", None)
+        out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == expected
