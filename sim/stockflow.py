@@ -132,7 +132,8 @@ class StockFlow:
             elsewhere_utility=np.zeros(runs),
         )
         self.base_rates = base_move_rates(params, regions.migrant_share_2014)
-        self.logit_base_rates = logit(self.base_rates)
+        with np.errstate(divide="ignore"):  # a rate of 0 is -inf (never moves), or refused by fit_region_constants
+            self.logit_base_rates = logit(self.base_rates)
         self._vital: dict[float, tuple[np.ndarray, np.ndarray]] = {}  # vital rates by calendar year
         self._moving_pairs = np.zeros((n, n), bool)  # (origin, destination) pairs that have moved staff so far
         self._pairs: tuple[np.ndarray, ...] | None = None  # ``note_moves``

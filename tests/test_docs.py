@@ -63,3 +63,14 @@ def test_the_worked_example_checks_as_the_docs_say(tmp_path, capsys):
     assert main(["check", str(tmp_path / "scenarios" / f"{name}.toml")]) == 0
     printed = capsys.readouterr().out.split(": ", 1)[1].strip()
     assert printed in example
+
+
+def test_the_shipped_scenarios_table_counts_their_policies():
+    """A row of the shipped-scenarios table that says "N policies" says what `check` counts."""
+    from sim.scenario import load_scenario
+
+    table = SCENARIOS.split("## Shipped scenarios", 1)[1].split("\n\n", 2)[1]
+    counted = re.findall(r"^\| `(scenarios/[a-z_0-9]+\.toml)`.*?\b(\d+) policies", table, flags=re.M)
+    assert counted, "no row of the shipped-scenarios table gives a policy count"
+    for path, count in counted:
+        assert len(load_scenario(DOCS.parent / path).policies) == int(count), path

@@ -120,6 +120,37 @@ def test_shipped_sweep_files_are_valid():
             sim.space.with_values(spec.scenario, point, "design")
 
 
+
+def _flat(table: dict, prefix: str = "") -> dict[str, object]:
+    """A nested TOML table as {"group.name.label": value}."""
+    flat: dict[str, object] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_uncertainty_sweep_ranges_contain_the_fitted_values():
+    """The uncertainty sweep spans the calibration's fit: a refit that moves a value out fails here."""
+    import tomllib
+
+    with open(ROOT / "scenarios" / "sweeps" / "uncertainty_lhs.toml", "rb") as file:
+        ranges = tomllib.load(file)["uncertainties"]
+    with open(ROOT / "calibration" / "fitted.toml", "rb") as file:
+        fitted = _flat(tomllib.load(file))
+    space = sim.space.addresses(sim.scenario.load_scenario(ROOT / "scenarios" / "historical.toml"))
+    outside = []
+    for name, spec in ranges.items():
+        # the fitted value where the calibration fits the parameter, else the scenario's own
+        value = fitted.get(name, space[name].value)
+        if not spec["low"] <= value <= spec["high"]:
+            outside.append(f"{name}: {value} not in [{spec['low']}, {spec['high']}]")
+    assert not outside, outside
+    assert sum(name in fitted for name in ranges) >= 7  # the check is mostly against the fit
+
+
 # -- designs ----------------------------------------------------------------------------------
 PARAMETERS = [
     Distribution("x", "uncertainty", "uniform", "number", low=1.0, high=3.0),

@@ -311,9 +311,28 @@ def test_every_figure_is_labelled_and_uncluttered(name: str, count: int, two_run
             assert not first.overlaps(second), f"{name}: panel titles overlap"
     for legend in fig.legends:
         box = legend.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, f"{name}: the legend is cut off at the edges"
         for ax in axes:
             assert not box.overlaps(ax.get_window_extent(renderer)), f"{name}: the legend covers a panel"
             assert not box.overlaps(ax.xaxis.label.get_window_extent(renderer)), f"{name}: legend over an x label"
+
+
+
+def test_the_full_historical_runs_figures_fit_their_legends_and_label_both_plan_levels() -> None:
+    """To 2035 the figures carry the plan levels (longer legends): no legend is cut off at the figure's
+    edges, and beijing_and_plans's star (a level by a date) has its own entry beside the dashed line's."""
+    runs = {"historical": sim.run(sim.load_scenario(SCENARIOS / "historical.toml"))}
+    for name, draw in figures.FIGURES.items():
+        fig = draw(runs)
+        renderer = _boxes(fig)
+        for legend in fig.legends:
+            box = legend.get_window_extent(renderer)
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, f"{name}: the legend is cut off at the edges"
+        if name == "beijing_and_plans":
+            labels = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+            assert "plan level by a date (Beijing master plan 2016-2035)" in labels
+            assert "plan level over years (Beijing master plan 2016-2035)" in labels
+
 
 
 def test_regions_and_scenarios_keep_their_colours(two_runs: dict[str, xr.Dataset]) -> None:

@@ -147,7 +147,8 @@ def search_and_sample(
     chosen = order[:walkers]  # the best points of the search start the walkers
     sampler = emcee.EnsembleSampler(walkers, k, objective, vectorize=True)
     sampler.random_state = np.random.RandomState(seed).get_state()  # emcee's moves draw from this stream
-    for step, _ in enumerate(sampler.sample(points[chosen], log_prob0=scores[chosen], iterations=steps), 1):
+    initial = emcee.State(points[chosen], log_prob=scores[chosen])  # the search scored them: no re-evaluation
+    for step, _ in enumerate(sampler.sample(initial, iterations=steps), 1):
         if progress:
             progress(f"{stage}ensemble", step, steps)
     chain = sampler.get_chain(discard=burn, thin=thin, flat=True)

@@ -117,9 +117,10 @@ def draw_observed(ax: Axes, regions: tuple[str, ...], legend: Legend, start: flo
             handle = ax.errorbar(
                 plan.start, mid, yerr=half or None, fmt="*", color=PLAN_COLOUR, ms=9, capsize=3, zorder=5
             )
+            legend.add("plan level by a date (Beijing master plan 2016-2035)", handle)
         else:
             handle = ax.hlines(plan.high / TENK, plan.start, plan.end, colors=PLAN_COLOUR, linestyles="--", lw=1.2)
-        legend.add("plan level (Beijing master plan 2016-2035)", handle)
+            legend.add("plan level over years (Beijing master plan 2016-2035)", handle)
 
 
 def _axes_labels(ax: Axes, ylabel: str, panel: str) -> None:
@@ -337,7 +338,7 @@ def xiongan_and_tongzhou(runs: Runs) -> Figure:
     _axes_labels(axes[5], "public jobs [10,000]", "Tongzhou: public institutions' staff")
     fan_entries(legend, runs)
     title(fig, "Xiong'an New Area and the Tongzhou sub-center", list(runs))
-    legend.draw(fig, columns=4)
+    legend.draw(fig, columns=2)
     return fig
 
 
