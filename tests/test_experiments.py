@@ -22,6 +22,7 @@ from sim.cli import main
 from sim.experiments import evaluate, load_sweep, sweep
 from sim.experiments.designs import Distribution, sample
 from sim.experiments.sensitivity import morris_indices, sobol_indices
+from sim.outputs.describe import _flat
 
 needs_salib = pytest.mark.skipif(
     find_spec("SALib") is None, reason="SALib is the experiments extra: pip install '.[experiments]'"
@@ -121,17 +122,6 @@ def test_shipped_sweep_files_are_valid():
 
 
 
-def _flat(table: dict, prefix: str = "") -> dict[str, object]:
-    """A nested TOML table as {"group.name.label": value}."""
-    flat: dict[str, object] = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def test_uncertainty_sweep_ranges_contain_the_fitted_values():
     """The uncertainty sweep spans the calibration's fit: a refit that moves a value out fails here."""
     import tomllib
@@ -139,7 +129,7 @@ def test_uncertainty_sweep_ranges_contain_the_fitted_values():
     with open(ROOT / "scenarios" / "sweeps" / "uncertainty_lhs.toml", "rb") as file:
         ranges = tomllib.load(file)["uncertainties"]
     with open(ROOT / "calibration" / "fitted.toml", "rb") as file:
-        fitted = _flat(tomllib.load(file))
+        fitted = _flat(tomllib.load(file))  # sim.outputs.describe's: a nested table as dotted addresses
     space = sim.space.addresses(sim.scenario.load_scenario(ROOT / "scenarios" / "historical.toml"))
     outside = []
     for name, spec in ranges.items():
