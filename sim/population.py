@@ -12,12 +12,15 @@ with their sources; in short:
     U_gi,out         = 0 - tie [g registered]              (the rest of China sets the utility scale)
     inclusive_gi     = ln(sum_j exp(U_gij) + exp(U_gi,out))
     move_prob_gi     = expit(logit(m_gi) + lambda ((inclusive_gi - attraction_i) - gap_2014_gi))
-    migration_gij    = move_prob_gi P_gi exp(U_gij) / exp(inclusive_gi)
+    displaced_i      = removed_i / H_i                      (homes demolished: their residents must move)
+    migration_gij    = (move_prob_gi + displaced_i) P_gi exp(U_gij) / exp(inclusive_gi)
     from_outside_j   = pool(t) exp(attraction_j - control_j) / (exp(E) + sum_k exp(attraction_k - control_k))
 
 Staying is an alternative: the move probability rises when the origin gets worse
 (fewer jobs, less housing) or the destinations better, and equals the observed rate
-m_gi at the 2014 state. Admission control limits arrivals from other provinces and the
+m_gi at the 2014 state. Residents whose homes are demolished (a campaign, housing above a
+cap) move as well, wherever the same logit sends them: to other districts, other provinces
+or the rest of China. Admission control limits arrivals from other provinces and the
 rest of China, not moves between Beijing's districts. Registered residents who move to
 another province arrive as migrants; migrants gain the local registration at a rate.
 """
@@ -150,14 +153,25 @@ def outside_pool(p: PopulationParams, years_since_start: float) -> np.ndarray:
 
 
 def migration(
-    p: PopulationParams, base_rates, population, housing, jobs, services, control, travel_time, years_since_start
+    p: PopulationParams,
+    base_rates,
+    population,
+    housing,
+    jobs,
+    services,
+    control,
+    travel_time,
+    years_since_start,
+    displaced: np.ndarray | None = None,
 ) -> MigrationFlows:
-    """This month's migration flows; ``population`` is (run, group, region)."""
+    """This month's migration flows; ``population`` is (run, group, region), ``displaced`` (run, region)."""
     total = population.sum(axis=1)
     attract = attraction(p, total, housing, jobs, services)
     utility = move_utilities(p, attract, control, travel_time)
     gap = _logsumexp(utility) - attract[:, None, :] - p.move_gap_2014
     probability = expit(logit(base_rates) + _col(p.move_sensitivity)[:, None] * gap)
+    if displaced is not None:  # residents whose homes are demolished move as well
+        probability = probability + displaced[:, None, :]
     pull = attract - control
     top = np.maximum(pull.max(axis=1), p.elsewhere_utility)[:, None]  # shift so no exp overflows
     weights = np.exp(pull - top)
@@ -204,6 +218,7 @@ def migration_balance(
     friction,
     control,
     years_since_start: float,
+    displaced: np.ndarray,
 ) -> MigrationBalance:
     """This month's migration summed into each group's change (the stocks' derivative uses this, not ``migration``).
 
@@ -220,7 +235,7 @@ def migration_balance(
     denominator = np.einsum("rgij->rgi", weights) + outside  # einsum: short-axis sums many times faster than .sum
     gap = top + np.log(denominator) - attract[:, None, :] - p.move_gap_2014  # inclusive value - attraction - 2014
     probability = expit(logit_base_rates + _col(p.move_sensitivity)[:, None] * gap)
-    movers = probability * population
+    movers = (probability + displaced[:, None, :]) * population
     shares = weights / denominator[..., None]
     pull = attract - control
     top = np.maximum(_max_last(pull), p.elsewhere_utility)[:, None]
@@ -262,6 +277,16 @@ def housing_removed(p: PopulationParams, housing, removal_rate, cap, cap_time) -
     """Housing demolished [persons of capacity/year] (run, region): campaigns plus any excess over a cap."""
     excess = np.maximum(housing - cap / _col(p.target_occupancy), 0.0)
     return removal_rate * housing + excess / cap_time
+
+
+def displaced_share(removed: np.ndarray, housing: np.ndarray) -> np.ndarray:
+    """Share of each region's residents whose homes are demolished [1/year] (run, region).
+
+    Demolition clears occupied homes (group rentals, illegal structures, courtyards), so the
+    residents it displaces are the removed capacity at the region's occupancy: removed / H of
+    each group. They must move, and choose where as every other mover does.
+    """
+    return removed / housing
 
 
 def fit_region_constants(

@@ -26,6 +26,7 @@ from sim.population import (
     REGISTERED,
     PopulationParams,
     base_move_rates,
+    displaced_share,
     fit_region_constants,
     housing_removed,
     housing_starts,
@@ -232,6 +233,7 @@ class StockFlow:
             population, housing = s["population"], s["housing"]
             total = population[:, REGISTERED] + population[:, MIGRANT]
             services = s["local_services"] + inputs.services
+            removed = housing_removed(p, housing, inputs.housing_removal, inputs.housing_cap, inputs.cap_time)
             flows = migration_balance(
                 p,
                 self.logit_base_rates,
@@ -243,6 +245,7 @@ class StockFlow:
                 extra["friction"],
                 inputs.control,
                 extra["years"],
+                displaced_share(removed, housing),
             )
             following = s["households_following"]
             if len(origin):
@@ -272,7 +275,6 @@ class StockFlow:
             in_construction = construction[..., 0] + construction[..., 1] + construction[..., 2]
             starts = housing_starts(p, total, housing, in_construction, extra["build_rate"], inputs.housing_cap)
             d_construction, completions = _delay3(starts, construction, construction_drain)
-            removed = housing_removed(p, housing, inputs.housing_removal, inputs.housing_cap, inputs.cap_time)
             return {
                 **rates,
                 "housing": completions - removed,

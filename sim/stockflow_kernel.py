@@ -61,9 +61,11 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
     h0, c0, l0, f0, q0 = 2 * n, 3 * n, 6 * n, 7 * n, 7 * n + 3 * n * n
     total = np.empty(n)
     attract = np.empty(n)
+    removed = np.empty(n)  # housing demolished: campaigns plus any excess over a cap
     for j in range(n):
         total[j] = y[j] + y[n + j]
         housing = y[h0 + j]
+        removed[j] = removal[j] * housing + max(housing - cap[j] / occ, 0.0) / captime[j]
         s = y[l0 + j] + services[j]
         attract[j] = (
             rg[0, j]
@@ -90,7 +92,8 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
                 denominator += pull[j] * friction[g, i, j]
             inverse = 1.0 / denominator
             gap = shift + np.log(denominator) - attract[i] - rg[1 + g, i]  # inclusive value - attraction - 2014 gap
-            movers = y[g * n + i] / (1.0 + np.exp(-(logit_base[g, i] + lam * gap)))
+            probability = 1.0 / (1.0 + np.exp(-(logit_base[g, i] + lam * gap)))
+            movers = y[g * n + i] * (probability + removed[i] / y[h0 + i])  # the displaced move as well
             dy[g * n + i] -= movers
             for j in range(n):
                 if j != i:
@@ -147,8 +150,7 @@ def _derivative(y, dy, n, sc, rg, logit_base, same, follow, jobs, services, fric
         dy[c0 + 3 * j] = starts - d0
         dy[c0 + 3 * j + 1] = d0 - d1
         dy[c0 + 3 * j + 2] = d1 - d2
-        removed = removal[j] * housing + max(housing - cap[j] / occ, 0.0) / captime[j]
-        dy[h0 + j] = d2 - removed
+        dy[h0 + j] = d2 - removed[j]
         dy[l0 + j] = (rg[5, j] * total[j] - y[l0 + j]) / t_s
 
 

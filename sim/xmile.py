@@ -424,9 +424,10 @@ def xmile_text(scenario: Scenario, effects: AgentEffects, seed: int) -> str:
             b.add(
                 "aux",
                 f"movers_{group}_{origin}",
-                f"move_probability_{group}_{origin} * {group}_{origin}",
+                f"(move_probability_{group}_{origin} + housing_removed_{origin} / housing_available_{origin})"
+                f" * {group}_{origin}",
                 "persons/year",
-                "residents moving out",
+                "residents moving out: by choice, and those whose homes are demolished",
             )
     b.add(
         "aux",

@@ -62,6 +62,7 @@ def random_case(seed: int, runs: int = 5, n: int = 4):
         services=population.sum(axis=1) * runs_of(0.5, 1.5, n),
         control=rng.uniform(0, 2, (1, n)) * (province == 0),
         travel_time=(travel + travel.transpose(0, 2, 1)) / 2,
+        displaced=runs_of(0, 0.1, n) * (rng.uniform(size=(runs, n)) < 0.5),  # demolition in some regions
     )
     return p, state
 
@@ -81,6 +82,7 @@ def test_migration_balance_equals_the_reference_equations(seed):
         s["control"],
         s["travel_time"],
         3.5,
+        s["displaced"],
     )
     fast = migration_balance(
         p,
@@ -93,6 +95,7 @@ def test_migration_balance_equals_the_reference_equations(seed):
         migration_friction(p, s["control"], s["travel_time"]),
         s["control"],
         3.5,
+        s["displaced"],
     )
     np.testing.assert_allclose(fast.change, regrouped(flows, p.same_province), rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(fast.to_outside, flows.to_outside, rtol=1e-12)

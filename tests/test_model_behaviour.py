@@ -259,3 +259,32 @@ def test_an_observation_asked_for_named_outputs_gives_those_whatever_the_model_r
     np.testing.assert_allclose(observed["migrant_population"][0], scenario.regions.population_2014
                                * scenario.regions.migrant_share_2014, rtol=1e-12)  # fmt: skip
     assert list(model.observe(scenario.start)) == ["population"]
+
+
+def test_a_demolition_campaign_moves_its_residents_out_mostly_to_beijing_s_other_districts(one_year):
+    """Residents of demolished homes leave (about the campaign's share) and, the registered ones
+    tied to Beijing's registration, settle mostly in Beijing's other districts."""
+    from dataclasses import replace
+
+    from sim.stockflow import AgentEffects
+
+    scenario, model, _, _ = one_year
+    effects = model.effects()
+    central = scenario.regions.codes.index("bj_central")
+    rate = np.zeros(len(scenario.regions))
+    rate[central] = 0.05  # 5 % of the central city's homes a year
+
+    def cleared(inputs):
+        return replace(inputs, housing_removal=inputs.housing_removal + rate)
+
+    campaign = AgentEffects(effects.start, tuple(cleared(m) for m in effects.months))
+    outputs = ["population", "migrant_population"]
+    _, calm = replay(scenario, effects, [{}], outputs)
+    _, moved = replay(scenario, campaign, [{}], outputs)
+    change = moved["population"][-1, 0] - calm["population"][-1, 0]
+    registered = change - (moved["migrant_population"][-1, 0] - calm["migrant_population"][-1, 0])
+    population = calm["population"][0, 0, central]
+    assert -0.05 * population < change[central] < -0.04 * population  # a year at 5 %, less those who return
+    beijing = [scenario.regions.codes.index(c) for c in ("bj_core", "bj_tongzhou", "bj_other")]
+    assert (change[beijing] > 0).all()
+    assert registered[beijing].sum() > -0.8 * registered[central]  # the registered stay in Beijing

@@ -20,6 +20,7 @@ from sim.population import (
     MIGRANT,
     REGISTERED,
     base_move_rates,
+    displaced_share,
     fit_region_constants,
     housing_removed,
     housing_starts,
@@ -55,6 +56,29 @@ def test_housing_removal_without_a_cap_is_the_demolition_rate_only():
         p, np.array([[200.0, 50.0]]), np.array([[0.1, 0.0]]), np.full((1, 2), np.inf), np.ones((1, 2))
     )
     np.testing.assert_allclose(removed, [[20.0, 0.0]], rtol=1e-12)
+
+
+def test_demolition_displaces_the_removed_share_of_residents():
+    removed, housing = np.array([[20.0, 0.0]]), np.array([[200.0, 50.0]])
+    np.testing.assert_allclose(displaced_share(removed, housing), [[0.1, 0.0]], rtol=1e-12)
+
+
+def test_residents_of_demolished_homes_move_out_on_top_of_the_chosen_moves():
+    """Region 0 loses 10 % of each group a year more (6 registered, 4 migrants), shared among
+    destinations like its other movers; region 1, without demolition, moves as before."""
+    p = two_regions()
+    args = (p, BASE, POPULATION, HOUSING, np.array([[100.0, 100.0]]), SERVICES, np.zeros((1, 2)), np.zeros((2, 2)), 0)
+    calm, cleared = migration(*args), migration(*args, displaced=np.array([[0.1, 0.0]]))
+
+    def leaving(flows):  # (group, origin, destination + the rest of China)
+        return np.concatenate([flows.between[0], flows.to_outside[0][..., None]], axis=-1)
+
+    extra = leaving(cleared) - leaving(calm)
+    np.testing.assert_allclose(extra[:, 0].sum(axis=-1), [6.0, 4.0], rtol=1e-12)
+    np.testing.assert_allclose(extra[:, 1], 0.0, atol=1e-12)
+    shares = leaving(calm)[:, 0] / leaving(calm)[:, 0].sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(extra[:, 0], shares * [[6.0], [4.0]], rtol=1e-12)
+    np.testing.assert_allclose(cleared.from_outside, calm.from_outside, rtol=1e-12)  # arrivals unchanged
 
 
 def test_arrivals_from_the_rest_of_china_by_hand_under_admission_control():
