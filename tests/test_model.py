@@ -203,7 +203,7 @@ def test_batch_overrides_are_validated_like_scenario_values(short_historical, ov
 
 def test_net_migration_includes_households_following_relocated_staff():
     """The recorded rate is migration plus the households arriving after the January 2019 move."""
-    from sim.population import migration
+    from sim.population import displaced_share, housing_removed, migration
 
     model = Model(sim.load_scenario(SCENARIOS / "historical.toml"), seeds=[1])
     for month in range(62):  # to March 2019
@@ -221,7 +221,14 @@ def test_net_migration_includes_households_following_relocated_staff():
         inputs.control,
         inputs.travel_time,
         time - 2014,
+        displaced_share(
+            housing_removed(
+                stocks.params, state["housing"], inputs.housing_removal, inputs.housing_cap, inputs.cap_time
+            ),
+            state["housing"],
+        ),
     )
+    assert inputs.housing_removal.any()  # the core's relief: residents displaced in March 2019
     arriving = state["households_following"][..., -1] * 3 / stocks.follow["follow_time"][:, None, None]
     expected = flows.net() + arriving.sum(axis=1) - arriving.sum(axis=2)
     assert float(arriving.sum()) > 0
