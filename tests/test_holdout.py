@@ -163,7 +163,7 @@ def test_the_command_writes_the_table_from_a_run(tmp_path):
     from sim.scenario import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios/historical.toml")
-    ds = run(replace(scenario, end=2024), outputs=["population"])
+    ds = run(replace(scenario, end=2025), outputs=["population"])  # as the command: to the last year end
     beijing = ds["population"].sel(region=list(BEIJING)).sum("region")
     level = float(beijing.sel(time=2024.0, method="nearest")) / 1e4
     since = level - float(beijing.sel(time=2021.0, method="nearest")) / 1e4
