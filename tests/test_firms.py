@@ -583,7 +583,7 @@ def test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_th
 
     overrides = [
         {},
-        {"firms.rent_exit_response": 15.0, "firms.young_exit_boost": 8.0, "firms.relocation_rate": 1.0},
+        {"firms.rent_exit_response": 20.0, "firms.young_exit_boost": 10.0, "firms.relocation_rate": 1.0},
         {"firms.cost_sensitivity_spread": 1.5, "firms.cost_push": 20.0},  # many costs above the split
     ]
 
@@ -605,7 +605,7 @@ def test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_th
     top_rate, split = np.abs(f._exit_rate_by_cell()).reshape(3, -1).max(axis=1), f._cost_split()
     bound = top_rate * (1 + np.abs(p.young_exit_boost)) * f._push_bound(p.rent_exit_response, rent_by_cell, split)
     limit = f._limit(bound, DT)
-    assert limit[0] < 0.05 and limit[1] > 0.1  # most agents spared with the shipped parameters, fewer in run 1
+    assert limit[0] < 0.05 and limit[1] > 0.06  # shipped: most spared; run 1: four times fewer
     assert (f.cost_sensitivity[2][f.alive[2]] > split[2]).mean() > 0.05  # run 2: checked for their costs
     c = limited.firms.counters
     assert (c.exits.sum(axis=1) > 0).all() and (c.spontaneous_moves.sum(axis=1) > 0).all() and c.dispersed.sum() > 0
