@@ -19,6 +19,8 @@ from sim.calibration.fit import (
     StockFlowObjective,
     fit_blocks,
     fit_stock_flow,
+    joint_ensemble,
+    laplace,
     polished,
     record_effects,
     replay_dataset,
@@ -90,6 +92,46 @@ def test_polishing_climbs_to_the_posteriors_mode_inside_the_bounds():
     assert objective(mode[None])[0] > objective(np.array([[0.3, 0.49, 1.0, 0.5], [0.31, 0.5, 1.0, 0.5]])).max()
     asked = np.vstack(objective.asked)
     assert (asked >= [p.low for p in free]).all() and (asked <= [p.high for p in free]).all()
+
+
+class _Correlated(Objective):
+    """A posterior known by hand: a + b = 0.2 +- 0.1 and a - b = 0 +- 0.5 (so a and b correlate at
+    (0.01 - 0.25) / (0.01 + 0.25) = -0.92), and c = 0.05 +- 0.2 cut at its lower bound 0 (its mean
+    0.05 + 0.2 phi(0.25) / Phi(0.25) = 0.18)."""
+
+    def __init__(self, free):
+        self.free = tuple(free)
+
+    def misfits(self, theta):
+        a, b, c = np.atleast_2d(theta).T
+        return np.column_stack([(a + b - 0.2) / 0.1, (a - b) / 0.5, (c - 0.05) / 0.2])
+
+
+def test_the_joint_ensemble_draws_the_posterior_with_its_correlations_inside_the_bounds():
+    free = [FreeParameter(n, lo, 1.0, "uniform", "full", ()) for n, lo in (("a", -1.0), ("b", -1.0), ("c", 0.0))]
+    objective = _Correlated(free)
+    best = np.array([0.1, 0.1, 0.05])
+    samples, logp, acceptance = joint_ensemble(objective, free, best, walkers=32, steps=80, step=1e-3, seed=4)
+    again, _, _ = joint_ensemble(objective, free, best, walkers=32, steps=80, step=1e-3, seed=4)
+    np.testing.assert_array_equal(samples, again)  # the same seed, the same ensemble
+    assert len(samples) == 1 + 32 * 40 and (samples[0] == best).all()  # best first, then the chain's second half
+    np.testing.assert_allclose(logp, objective(samples))
+    assert (samples >= [-1, -1, 0]).all() and (samples <= 1).all() and 0.2 < acceptance < 0.9
+    a, b, c = samples[1:].T
+    assert np.corrcoef(a, b)[0, 1] < -0.85
+    assert np.std(a + b) == pytest.approx(0.1, rel=0.2) and np.std(a - b) == pytest.approx(0.5, rel=0.2)
+    assert np.mean(c) == pytest.approx(0.18, abs=0.04) and np.mean(a + b) == pytest.approx(0.2, abs=0.03)
+
+
+def test_laplaces_precision_is_the_misfits_curvature_in_units_of_the_bounds():
+    """By hand, in units of the bounds (a and b span 2, c spans 1): d misfit / d unit is 2 / 0.1 = 20
+    for a + b, 2 / 0.5 = 4 for a - b, 1 / 0.2 = 5 for c; J^T J plus 4 on the diagonal for uniform priors.
+    b sits at its upper bound, where the difference steps inward."""
+    free = [FreeParameter(n, lo, 1.0, "uniform", "full", ()) for n, lo in (("a", -1.0), ("b", -1.0), ("c", 0.0))]
+    centre, precision = laplace(_Correlated(free), free, np.array([0.1, 1.0, 0.05]), step=1e-3)
+    jacobian = np.array([[20.0, 20.0, 0.0], [4.0, -4.0, 0.0], [0.0, 0.0, 5.0]])
+    np.testing.assert_allclose(centre, [0.55, 1.0, 0.05])
+    np.testing.assert_allclose(precision, jacobian.T @ jacobian + 4 * np.eye(3), rtol=1e-6)
 
 
 def test_a_tied_parameter_sets_each_of_its_addresses_in_runs_the_fit_and_the_ensemble(tmp_path):
@@ -165,14 +207,16 @@ def test_an_interrupted_calibration_resumes_after_its_last_finished_stage(tmp_pa
 
     whole = fit()
     interrupted = Checkpoint(path, "same")
-    assert set(interrupted.stages) == {"stock_flow_0", "agents_0", "stock_flow_1"}
-    del interrupted.stages["stock_flow_1"]  # as if stopped during the last stage
+    assert set(interrupted.stages) == {"stock_flow_0", "agents_0", "stock_flow_1", "ensemble"}
+    del interrupted.stages["stock_flow_1"], interrupted.stages["ensemble"]  # as if stopped in the third stage
     interrupted.save("agents_0", **interrupted.stages["agents_0"])
+    full_objective = fit_module.FullObjective
 
-    def refit(*args, **kwargs):
-        raise AssertionError("a finished stage was fitted again")
+    def only_the_ensemble(scenario, targets, free, *args):
+        assert len(free) == len(chosen), "the agents' stage was fitted again"  # the ensemble's has both blocks
+        return full_objective(scenario, targets, free, *args)
 
-    monkeypatch.setattr(fit_module, "FullObjective", refit)
+    monkeypatch.setattr(fit_module, "FullObjective", only_the_ensemble)
     resumed = fit()
     np.testing.assert_array_equal(resumed.samples, whole.samples)
     assert resumed.evaluations == whole.evaluations

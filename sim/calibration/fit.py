@@ -35,6 +35,7 @@ class Fit:
     targets: tuple[str, ...]
     seed: int
     evaluations: int
+    acceptance: float | None = None  # the joint ensemble's sampler's acceptance rate (``joint_ensemble``)
 
     @property
     def best(self) -> dict[str, float]:
@@ -169,44 +170,127 @@ def search_and_sample(
     return chain[ranked], logp[ranked]
 
 
+class Residuals:
+    """Misfits in sigmas and normal priors' z-scores of parameter sets given in units of their bounds (0 to 1).
+
+    The log posterior is -1/2 their sum of squares (uniform priors add nothing inside the bounds),
+    so the mode is a least-squares problem and the Gauss-Newton curvature ``J^T J`` its precision.
+    """
+
+    def __init__(self, objective: Objective, free: Sequence[FreeParameter]):
+        self.objective = objective
+        self.low = np.array([p.low for p in free])
+        self.width = np.array([p.high for p in free]) - self.low
+        self.normal = [i for i, p in enumerate(free) if p.prior == "normal"]
+        self.mean = np.array([free[i].mean for i in self.normal], float)
+        self.sd = np.array([free[i].sd for i in self.normal], float)
+
+    def theta(self, units: np.ndarray) -> np.ndarray:
+        return self.low + np.atleast_2d(units) * self.width
+
+    def units(self, theta: np.ndarray) -> np.ndarray:
+        return np.clip((theta - self.low) / self.width, 0, 1)
+
+    def __call__(self, units: np.ndarray) -> np.ndarray:
+        theta = self.theta(units)
+        misfits = np.nan_to_num(self.objective.misfits(theta), nan=1e3)  # a set the model refuses is far off
+        return np.hstack([misfits, (theta[:, self.normal] - self.mean) / self.sd])
+
+    def jacobian(self, units: np.ndarray, step: float) -> np.ndarray:
+        """Forward differences of ``step`` (a share of each parameter's bounds, inward at the upper bound),
+        all the shifted sets in one batch."""
+        steps = np.where(units + step <= 1, step, -step)
+        values = self(np.vstack([units, units + np.diag(steps)]))
+        return ((values[1:] - values[0]) / steps[:, None]).T
+
+
 def polished(objective: Objective, free: Sequence[FreeParameter], start: np.ndarray, iterations: int, step: float):
     """The posterior's mode near ``start``, by bounded least squares (scipy's trust-region reflective).
 
-    The log posterior is -1/2 the sum of squares of the targets' misfits and of the normal priors'
-    z-scores (uniform priors add nothing inside the bounds), so its mode is a least-squares
-    problem. A short MCMC chain's best sample lies near the mode, not at it (the previous fit's
-    best missed origins_tianjin by 1.0 sigma where the mode meets it). The Jacobian's sets are
-    one batch (replayed together, or full runs spread over the workers); ``step`` is the
-    finite difference as a share of each parameter's bounds (wide enough in the agents' block
-    to see past the agents' integer noise).
+    A short MCMC chain's best sample lies near the mode, not at it (the previous fit's best missed
+    origins_tianjin by 1.0 sigma where the mode meets it). The Jacobian's sets are one batch
+    (replayed together, or full runs spread over the workers); ``step`` is the finite difference
+    as a share of each parameter's bounds (wide enough in the agents' block to see past the
+    agents' integer noise).
     """
     from scipy.optimize import least_squares
 
-    low = np.array([p.low for p in free])
-    width = np.array([p.high for p in free]) - low
-    normal = [i for i, p in enumerate(free) if p.prior == "normal"]
-    mean = np.array([free[i].mean for i in normal], float)
-    sd = np.array([free[i].sd for i in normal], float)
-
-    def residuals(units: np.ndarray) -> np.ndarray:
-        theta = low + np.atleast_2d(units) * width
-        misfits = np.nan_to_num(objective.misfits(theta), nan=1e3)  # a set the model refuses is far off
-        return np.hstack([misfits, (theta[:, normal] - mean) / sd])
-
-    def jacobian(units: np.ndarray) -> np.ndarray:
-        steps = np.where(units + step <= 1, step, -step)  # stay inside the bounds
-        shifted = units + np.diag(steps)
-        values = residuals(np.vstack([units, shifted]))
-        return ((values[1:] - values[0]) / steps[:, None]).T
-
+    residuals = Residuals(objective, free)
     found = least_squares(
         lambda units: residuals(units)[0],
-        np.clip((start - low) / width, 0, 1),
-        jac=jacobian,
+        residuals.units(start),
+        jac=lambda units: residuals.jacobian(units, step),
         bounds=(0, 1),
         max_nfev=iterations,
     )
-    return low + found.x * width
+    return residuals.theta(found.x)[0]
+
+
+UNIFORM_PRECISION = 4.0
+"""Precision (in units of the bounds) a uniform prior adds to the proposal only: a parameter the targets
+do not inform is proposed with a standard deviation of half its bounds, not an infinite one."""
+
+
+def joint_ensemble(
+    objective: Objective,
+    free: Sequence[FreeParameter],
+    best: np.ndarray,
+    walkers: int,
+    steps: int,
+    step: float,
+    seed: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """An ensemble of the joint posterior of all the free parameters: Laplace's approximation, then MCMC.
+
+    The blocks are fitted in turns, each conditional on the other's best, so pairing their chains
+    misses the correlations between them (the previous fit's pairs put Beijing's 2019 population
+    below its best fit in every member). Here one batch of full runs gives the Jacobian of the
+    residuals at ``best`` (``Residuals``); the Gauss-Newton precision ``J^T J`` (plus
+    ``UNIFORM_PRECISION`` for uniform priors) makes a Gaussian truncated to the bounds, from
+    which the ``walkers`` of emcee's sampler start; ``steps`` steps of full runs move them
+    towards the joint posterior (the Gaussian alone is a poor fit to it: importance weights of
+    64 of its draws had an effective size of 2). The second half of the steps is the ensemble,
+    ``best`` first. Returns the samples, their log posterior and the sampler's acceptance rate.
+    """
+    import emcee
+
+    centre, precision = laplace(objective, free, best, step)
+    rng = np.random.default_rng(seed)
+    start = Residuals(objective, free).theta(_truncated_normal(rng, centre, precision, walkers))
+    scores = objective(np.vstack([best, start]))
+    sampler = emcee.EnsembleSampler(walkers, len(free), objective, vectorize=True)
+    sampler.random_state = np.random.RandomState(seed).get_state()
+    for done, _ in enumerate(sampler.sample(emcee.State(start, log_prob=scores[1:]), iterations=steps), 1):
+        if progress:
+            progress("joint ensemble", done, steps)
+    chain = sampler.get_chain(discard=steps // 2, flat=True)
+    logp = sampler.get_log_prob(discard=steps // 2, flat=True)
+    return np.vstack([best, chain]), np.concatenate([scores[:1], logp]), float(np.mean(sampler.acceptance_fraction))
+
+
+def laplace(
+    objective: Objective, free: Sequence[FreeParameter], best: np.ndarray, step: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Laplace's approximation at the mode ``best``, in units of the bounds: its centre and precision,
+    the Gauss-Newton ``J^T J`` of ``Residuals`` plus ``UNIFORM_PRECISION`` for uniform priors."""
+    residuals = Residuals(objective, free)
+    centre = residuals.units(best[None])[0]
+    jacobian = residuals.jacobian(centre, step)
+    uniform = np.array([0.0 if p.prior == "normal" else UNIFORM_PRECISION for p in free])
+    return centre, jacobian.T @ jacobian + np.diag(uniform)
+
+
+def _truncated_normal(rng: np.random.Generator, mean: np.ndarray, precision: np.ndarray, n: int) -> np.ndarray:
+    """``n`` draws of a Gaussian (``mean``, inverse ``precision``) inside the unit cube, by rejection."""
+    factor = np.linalg.cholesky(np.linalg.inv(precision))
+    kept: list[np.ndarray] = []
+    for _ in range(1000):
+        batch = mean + rng.standard_normal((4096, len(mean))) @ factor.T
+        kept.append(batch[((batch >= 0) & (batch <= 1)).all(axis=1)])
+        if sum(len(k) for k in kept) >= n:
+            return np.vstack(kept)[:n]
+    raise ValueError("the joint ensemble's proposal lies almost wholly outside the bounds")
 
 
 def fit_stock_flow(
@@ -296,6 +380,8 @@ class Budget:
     full: tuple[int, int, int, int, int]
     cycles: int  # rounds of (stock-and-flow block, agents' block) before the last stock-and-flow fit
     polish: tuple[tuple[int, float], tuple[int, float]] = ((0, 0.0), (0, 0.0))  # per block: iterations, step
+    # joint_ensemble: walkers per free parameter (emcee's moves need at least 2), steps, difference step
+    ensemble: tuple[int, int, float] = (2, 2, 0.03)
 
 
 class Checkpoint:
@@ -350,11 +436,11 @@ def fit_blocks(
     """Fit both blocks by turns: stock-and-flow on replay, agents on full runs, then stock-and-flow again.
 
     Each block is fitted with the other held at its current best (block coordinate ascent);
-    the last agents' fit and the last stock-and-flow fit give the ensemble: row i pairs
-    stock-and-flow sample i with an agents' sample drawn from that block's ensemble (the
-    blocks' posteriors conditional on each other, their correlation across blocks ignored;
-    docs/calibration.md). Row 0 pairs the two best fits. Each finished stage goes into ``checkpoint``,
-    and stages found there are not fitted again (resuming an interrupted calibration).
+    row 0 of the ensemble is the last two fits together. With both blocks free, the ensemble
+    is drawn from the joint posterior at that point (``joint_ensemble``: full runs, so the
+    correlations between the blocks count); with the stock-and-flow block alone, it is that
+    block's chain. Each finished stage goes into ``checkpoint``, and stages found there are not
+    fitted again (resuming an interrupted calibration).
     """
     from sim.space import with_values
 
@@ -418,11 +504,28 @@ def fit_blocks(
             checkpoint.save(f"agents_{cycle}", samples=agents_samples, evaluations=agents_evaluations)
         evaluations += agents_evaluations
         current |= parameter_values(agents, agents_samples[0])
-    rng = np.random.default_rng(seed)
-    n = len(flow_fit.samples)
-    picks = np.concatenate([[0], rng.integers(0, len(agents_samples), n - 1)])
-    samples = np.hstack([flow_fit.samples, agents_samples[picks]]) if agents else flow_fit.samples
-    return Fit((*flow, *agents), samples, flow_fit.log_posterior, tuple(targets), seed, evaluations)
+    if not agents:
+        return Fit(tuple(flow), flow_fit.samples, flow_fit.log_posterior, tuple(targets), seed, evaluations)
+    joint = (*flow, *agents)
+    saved = checkpoint.get("ensemble")
+    if saved is None:
+        objective = FullObjective(window, targets, joint, {}, backend, workers)
+        best = np.concatenate([flow_fit.samples[0], agents_samples[0]])
+        per_parameter, steps, step = budget.ensemble
+        walkers = per_parameter * len(joint)
+        samples, logp, acceptance = joint_ensemble(objective, joint, best, walkers, steps, step, seed + 200, progress)
+        saved = dict(samples=samples, log_posterior=logp, acceptance=acceptance, evaluations=objective.evaluations)
+        checkpoint.save("ensemble", **saved)
+    evaluations += int(saved["evaluations"])
+    return Fit(
+        joint,
+        saved["samples"],
+        saved["log_posterior"],
+        tuple(targets),
+        seed,
+        evaluations,
+        float(saved["acceptance"]),
+    )
 
 
 def _tagged(progress, tag: str):

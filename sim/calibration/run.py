@@ -20,10 +20,21 @@ from sim.scenario import Scenario, load_scenario
 
 BUDGETS = {  # stock-and-flow block and agents' block: design points, walkers, steps, burn-in, thinning
     # (emcee's moves need at least twice as many walkers as a block has parameters: 14 and 12 here);
-    # polish: least-squares iterations and difference step (share of the bounds) per block
-    "small": Budget(stock_flow=(32, 28, 6, 3, 1), full=(24, 24, 1, 0, 1), cycles=1, polish=((5, 0.002), (2, 0.03))),
+    # polish: least-squares iterations and difference step (share of the bounds) per block;
+    # ensemble: the joint ensemble's walkers per free parameter, steps and difference step
+    "small": Budget(
+        stock_flow=(32, 28, 6, 3, 1),
+        full=(24, 24, 1, 0, 1),
+        cycles=1,
+        polish=((5, 0.002), (2, 0.03)),
+        ensemble=(2, 2, 0.03),
+    ),
     "full": Budget(
-        stock_flow=(512, 32, 300, 150, 10), full=(72, 24, 20, 10, 1), cycles=2, polish=((60, 0.002), (8, 0.03))
+        stock_flow=(512, 32, 300, 150, 10),
+        full=(72, 24, 20, 10, 1),
+        cycles=2,
+        polish=((60, 0.002), (8, 0.03)),
+        ensemble=(2, 16, 0.03),
     ),
 }
 CHECKPOINT = ".calibration-checkpoint.npz"
@@ -81,7 +92,12 @@ def calibrate(
         "# Calibration fit\n\n"
         f"Made by `{command}` in {minutes:.1f} minutes ({fit.evaluations} parameter sets: stock-and-flow\n"
         "sets replayed on recorded agent effects, agents' sets in full runs; docs/calibration.md). The\n"
-        f"columns are full runs of 2014-2020: the best fit, and {len(next(iter(ensemble.values())))} members "
+        + (
+            f"ensemble is drawn from the joint posterior by full runs (acceptance rate {fit.acceptance:.2f}). The\n"
+            if fit.acceptance is not None
+            else ""
+        )
+        + f"columns are full runs of 2014-2020: the best fit, and {len(next(iter(ensemble.values())))} members "
         "of the ensemble for the\n5-95 % range. Misfits are in sigmas of each target's tolerance.\n\n"
         + (
             f"Fitted to the targets observed by {until:g} only; the rows marked out-of-sample are predictions.\n\n"
