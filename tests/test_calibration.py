@@ -28,6 +28,7 @@ from sim.calibration.fit import (
 from sim.calibration.parameters import FreeParameter, load_free_parameters, parameter_values
 from sim.calibration.report import fitted_document, write_ensemble
 from sim.calibration.targets import load_targets
+from sim.errors import InputError
 from sim.space import addresses
 
 
@@ -162,6 +163,30 @@ def test_a_tied_parameter_sets_each_of_its_addresses_in_runs_the_fit_and_the_ens
         "population.jobs_weight",
     ]
     assert lines[2].split(",")[1:4] == ["0.01", "0.01", "2"]
+
+
+def test_a_step_added_to_an_earlier_parameter_is_their_sum_in_runs_the_fit_and_the_ensemble(tmp_path, window):
+    """The 2017 admission control is fitted as a step up from the 2015 one: runs, fitted.toml and
+    ensemble.csv take the sum; the span checked against the address's range is the sum's."""
+    from sim.calibration.run import check_against_space
+
+    first = FreeParameter("policies.admission_control_2015.strength", 0.0, 1.5, "uniform", "full", ())
+    step = replace(first, address="policies.admission_control_2017.strength", added_to=first.address)
+    assert parameter_values([first, step], [0.9, 0.25]) == {first.address: 0.9, step.address: 1.15}
+    fit = Fit((first, step), np.array([[0.9, 0.25], [0.5, 0.0]]), np.array([-1.0, -2.0]), (), 0, 2)
+    kinds = {"admission_control_2015": "admission_control", "admission_control_2017": "admission_control"}
+    fitted = tomllib.loads(fitted_document(fit, "command", kinds))
+    assert fitted["policies"]["admission_control_2017"]["strength"] == 1.15
+    write_ensemble(fit, tmp_path / "ensemble.csv")
+    assert (tmp_path / "ensemble.csv").read_text().splitlines()[2].split(",")[1:3] == ["0.5", "0.5"]
+    check_against_space([first, step], window, tmp_path / "free.toml")  # at most 3.0 of the range's 10
+    with pytest.raises(InputError, match=r"admission_control_2017.strength.bounds.*\(added to"):
+        check_against_space([first, replace(step, high=9.0)], window, tmp_path / "free.toml")  # up to 10.5
+    shipped = (SCENARIOS.parent / "calibration" / "free_parameters.toml").read_text(encoding="utf-8")
+    moved = shipped.replace('added_to = "policies.admission_control_2015.strength"', 'added_to = "firms.pharma_share"')
+    (tmp_path / "free.toml").write_text(moved, encoding="utf-8")
+    with pytest.raises(InputError, match="admission_control_2017.strength.added_to"):
+        load_free_parameters(tmp_path / "free.toml")  # pharma_share is listed after it
 
 
 def test_the_objective_is_best_at_the_parameters_that_made_the_data(window, effects):

@@ -27,6 +27,7 @@ class FreeParameter:
     mean: float | None = None
     sd: float | None = None
     tied: tuple[str, ...] = ()  # further addresses that take the same value (one rate for Beijing's four regions)
+    added_to: str | None = None  # an earlier free parameter whose value this one's is added to (a step up from it)
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -54,8 +55,12 @@ class FreeParameter:
 
 
 def parameter_values(free: Sequence[FreeParameter], row: Sequence[float]) -> dict[str, float]:
-    """One parameter set as values by address, a tied parameter's value at each of its addresses."""
-    return {address: float(value) for p, value in zip(free, row) for address in p.addresses}
+    """One parameter set as values by address: a tied parameter's value at each of its addresses, and a
+    parameter ``added_to`` another as the sum of the two (its bounds and prior are the step's)."""
+    values: dict[str, float] = {}
+    for p, value in zip(free, row):
+        values |= dict.fromkeys(p.addresses, float(value) + (values[p.added_to] if p.added_to else 0.0))
+    return values
 
 
 def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None) -> list[FreeParameter]:
@@ -79,6 +84,9 @@ def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None)
         tied = entry.get("same_value_for", [])
         if not (isinstance(tied, list) and all(isinstance(a, str) for a in tied)):
             raise InputError(path, f"{address}.same_value_for", "expected a list of addresses")
+        added_to = entry.get("added_to")
+        if added_to is not None and added_to not in [q.address for q in found if q.block == entry["block"]]:
+            raise InputError(path, f"{address}.added_to", "expected an earlier free parameter of its block")
         found.append(
             FreeParameter(
                 address,
@@ -90,6 +98,7 @@ def load_free_parameters(path: Path = FREE_PARAMETERS, block: str | None = None)
                 entry.get("mean"),
                 entry.get("sd"),
                 tuple(tied),
+                added_to,
             )
         )
     return [p for p in found if block is None or p.block == block]

@@ -82,6 +82,5 @@ def write_ensemble(fit: Fit, path: Path) -> None:
         writer = csv.writer(handle)
         # a tied parameter's value under each of its addresses, so readers need not know the ties
         writer.writerow(["sample", *[a for p in fit.parameters for a in p.addresses], "log_posterior"])
-        for i, (row, logp) in enumerate(zip(fit.samples, fit.log_posterior)):
-            values = [f"{v:.6g}" for p, v in zip(fit.parameters, row) for _ in p.addresses]
-            writer.writerow([i, *values, f"{logp:.6g}"])
+        for i, (values, logp) in enumerate(zip(fit.overrides(), fit.log_posterior)):  # the values runs take
+            writer.writerow([i, *[f"{v:.6g}" for v in values.values()], f"{logp:.6g}"])

@@ -121,21 +121,28 @@ def check_against_space(free: list[FreeParameter], scenario: Scenario, path: Pat
     from sim.space import addresses, unknown_address
 
     space = addresses(scenario)
+    spans: dict[str, tuple[float, float]] = {}  # the values runs may take: a step's added to its base's
     for p in free:
+        base = spans[p.added_to] if p.added_to else (0.0, 0.0)
+        spans[p.address] = (base[0] + p.low, base[1] + p.high)
         for address in p.addresses:
             if address not in space:
                 raise InputError(path, p.address, unknown_address(address, space, scenario))
             low, high = space[address].low, space[address].high
-            if (low is not None and p.low < low) or (high is not None and p.high > high):
+            if (low is not None and spans[p.address][0] < low) or (high is not None and spans[p.address][1] > high):
                 raise InputError(
                     path,
                     f"{p.address}.bounds",
-                    f"[{p.low:g}, {p.high:g}] must lie within {address}'s range {low:g} to {high:g}",
+                    f"[{p.low:g}, {p.high:g}]{_added(p)} must lie within {address}'s range {low:g} to {high:g}",
                 )
 
 
 def _tied(p: FreeParameter) -> str:
-    return f" (also {', '.join(a.rsplit('.', 1)[-1] for a in p.tied)})" if p.tied else ""
+    return f" (also {', '.join(a.rsplit('.', 1)[-1] for a in p.tied)})" if p.tied else _added(p)
+
+
+def _added(p: FreeParameter) -> str:
+    return f" (added to `{p.added_to}`)" if p.added_to else ""
 
 
 def _prior(p: FreeParameter) -> str:
