@@ -248,6 +248,20 @@ def test_an_interrupted_calibration_resumes_after_its_last_finished_stage(tmp_pa
     assert Checkpoint(path, "other inputs").stages == {}
 
 
+def test_a_polish_that_finds_nothing_better_leaves_the_best_fit(window, monkeypatch):
+    """The joint polish's mode replaces the blocks' best only if its log posterior is higher: a polish
+    that returns a far worse set (a corner of the bounds) leaves the same fit as no polish at all."""
+    import sim.calibration.fit as fit_module
+
+    chosen = ("population.outside_trend", "policies.market_dispersal.rate")
+    free = [p for p in load_free_parameters() if p.address in chosen]
+    plain = Budget(stock_flow=(4, 4, 1, 0, 1), full=(4, 4, 1, 0, 1), cycles=0)
+    unpolished = fit_blocks(window, load_targets(), free, plain, 1, "serial", 1)
+    monkeypatch.setattr(fit_module, "polished", lambda objective, free, *args: np.array([p.high for p in free]))
+    worse = fit_blocks(window, load_targets(), free, replace(plain, polish=((0, 0.0), (1, 0.03))), 1, "serial", 1)
+    np.testing.assert_array_equal(worse.samples[0], unpolished.samples[0])
+
+
 @pytest.mark.slow
 def test_recovery_of_known_values_from_synthetic_data(window, effects):
     """Data made at known values with noise are fitted back: 80 % of the values inside the 90 % intervals."""

@@ -436,9 +436,10 @@ def fit_blocks(
     """Fit both blocks by turns: stock-and-flow on replay, agents on full runs, then stock-and-flow again.
 
     Each block is fitted with the other held at its current best (block coordinate ascent);
-    row 0 of the ensemble is the last two fits together. With both blocks free, the ensemble
-    is drawn from the joint posterior at that point (``joint_ensemble``: full runs, so the
-    correlations between the blocks count); with the stock-and-flow block alone, it is that
+    with both blocks free, the last two fits are then polished together by full runs (kept if
+    better: each block's polish saw the other at an earlier best), and the ensemble is drawn
+    from the joint posterior at that point (``joint_ensemble``: full runs, so the correlations
+    between the blocks count), the best first; with the stock-and-flow block alone, it is that
     block's chain. Each finished stage goes into ``checkpoint``, and stages found there are not
     fitted again (resuming an interrupted calibration).
     """
@@ -511,6 +512,10 @@ def fit_blocks(
     if saved is None:
         objective = FullObjective(window, targets, joint, {}, backend, workers)
         best = np.concatenate([flow_fit.samples[0], agents_samples[0]])
+        if budget.polish[1][0] > 0:  # the blocks' last fits, each at the other's best, polished together
+            mode = polished(objective, joint, best, *budget.polish[1])
+            scores = objective(np.vstack([best, mode]))
+            best = mode if scores[1] > scores[0] else best
         per_parameter, steps, step = budget.ensemble
         walkers = per_parameter * len(joint)
         samples, logp, acceptance = joint_ensemble(objective, joint, best, walkers, steps, step, seed + 200, progress)
