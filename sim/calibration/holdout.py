@@ -409,7 +409,7 @@ def report(
         "- **COVID-19, 2020-2022**: no term for the closures, the controls on moving and on returning to the "
         "city, the students and workers away, or the return in 2023; the scenario's flows after 2020 come from "
         "the 2014-2020 behaviour, the fitted admission control (held at its 2020 strength) and the rest of "
-        "China's pool of movers shrinking at the fitted `population.outside_trend`.\n"
+        "China's pool of movers changing at the fitted `population.outside_trend`.\n"
         "- **No policy after 2024**: the scenario has the sub-centre's second batch (2023-24) and nothing else; "
         "any change to admission control, the residence-permit rules or the housing campaigns after 2020 is "
         "missing.\n"
