@@ -11,6 +11,7 @@ import pytest
 from conftest import SCENARIOS
 
 import sim
+from sim.calibration.figures import FIGURES, write_figures, yearly_series
 from sim.calibration.fit import (
     Budget,
     Checkpoint,
@@ -319,7 +320,27 @@ def test_calibrate_writes_the_fit_as_data_and_the_same_seed_reproduces_it(tmp_pa
     assert uses.parameters["population.jobs_weight"] == fitted["population"]["jobs_weight"]
     assert uses.policies["market_dispersal"]["rate"] == fitted["policies"]["market_dispersal"]["rate"]
     assert "| F6_2019 |" in (first / "fit.md").read_text()
+    assert all((first / f"{name}.png").stat().st_size > 10_000 for name in FIGURES)
     assert len((first / "ensemble.csv").read_text().splitlines()) > 2
+
+
+def test_the_fit_figures_group_yearly_targets_and_are_written_whole(tmp_path):
+    """F6 levels, F6 changes and the migrants are yearly series (2014-2019); the three figures are drawn from a
+    fit and the targets' values (here the observed values themselves) without a run."""
+    targets = load_targets()
+    series = yearly_series(targets)
+    assert set(series) == {"F6", "F6_change", "migrants"}
+    assert [year for year, _ in series["F6_change"]] == list(range(2014, 2020))
+    free = [p for p in load_free_parameters() if p.block == "stock_flow"][:3]
+    rng = np.random.default_rng(0)
+    samples = np.column_stack([rng.uniform(p.low, p.high, 20) for p in free])
+    fit = Fit(tuple(free), samples, np.zeros(20), tuple(targets), 0, 20)
+    best = {name: t.value for name, t in targets.items()}
+    ensemble = {name: t.value * rng.uniform(0.95, 1.05, 8) for name, t in targets.items()}
+    paths = write_figures(fit, targets, best, ensemble, tmp_path)
+    assert [p.name for p in paths] == [f"{name}.png" for name in FIGURES]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporary left
 
 
 def test_a_bad_free_parameter_file_is_named_with_its_key(tmp_path, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.calibration.figures import write_figures
 from sim.calibration.fit import Budget, Checkpoint, Fit, fit_blocks
 from sim.calibration.parameters import FREE_PARAMETERS, FreeParameter, load_free_parameters
 from sim.calibration.report import fit_table, fitted_document, write_ensemble
@@ -104,6 +105,9 @@ def calibrate(
             if until is not None
             else ""
         )
+        + "Figures: `fit_series.png` (each yearly series against its data, every other target's misfit),\n"
+        "`fit_posteriors.png` (each parameter's ensemble over its bounds), `fit_correlations.png` (the\n"
+        "ensemble's pairwise correlations: the trade-offs the targets cannot resolve).\n\n"
         + fit_table(targets, best, ensemble, set(used))
         + "\n## Parameters\n\n| parameter | block | prior | best | ensemble 5-95 % |\n|---|---|---|---|---|\n"
         + "".join(
@@ -112,6 +116,7 @@ def calibrate(
             for i, p in enumerate(fit.parameters)
         ),
     )
+    write_figures(fit, targets, best, ensemble, out)
     checkpoint_path.unlink(missing_ok=True)  # the fit is written: nothing left to resume
     return fit
 
