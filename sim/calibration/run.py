@@ -128,13 +128,13 @@ def check_against_space(free: list[FreeParameter], scenario: Scenario, path: Pat
     space = addresses(scenario)
     spans: dict[str, tuple[float, float]] = {}  # the values runs may take: a step's added to its base's
     for p in free:
-        base = spans[p.added_to] if p.added_to else (0.0, 0.0)
-        spans[p.address] = (base[0] + p.low, base[1] + p.high)
+        base_low, base_high = spans[p.added_to] if p.added_to else (0.0, 0.0)
+        least, most = spans[p.address] = (base_low + p.low, base_high + p.high)
         for address in p.addresses:
             if address not in space:
                 raise InputError(path, p.address, unknown_address(address, space, scenario))
             low, high = space[address].low, space[address].high
-            if (low is not None and spans[p.address][0] < low) or (high is not None and spans[p.address][1] > high):
+            if (low is not None and least < low) or (high is not None and most > high):
                 raise InputError(
                     path,
                     f"{p.address}.bounds",
