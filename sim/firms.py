@@ -67,7 +67,6 @@ COST_SPLIT = 3.0  # cost sensitivity above which agents are always checked (a fe
 LIMIT_SLACK = 1.0 + 1e-9  # a limit of monthly probabilities covers the last bits of exp, expm1 and bounds, widely
 ENTRY_BOOST_MAX = 2.0  # cheap space at most doubles would-be entrants (assumed; demand bounds entry, not rent)
 GROWTH = 8  # columns grow by at least 1/GROWTH of their capacity when full (capacity stays close to use)
-BLOCK_VALUES = 2**20  # per-slot draws are taken over blocks of runs of about this many slots (8 MB of draws)
 MAX_AGENTS_PER_RUN = 1_000_000  # firm agents a run may hold (about 40 MB of columns); 20x the 2014 stock
 SPACE_DELAY_ORDER = 3
 FIT_ITERATIONS, FIT_TOLERANCE = 500, 1e-9  # destination-constant balancing (log inflow / stock)
@@ -267,7 +266,6 @@ class Firms:
         self.pharma = np.zeros((runs, n), bool)
         self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
-        self._work = self._block_buffers()
         self._lever_terms: dict[Any, tuple[tuple[np.ndarray, ...], np.ndarray]] = {}  # ``_kept``
         self._month: dict[Any, np.ndarray] | None = None  # terms shared by a step's calls (``step``)
         self._closed: dict[bytes, np.ndarray] = {}  # destinations closed to movers, by ``allowed``
@@ -301,18 +299,6 @@ class Firms:
         for name in self.COLUMNS:
             column = getattr(self, name)
             setattr(self, name, np.concatenate([column, np.zeros((column.shape[0], extra), column.dtype)], axis=1))
-        self._work = self._block_buffers()
-
-    def _block_buffers(self) -> np.ndarray:
-        """The reused buffer for the per-slot draws of one block of runs (runs per block, capacity); a table
-        with no agents yet (capacity 0) takes every run in one block."""
-        runs, capacity = self.alive.shape
-        return np.zeros((min(runs, max(1, BLOCK_VALUES // max(capacity, 1))), capacity))
-
-    def _blocks(self) -> list[slice]:
-        """The runs in blocks that fit the per-slot buffer (one block of all runs when they fit)."""
-        runs, size = self.alive.shape[0], self._work.shape[0]
-        return [slice(start, min(start + size, runs)) for start in range(0, runs, size)]
 
     def _cells(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray) -> np.ndarray:
         return ((run * len(self.regions) + region) * N_SECTORS + sector).astype(np.int32)
@@ -531,9 +517,9 @@ class Firms:
         """One month of firm life, in the order of the module docstring.
 
         Per-slot work runs over the used width only (slots some run has used), on flat
-        indices into (run, region, sector) tables, with the random draws written into a
-        reused buffer; counts and jobs are kept by events, not recounted. Whom the per-slot
-        events befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``.
+        indices into (run, region, sector) tables; random draws are made for candidates
+        only; counts and jobs are kept by events, not recounted. Whom the per-slot events
+        befall is chosen by ``_exits``, ``_dispersal_hits`` and ``_relocations``.
         """
         self._month = {}  # the destination logit's terms, shared by the month's choices
         try:
@@ -552,7 +538,9 @@ class Firms:
 
         # 1. ageing and exit
         self.age[:, : self._width()] += ctx.dt  # dead slots age too; entry resets them
-        run, slot = self._exits(rent_by_cell, ctx.dt)
+        split = self._cost_split()
+        above = self._above(split)  # the month's agents checked for their costs
+        run, slot = self._exits(rent_by_cell, split, above, ctx.dt)
         c.exits += self._by_sector(run, slot)
         self._remove(run, slot)
 
@@ -562,7 +550,7 @@ class Firms:
             if not (programme.rate > 0).any():
                 continue
             name = programme.name
-            run, slot = self._dispersal_hits(programme, moved, ctx.dt)
+            run, slot = self._dispersal_hits(programme, moved, split, above, ctx.dt)
             c.dispersed += self._by_sector(run, slot)
             closing = self._draws(f"dispersal close: {name}", run) < programme.close_share[run]
             destination = np.full(len(run), -1, np.int8)
@@ -585,7 +573,7 @@ class Firms:
             moved = self._move(run, slot, destination, moved)
 
         # 3. spontaneous relocation (splits may have used new slots; movers of step 2 do not move again)
-        run, slot = self._relocations(rent_by_cell, moved, ctx.dt)
+        run, slot = self._relocations(rent_by_cell, moved, split, above, ctx.dt)
         if len(run):
             probs = self.destination_probabilities(ctx, counts, rent)
             pharma_probs = partial(self.destination_probabilities, ctx, counts, rent, None, True)
@@ -635,11 +623,12 @@ class Firms:
         )
 
     # -- whom the per-slot events befall ----------------------------------------------------------
-    # Each selection draws one uniform per used slot (block of runs by block, into a reused buffer) and
-    # keeps the candidates: slots whose draw is below their run's limit, a bound of the monthly probability
-    # of every agent whose cost sensitivity is at most the run's split, from the run's largest rate and rent
-    # (costs are lognormal, so >= 0, and each hazard grows with its cost and its exponent; ``_limit``), and
-    # the agents above the split (a few in a thousand). Only the candidates get their exact probability, by
+    # Each selection stands for one uniform draw per used slot, an event where the draw is below the agent's
+    # monthly probability, but draws only the candidates (``Streams.below``): slots whose draw is below their
+    # run's limit, a bound of the monthly probability of every agent whose cost sensitivity is at most the
+    # run's split, from the run's largest rate and rent (costs are lognormal, so >= 0, and each hazard grows
+    # with its cost and its exponent; ``_limit``), and the agents above the split (a few in a thousand), whose
+    # draws are made whatever they are. Only the candidates get their exact probability, by
     # the hazard formulas below on gathered agents (``run``, and ``at``: flat indices into the columns): numpy's
     # functions act elementwise, so an agent's probability is the number the formulas give over all agents
     # at once, and an agent left out could not have drawn an event. Takes by cell use mode="clip" (cells
@@ -712,43 +701,47 @@ class Firms:
         limit = hazard_bound * (dt * LIMIT_SLACK)
         return np.where(limit >= 0, limit, 2.0)
 
+    def _above(self, split: np.ndarray) -> list[np.ndarray]:
+        """Per run: the used slots whose cost sensitivity is above the run's ``split`` (sorted). Costs change
+        only with entry, after the month's selections (a split mover's new slots copy its cost and have moved)."""
+        width = self._width()
+        row, slot = np.divmod(np.flatnonzero(self.cost_sensitivity[:, :width] > split[:, None]), width)
+        bounds = np.searchsorted(row, np.arange(len(split) + 1))
+        return [slot[bounds[b] : bounds[b + 1]] for b in range(len(split))]
+
     def _below(
-        self, stream: str, sizes: np.ndarray, limit: np.ndarray, split: np.ndarray
+        self, stream: str, sizes: np.ndarray, limit: np.ndarray, above: list[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(run, slot, draw) of the used slots (``sizes`` per run) whose draw of ``stream`` is below their run's
-        ``limit`` or whose cost sensitivity is above their run's ``split``, run by run in slot order."""
-        width, parts = self._width(), []
-        for rows in self._blocks():
-            uniform = self._uniform(stream, rows, width, sizes)
-            candidate = uniform < limit[rows, None]
-            candidate |= self.cost_sensitivity[rows, :width] > split[rows, None]
-            flat = np.flatnonzero(candidate)
-            row, slot = flat // width, flat % width
-            parts.append((rows.start + row, slot, uniform[row, slot]))
-        return tuple(np.concatenate(column) for column in zip(*parts))
+        ``limit``, and of the slots ``above`` their run's split, run by run in slot order. Only these draws are
+        made (``Streams.below``): the month's cost follows the candidates, not the agents."""
+        return self.streams.below(stream, sizes, limit, [a[a < size] for a, size in zip(above, sizes.tolist())])
 
-    def _exits(self, rent_by_cell: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    def _exits(
+        self, rent_by_cell: np.ndarray, split: np.ndarray, above: list[np.ndarray], dt: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents that close this month (``_exit_hazard``)."""
         p, exit_by_cell = self.params, self._exit_rate_by_cell()
         top_rate = np.fmax.reduce(np.abs(exit_by_cell).reshape(len(self.extent), -1), axis=1)  # NaN never fires
-        split = self._cost_split()
         bound = (
             top_rate * (1.0 + np.abs(p.young_exit_boost)) * self._push_bound(p.rent_exit_response, rent_by_cell, split)
         )
-        run, slot, draw = self._below("exit", self.extent, self._limit(bound, dt), split)
+        run, slot, draw = self._below("exit", self.extent, self._limit(bound, dt), above)
         alive = self.alive.take(self._at(run, slot), mode="clip")
         run, slot, draw = run[alive], slot[alive], draw[alive]
         at = self._at(run, slot)
         hazard = self._exit_hazard(run, at, rent_by_cell, exit_by_cell, *np.empty((3, len(run))))
         return events_below(run, slot, draw, hazard, dt)
 
-    def _dispersal_hits(self, programme: Dispersal, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    def _dispersal_hits(
+        self, programme: Dispersal, moved: np.ndarray, split: np.ndarray, above: list[np.ndarray], dt: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents a programme moves out this month (``_dispersal_hazard``): alive, not
         moved yet, of its sector, in a targeted region; a run draws from the programme's stream only while
         the programme is active there."""
-        sizes, split = np.where(programme.rate > 0, self.extent, 0), self._cost_split()
+        sizes = np.where(programme.rate > 0, self.extent, 0)
         limit = self._limit(np.abs(programme.rate) * split, dt)
-        run, slot, draw = self._below(f"dispersal: {programme.name}", sizes, limit, split)
+        run, slot, draw = self._below(f"dispersal: {programme.name}", sizes, limit, above)
         at = self._at(run, slot)
         eligible = self.alive.take(at, mode="clip") & ~moved[run, slot]
         eligible &= (self.sector.take(at, mode="clip") == programme.sector) & programme.targeted[self.region.take(at)]
@@ -756,22 +749,18 @@ class Firms:
         hazard = self._dispersal_hazard(programme, run, self._at(run, slot), np.empty(len(run)))
         return events_below(run, slot, draw, hazard, dt)
 
-    def _relocations(self, rent_by_cell: np.ndarray, moved: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    def _relocations(
+        self, rent_by_cell: np.ndarray, moved: np.ndarray, split: np.ndarray, above: list[np.ndarray], dt: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(run, slot) of the agents that move of their own accord (``_relocation_hazard``): alive, not
         moved this month."""
         p = self.params
-        split = self._cost_split()
         bound = np.abs(p.relocation_rate) * self._push_bound(p.cost_push, rent_by_cell, split)
-        run, slot, draw = self._below("relocation", self.extent, self._limit(bound, dt), split)
+        run, slot, draw = self._below("relocation", self.extent, self._limit(bound, dt), above)
         eligible = self.alive.take(self._at(run, slot), mode="clip") & ~moved[run, slot]
         run, slot, draw = run[eligible], slot[eligible], draw[eligible]
         hazard = self._relocation_hazard(run, self._at(run, slot), rent_by_cell, *np.empty((2, len(run))))
         return events_below(run, slot, draw, hazard, dt)
-
-    def _uniform(self, stream: str, rows: slice, width: int, sizes: np.ndarray) -> np.ndarray:
-        """One uniform per used slot (``sizes`` per run) of each run of a block, padded with 1.0, in the reused
-        buffer (block, width)."""
-        return self.streams.random_into(stream, sizes, self._work[: rows.stop - rows.start, :width], rows)
 
     def _draws(self, stream: str, run: np.ndarray) -> np.ndarray:
         """One uniform draw per selected agent, ``run`` in ascending order (as np.nonzero gives it)."""

@@ -531,26 +531,6 @@ def test_a_programme_active_in_one_run_of_a_batch_leaves_the_other_as_if_alone()
             np.testing.assert_array_equal(getattr(batch, column)[run, :width], getattr(single, column)[0, :width])
 
 
-def test_hazards_in_blocks_of_runs_give_the_same_months_as_all_runs_at_once(short_historical, monkeypatch):
-    """Per-slot draws are taken block of runs by block (small buffers for large batches):
-    one run per block and all runs in one block give the same firms, bit for bit."""
-
-    def months(block_values: int) -> Model:
-        monkeypatch.setattr(sim.firms, "BLOCK_VALUES", block_values)
-        model = Model(short_historical, seeds=[4, 5, 6], overrides=[{}, {"firms.relocation_rate": 0.2}, {}])
-        for month in range(12):
-            model.step(month)
-        return model
-
-    one_by_one, together = months(1), months(2**30)
-    assert one_by_one.firms._work.shape[0] == 1 and together.firms._work.shape[0] == 3
-    for column in (*Firms.COLUMNS, "extent"):
-        np.testing.assert_array_equal(getattr(one_by_one.firms, column), getattr(together.firms, column))
-    np.testing.assert_array_equal(one_by_one.firms.counts(), together.firms.counts())
-    c = together.firms.counters
-    assert c.exits.sum() > 0 and c.spontaneous_moves.sum() > 0 and c.dispersed.sum() > 0
-
-
 def test_flat_draws_are_each_runs_own_numbers_run_after_run():
     """``Streams.random_runs`` and ``lognormal_runs`` (the draws of agents listed by run) are the numbers each
     run's generator gives on its own, alone or in a batch, whatever the other runs draw."""
@@ -571,10 +551,11 @@ def test_flat_draws_are_each_runs_own_numbers_run_after_run():
     assert len(Streams([1]).random_runs("x", np.array([0]))) == 0
 
 
-def test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_them(short_historical, monkeypatch):
-    """The per-slot selections compute exact probabilities only under a run's limit (``Firms._limit``); with
-    no limit (every agent's probability against its draw, as the formulas read) the months are the same, bit
-    for bit, for the shipped parameters and for parameters whose limits pass every draw."""
+def test_a_runs_limit_leaves_each_agent_its_own_probability(short_historical, monkeypatch):
+    """The per-slot selections draw only candidates under a run's limit (``Firms._limit``, ``Streams.below``);
+    with no limit (every slot draws, as the formulas read) the months differ draw by draw but not in law:
+    over 8 seeds, half a year of exits, moves and dispersals for the shipped parameters and for parameters
+    whose limits pass most draws or whose costs are often above the split agree within their noise."""
 
     class EveryAgent(Firms):
         @staticmethod
@@ -586,26 +567,27 @@ def test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_th
         {"firms.rent_exit_response": 20.0, "firms.young_exit_boost": 10.0, "firms.relocation_rate": 1.0},
         {"firms.cost_sensitivity_spread": 1.5, "firms.cost_push": 20.0},  # many costs above the split
     ]
+    seeds = list(range(8))
 
-    def months(firm_class) -> Model:
+    def year(firm_class) -> Model:
         monkeypatch.setattr(sim.model, "Firms", firm_class)
-        model = Model(short_historical, seeds=[4, 5, 6], overrides=overrides, compiled=False)
-        for month in range(18):
+        model = Model(short_historical, seeds=seeds * 3, overrides=[o for o in overrides for _ in seeds])
+        for month in range(6):
             model.step(month)
         return model
 
-    limited, every = months(Firms), months(EveryAgent)
+    limited, every = year(Firms), year(EveryAgent)
     assert type(limited.firms) is Firms and type(every.firms) is EveryAgent
-    for column in (*Firms.COLUMNS, "extent"):
-        np.testing.assert_array_equal(getattr(limited.firms, column), getattr(every.firms, column), err_msg=column)
-    for name, value in vars(limited.firms.counters).items():
-        np.testing.assert_array_equal(value, getattr(every.firms.counters, name), err_msg=name)
+    for name in ("exits", "spontaneous_moves", "dispersed"):
+        a = getattr(limited.firms.counters, name).sum(axis=1).reshape(3, len(seeds))  # (case, seed) real firms
+        b = getattr(every.firms.counters, name).sum(axis=1).reshape(3, len(seeds))
+        assert (a.sum(axis=1) > 0).all(), name
+        noise = np.sqrt(a.var(axis=1, ddof=1) / len(seeds) + b.var(axis=1, ddof=1) / len(seeds))
+        assert (np.abs(a.mean(axis=1) - b.mean(axis=1)) < 4 * noise + 1e-9).all(), (name, a.mean(1), b.mean(1))
     f, p = limited.firms, limited.firms.params
     rent_by_cell = np.repeat(f.rent_index() - 1.0, len(FIRM_SECTORS), axis=1).ravel()
-    top_rate, split = np.abs(f._exit_rate_by_cell()).reshape(3, -1).max(axis=1), f._cost_split()
+    top_rate, split = np.abs(f._exit_rate_by_cell()).reshape(24, -1).max(axis=1), f._cost_split()
     bound = top_rate * (1 + np.abs(p.young_exit_boost)) * f._push_bound(p.rent_exit_response, rent_by_cell, split)
     limit = f._limit(bound, DT)
-    assert limit[0] < 0.05 and limit[1] > 0.06  # shipped: most spared; run 1: four times fewer
-    assert (f.cost_sensitivity[2][f.alive[2]] > split[2]).mean() > 0.05  # run 2: checked for their costs
-    c = limited.firms.counters
-    assert (c.exits.sum(axis=1) > 0).all() and (c.spontaneous_moves.sum(axis=1) > 0).all() and c.dispersed.sum() > 0
+    assert limit[0] < 0.05 and limit[8] > 0.06  # shipped: most spared; case 1: four times fewer
+    assert (f.cost_sensitivity[16][f.alive[16]] > split[16]).mean() > 0.05  # case 2: checked for their costs

@@ -488,9 +488,9 @@ def test_a_programme_at_twelve_a_year_disperses_one_minus_exp_of_one_of_its_targ
     assert abs(firms.counters.dispersed[0, MANUFACTURING] - 20000 * p) < 5 * np.sqrt(20000 * p * (1 - p))
 
 
-def test_a_batch_worked_in_blocks_of_runs_gives_each_run_what_it_gives_alone(monkeypatch):
-    """Blocks of two runs (the last block shorter), fewer slots than runs: exits, dispersal and moves per run as
-    alone (the per-slot buffers are shared by the block's runs)."""
+def test_a_batch_gives_each_run_what_it_gives_alone():
+    """Three runs of three slots each, dense draws (limits above ``DENSE_FROM``): exits, dispersal and moves per
+    run as alone."""
 
     def month(firms):
         runs = firms.alive.shape[0]
@@ -507,9 +507,7 @@ def test_a_batch_worked_in_blocks_of_runs_gives_each_run_what_it_gives_alone(mon
         for _ in range(3):
             month(firms)
         alone.append(firms)
-    monkeypatch.setattr(sim.firms, "BLOCK_VALUES", 7)  # 7 // 3 slots: two runs a block
     batch = build((3, 4, 5))
-    assert [(b.start, b.stop) for b in batch._blocks()] == [(0, 2), (2, 3)]
     for _ in range(3):
         month(batch)
     for b, firms in enumerate(alone):
@@ -579,13 +577,12 @@ def test_a_firm_table_for_regions_without_the_core_keeps_the_rows_of_every_other
 
 
 def test_a_firm_table_with_no_agents_runs_its_months_with_none_and_grows_from_empty():
-    """No agents at all (every cell of the table empty): the per-slot draws take every run in one block of
-    width 0, a year of months with exits, moves, a programme and entry rates leaves none (entry scales with
-    the 2014 stock), and agents put in later open their slots from capacity 0."""
+    """No agents at all (every cell of the table empty): the per-slot selections draw nothing, a year of
+    months with exits, moves, a programme and entry rates leaves none (entry scales with the 2014 stock),
+    and agents put in later open their slots from capacity 0."""
     firms = tiny(firms=((0, 0), (0, 0)), seeds=(3, 4, 5), exit_rate=[0.5] * N_SECTORS,
                  entry_rate=[0.5] * N_SECTORS, market_reach=[1.0] * N_SECTORS, relocation_rate=2.0)  # fmt: skip
-    assert firms.alive.shape == (3, 0) and firms._work.shape == (3, 0)
-    assert firms._blocks() == [slice(0, 3)]
+    assert firms.alive.shape == (3, 0)
     dispersal = programme("p", np.full(3, 12.0))
     for month in range(12):
         firms.step(calm(firms, time=2014.0 + month * DT, dispersals=(dispersal,), travel_time=np.repeat(
@@ -597,7 +594,7 @@ def test_a_firm_table_with_no_agents_runs_its_months_with_none_and_grows_from_em
     for name, value in vars(firms.counters).items():
         assert np.ndim(value) == 0 or np.nansum(value) == 0, name  # the sizes aside, every counter 0
     firms._add(np.array([1, 1, 2]), np.array([0, 1, 0]), np.array([MANUFACTURING] * 3), np.zeros(3), "late")
-    assert firms.alive.shape == (3, 2) and firms._work.shape == (3, 2)
+    assert firms.alive.shape == (3, 2)
     np.testing.assert_array_equal(firms.counts()[:, :, MANUFACTURING], [[0, 0], [1, 1], [1, 0]])
 
 

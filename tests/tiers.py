@@ -59,7 +59,7 @@ FAST_TESTS = {
         "test_tallies_kept_by_events_equal_a_recount",
         "test_a_programme_active_in_one_run_of_a_batch_leaves_the_other_as_if_alone",
         "test_flat_draws_are_each_runs_own_numbers_run_after_run",
-        "test_a_runs_limit_leaves_the_months_as_every_agents_own_probability_makes_them",
+        "test_a_runs_limit_leaves_each_agent_its_own_probability",
     },
     "test_reliability_states.py": {"test_a_batch_masks_the_failing_run_and_finishes_the_others"},
 }
