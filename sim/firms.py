@@ -266,6 +266,8 @@ class Firms:
         self.pharma = np.zeros((runs, n), bool)
         self.cell = np.zeros((runs, n), np.int32)  # flat (run, region, sector) index, kept with region and sector
         self.extent = np.zeros(runs, int)  # per run: slots ever used (random draws cover only these)
+        self.agents = np.zeros(runs, int)  # per run: live agents, kept by ``_slots`` and ``_remove``
+        self._free = [np.zeros(0, np.intp) for _ in range(runs)]  # per run: dead slots below extent, sorted
         self._lever_terms: dict[Any, tuple[tuple[np.ndarray, ...], np.ndarray]] = {}  # ``_kept``
         self._month: dict[Any, np.ndarray] | None = None  # terms shared by a step's calls (``step``)
         self._closed: dict[bytes, np.ndarray] = {}  # destinations closed to movers, by ``allowed``
@@ -316,7 +318,7 @@ class Firms:
         """
         runs = self.alive.shape[0]
         per_run = np.bincount(run, minlength=runs)
-        alive = np.array([np.count_nonzero(row) for row in self.alive])  # (count_nonzero along an axis is slow)
+        alive = self.agents
         if (alive + per_run > MAX_AGENTS_PER_RUN).any():
             b = int(np.argmax(alive + per_run))
             raise InputError(
@@ -331,12 +333,13 @@ class Firms:
         slots = []
         for b in np.flatnonzero(per_run):
             end, wanted = int(self.extent[b]), int(per_run[b])
-            free = np.flatnonzero(~self.alive[b, :end])[:wanted]  # free slots among those used, then fresh ones
+            free, self._free[b] = self._free[b][:wanted], self._free[b][wanted:]  # dead slots, then fresh ones
             fresh = wanted - len(free)
             slots.append(np.concatenate([free, np.arange(end, end + fresh)]) if fresh else free)
             self.extent[b] = end + fresh
         slot = slots[0] if len(slots) == 1 else np.concatenate(slots) if slots else np.zeros(0, np.intp)
         self.alive[run, slot] = True
+        self.agents += per_run
         return slot, per_run
 
     def _add(self, run: np.ndarray, region: np.ndarray, sector: np.ndarray, age: np.ndarray, stream: str) -> None:
@@ -357,9 +360,16 @@ class Firms:
         self._book(cell, weight, employees, +1.0)
 
     def _remove(self, run: np.ndarray, slot: np.ndarray) -> None:
-        """End agents (closures)."""
+        """End agents (closures); their slots join their run's free slots."""
         self.alive[run, slot] = False
         self._book(self.cell[run, slot], self.weight[run, slot], self.employees[run, slot], -1.0)
+        per_run = np.bincount(run, minlength=len(self.agents))
+        self.agents -= per_run
+        bounds = np.concatenate([[0], np.cumsum(per_run)])
+        order = np.argsort(run, kind="stable")
+        for b in np.flatnonzero(per_run):
+            ended = slot[order[bounds[b] : bounds[b + 1]]]
+            self._free[b] = np.sort(np.concatenate([self._free[b], ended]))
 
     def recount(self) -> tuple[np.ndarray, np.ndarray]:
         """Real firms and jobs by (run, region, sector) counted afresh from the agents (checks the tallies)."""

@@ -482,13 +482,19 @@ def test_high_end_firms_relocate_to_xiongan_when_an_incentive_there_is_on(tmp_pa
 
 
 def test_tallies_kept_by_events_equal_a_recount(short_historical):
-    """Counts and jobs are updated event by event (exits, closures, moves, splits, entries), never recounted."""
+    """Counts and jobs are updated event by event (exits, closures, moves, splits, entries), never recounted;
+    so are the live agents and the free slots of each run (the dead slots below its extent, lowest first)."""
     model = Model(short_historical, seeds=[4, 5], overrides=[{}, {"firms.relocation_rate": 0.2}])
     for month in range(18):
         model.step(month)
     firms, jobs = model.firms.recount()
     np.testing.assert_array_equal(model.firms.counts(), firms)
     np.testing.assert_array_equal(model.firms.jobs(), jobs)
+    f = model.firms
+    np.testing.assert_array_equal(f.agents, f.alive.sum(axis=1))
+    for b in range(2):
+        assert len(f._free[b]) > 0
+        np.testing.assert_array_equal(f._free[b], np.flatnonzero(~f.alive[b, : f.extent[b]]))
     assert model.firms.counters.moves_from_beijing.sum() > 0 and model.firms.counters.exits.sum() > 0
 
 
