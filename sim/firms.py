@@ -369,7 +369,7 @@ class Firms:
         order = np.argsort(run, kind="stable")
         for b in np.flatnonzero(per_run):
             ended = slot[order[bounds[b] : bounds[b + 1]]]
-            self._free[b] = np.sort(np.concatenate([self._free[b], ended]))
+            self._free[b] = np.sort(np.concatenate([self._free[b], ended]), kind="stable")  # merges two sorted runs
 
     def recount(self) -> tuple[np.ndarray, np.ndarray]:
         """Real firms and jobs by (run, region, sector) counted afresh from the agents (checks the tallies)."""
@@ -725,7 +725,8 @@ class Firms:
         """(run, slot, draw) of the used slots (``sizes`` per run) whose draw of ``stream`` is below their run's
         ``limit``, and of the slots ``above`` their run's split, run by run in slot order. Only these draws are
         made (``Streams.below``): the month's cost follows the candidates, not the agents."""
-        return self.streams.below(stream, sizes, limit, [a[a < size] for a, size in zip(above, sizes.tolist())])
+        kept = [a[a < size] for a, size in zip(above, sizes.tolist())]
+        return self.streams.below(stream, sizes, limit, kept)
 
     def _exits(
         self, rent_by_cell: np.ndarray, split: np.ndarray, above: list[np.ndarray], dt: float

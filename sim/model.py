@@ -237,6 +237,7 @@ class Model:
     def step(self, month: int) -> None:
         """Advance one month (order in the module docstring)."""
         time = self.scenario.start + month * DT
+        self.streams.begin_month(month)
         self.timeline.advance(month)
         levers = self.timeline.levers()
         done = self.timeline.take_completed()

@@ -1,8 +1,9 @@
 """Named random streams, one generator per run and name (common random numbers).
 
 Each stream is seeded from (seed, crc32(name)), so a stream's draws do not depend
-on which other streams exist or how much they were used: two scenarios run with
-the same seed differ by their policies, not by noise.
+on which other streams exist, and each month draws from its own part of each stream
+(``begin_month``), so they do not depend on how much earlier months drew: two scenarios
+run with the same seed differ by their policies, not by noise.
 """
 
 from __future__ import annotations
@@ -19,12 +20,28 @@ class Streams:
 
     def __init__(self, seeds: Sequence[int]) -> None:
         self.seeds = tuple(int(s) for s in seeds)
+        self.month = 0  # the month whose part of each stream draws are taken from (``begin_month``)
         self._generators: dict[str, list[np.random.Generator]] = {}
+        self._starts: dict[str, list[dict]] = {}  # each stream's first state, per run
+        self._month_of: dict[str, int] = {}  # the month each stream's generators stand in
+        self._held: dict[str, np.ndarray] = {}  # ``below``: each stream's highest limit so far, per run
+
+    def begin_month(self, month: int) -> None:
+        """Draws from now on come from month ``month``'s part of each stream (parts 2^64 draws apart)."""
+        self.month = month
 
     def generators(self, name: str) -> list[np.random.Generator]:
+        """The run generators of stream ``name``, in the current month's part of the stream."""
         if name not in self._generators:
             key = zlib.crc32(name.encode())
             self._generators[name] = [np.random.default_rng([seed, key]) for seed in self.seeds]
+            self._starts[name] = [generator.bit_generator.state for generator in self._generators[name]]
+            self._month_of[name] = 0
+        if self._month_of[name] != self.month:
+            for generator, start in zip(self._generators[name], self._starts[name]):
+                generator.bit_generator.state = start
+                generator.bit_generator.advance(self.month << 64)
+            self._month_of[name] = self.month
         return self._generators[name]
 
     def random(self, name: str, sizes: int | Sequence[int] | np.ndarray, width: int | None = None) -> np.ndarray:
@@ -44,16 +61,28 @@ class Streams:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run b's slots 0..sizes[b]-1 whose uniform draw would fall below ``limit[b]``, and the slots of
         ``always[b]`` (sorted) whatever they drew, with their draws: ``(run, slot, draw)`` run after run
-        in slot order (``below_limit``, one call per run that has slots)."""
+        in slot order (``below_limit``, one call per run that has slots, at the run's ``held`` limit). Two
+        runs with the same seed draw the same candidates in a month whenever their held limits agree."""
+        generators, limit = self.generators(name), self.held(name, limit)
         parts = [
             (np.full(len(slot), run), slot, draw)
-            for run, (generator, size, bound, kept) in enumerate(zip(self.generators(name), sizes, limit, always))
+            for run, (generator, size, bound, kept) in enumerate(zip(generators, sizes, limit, always))
             if size
             for slot, draw in [below_limit(generator, int(size), float(bound), kept)]
         ]
         if not parts:
             return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
         return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
+
+    def held(self, name: str, limit: np.ndarray) -> np.ndarray:
+        """Each run's limit for ``below``: the highest step (``limit_step``) its stream has needed so far. A
+        limit that wavers month to month (rents do) keeps its candidates, and two scenarios of one seed
+        keep the same limit unless one needs a higher step than the other has reached."""
+        step = np.array([limit_step(value) for value in limit.tolist()])
+        if name in self._held:
+            np.maximum(step, self._held[name], out=step)
+        self._held[name] = step
+        return step
 
     def random_runs(self, name: str, per_run: np.ndarray) -> np.ndarray:
         """``per_run[b]`` uniform draws of run b, run after run in one flat array: the numbers of
@@ -88,6 +117,18 @@ class Streams:
 
 DENSE_FROM = 0.2
 """A limit from which ``below_limit`` draws every slot: gaps cost about 13 ns a draw, uniforms about 3 ns."""
+LIMIT_STEPS = 4
+"""``below_limit`` rounds a limit up to the next power of 2^(1/LIMIT_STEPS): a small change of the limit
+(a policy's effect on rents) leaves the candidates the same; about 9 % more candidates on average."""
+
+
+def limit_step(limit: float) -> float:
+    """``limit`` rounded up to the next power of 2^(1/LIMIT_STEPS) (limits outside (0, DENSE_FROM) as
+    they are)."""
+    if not 0.0 < limit < DENSE_FROM:
+        return limit
+    step = 2.0 ** (math.ceil(math.log2(limit) * LIMIT_STEPS) / LIMIT_STEPS)
+    return step if step >= limit else step * 2.0 ** (1.0 / LIMIT_STEPS)
 
 
 def gap_chunk(size: int, limit: float) -> int:
@@ -108,8 +149,10 @@ def below_limit(
     floor(ln U / ln(1 - limit)) + 1 for U uniform on [0, 1) (P(gap >= k) = (1 - limit)^(k - 1)), and the
     draw of a kept slot is uniform on [0, limit), of a slot not kept uniform on [limit, 1). Each slot's draw
     is therefore uniform on [0, 1) and independent of the others, as if every slot had drawn one. From
-    ``DENSE_FROM`` on (and for a limit that is not a number below 1), every slot draws its own.
+    ``DENSE_FROM`` on (and for a limit that is not a number below 1), every slot draws its own. The limit
+    is first rounded up to its step (``limit_step``): any limit above every agent's probability will do.
     """
+    limit = limit_step(limit)
     if not limit < DENSE_FROM:
         draw = generator.random(size)
         slot = np.flatnonzero(draw < limit)

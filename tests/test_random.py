@@ -10,11 +10,11 @@ import pytest
 from scipy import stats
 
 import sim.random
-from sim.random import DENSE_FROM, Streams, below_limit
+from sim.random import DENSE_FROM, LIMIT_STEPS, Streams, below_limit, limit_step
 
 pytestmark = pytest.mark.fast
 
-SIZE, LIMIT, CALLS = 400, 0.03, 20_000
+SIZE, LIMIT, CALLS = 400, 2.0**-5, 20_000  # a limit on its step (``limit_step``)
 ALWAYS = np.array([3, 5, 200])
 
 
@@ -107,3 +107,50 @@ def test_a_batch_draws_each_run_s_own_numbers_and_a_run_with_no_slots_draws_none
     streams.below("x", np.array([0]), np.array([0.5]), [np.zeros(0, np.int64)])
     fresh = np.random.default_rng([2, zlib.crc32(b"x")]).random(3)
     np.testing.assert_array_equal(streams.generators("x")[0].random(3), fresh)  # untouched
+
+
+def test_a_limit_rounds_up_to_its_step_and_limits_in_one_step_keep_the_same_slots():
+    assert limit_step(0.03) == 2.0**-5 == limit_step(2.0**-5)
+    assert limit_step(0.0) == 0.0 and limit_step(0.5) == 0.5 and np.isnan(limit_step(np.nan))
+    for limit in np.random.default_rng(1).uniform(1e-6, DENSE_FROM, 2000):
+        step = limit_step(limit)
+        assert limit <= step < limit * 2.0 ** (1 / LIMIT_STEPS) * (1 + 1e-12)
+        assert abs(np.log2(step) * LIMIT_STEPS - round(np.log2(step) * LIMIT_STEPS)) < 1e-9
+    always = np.array([3])
+    low, high = (below_limit(np.random.default_rng(3), 1000, limit, always) for limit in (0.0296, 0.0312))
+    np.testing.assert_array_equal(low[0], high[0])
+    np.testing.assert_array_equal(low[1], high[1])
+    assert (low[1][low[0] != 3] < 2.0**-5).all() and (low[1][low[0] != 3] >= 0.0296).any()
+
+
+def test_a_month_draws_from_its_own_part_of_the_stream_whatever_earlier_months_drew():
+    """Common random numbers: two runs of one seed whose earlier months drew different numbers draw the same
+    in a month where they ask the same, and so do the candidates where their held limits agree."""
+    none = [np.zeros(0, np.int64)]
+    busy, quiet = Streams([7]), Streams([7])
+    for month in range(3):
+        for streams, size in ((busy, 5000), (quiet, 3)):
+            streams.begin_month(month)
+            streams.random_runs("y", np.array([size]))
+            streams.below("x", np.array([size]), np.array([0.02]), none)
+    for streams in (busy, quiet):
+        streams.begin_month(3)
+    np.testing.assert_array_equal(busy.random_runs("y", np.array([4])), quiet.random_runs("y", np.array([4])))
+    a = busy.below("x", np.array([5000]), np.array([0.02]), none)
+    b = quiet.below("x", np.array([5000]), np.array([0.02]), none)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert len(a[1]) > 50
+    later = Streams([7])
+    later.begin_month(4)
+    assert not np.array_equal(later.below("x", np.array([5000]), np.array([0.02]), none)[1][:50], a[1][:50])
+    fresh = Streams([7])
+    fresh.begin_month(3)  # the month's part, wherever the stream was
+    np.testing.assert_array_equal(fresh.below("x", np.array([5000]), np.array([0.02]), none)[1], a[1])
+
+
+def test_a_stream_s_limit_is_the_highest_step_it_has_needed():
+    streams = Streams([1, 2])
+    np.testing.assert_array_equal(streams.held("x", np.array([0.01, 0.03])), [2.0**-6.5, 2.0**-5])
+    np.testing.assert_array_equal(streams.held("x", np.array([0.002, 0.04])), [2.0**-6.5, 2.0**-4.5])
+    np.testing.assert_array_equal(streams.held("y", np.array([0.002, 0.04])), [2.0**-8.75, 2.0**-4.5])
