@@ -42,6 +42,7 @@ def project(months: int) -> tuple[float, int, float]:
     model = Model(scenario, [scenario.seed])
     seconds, agent_steps = 0.0, 0
     for month in range(months):
+        model.streams.begin_month(month)  # as Model.step
         model.timeline.advance(month)
         ctx = model._firm_context(scenario.start + month * DT, model.timeline.levers())
         agent_steps += int(np.count_nonzero(model.firms.alive))

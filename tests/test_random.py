@@ -115,6 +115,7 @@ def test_a_limit_rounds_up_to_its_step_and_limits_in_one_step_keep_the_same_slot
     for limit in np.random.default_rng(1).uniform(1e-6, DENSE_FROM, 2000):
         step = limit_step(limit)
         assert limit <= step < limit * 2.0 ** (1 / LIMIT_STEPS) * (1 + 1e-12)
+        assert limit_step(step) == step  # a held step is its own step
         assert abs(np.log2(step) * LIMIT_STEPS - round(np.log2(step) * LIMIT_STEPS)) < 1e-9
     always = np.array([3])
     low, high = (below_limit(np.random.default_rng(3), 1000, limit, always) for limit in (0.0296, 0.0312))
