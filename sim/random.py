@@ -155,8 +155,9 @@ def below_limit(
     limit = limit_step(limit)
     if not limit < DENSE_FROM:
         draw = generator.random(size)
-        slot = np.flatnonzero(draw < limit)
-        slot = np.union1d(slot, always) if len(always) else slot
+        kept = draw < limit
+        kept[always] = True
+        slot = np.flatnonzero(kept)
         return slot, draw[slot]
     kept = np.zeros(0)
     if limit > 0.0:
