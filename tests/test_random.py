@@ -104,7 +104,8 @@ def test_a_batch_draws_each_run_s_own_numbers_and_a_run_with_no_slots_draws_none
             np.testing.assert_array_equal(slot[run == b], alone_slot)
             np.testing.assert_array_equal(draw[run == b], alone_draw)
     streams = Streams([2])
-    streams.below("x", np.array([0]), np.array([0.5]), [np.zeros(0, np.int64)])
+    nothing = streams.below("x", np.array([0]), np.array([0.5]), [np.zeros(0, np.int64)])
+    assert [len(column) for column in nothing] == [0, 0, 0]
     fresh = np.random.default_rng([2, zlib.crc32(b"x")]).random(3)
     np.testing.assert_array_equal(streams.generators("x")[0].random(3), fresh)  # untouched
 
@@ -155,3 +156,15 @@ def test_a_stream_s_limit_is_the_highest_step_it_has_needed():
     np.testing.assert_array_equal(streams.held("x", np.array([0.01, 0.03])), [2.0**-6.5, 2.0**-5])
     np.testing.assert_array_equal(streams.held("x", np.array([0.002, 0.04])), [2.0**-6.5, 2.0**-4.5])
     np.testing.assert_array_equal(streams.held("y", np.array([0.002, 0.04])), [2.0**-8.75, 2.0**-4.5])
+
+
+def test_each_stream_holds_its_own_limit():
+    """A stream that needed a high limit leaves another stream's candidates as they would be alone."""
+    none = [np.zeros(0, np.int64)]
+    busy = Streams([5])
+    busy.below("high", np.array([3000]), np.array([0.15]), none)
+    alone = Streams([5]).below("low", np.array([3000]), np.array([0.01]), none)
+    beside = busy.below("low", np.array([3000]), np.array([0.01]), none)
+    for x, y in zip(alone, beside):
+        np.testing.assert_array_equal(x, y)
+    assert (beside[2] < limit_step(0.01)).all()
