@@ -166,7 +166,6 @@ def below_limit(
             gaps = np.log(generator.random(chunk))
             np.multiply(gaps, scale, out=gaps)
             np.floor(gaps, out=gaps)
-            np.minimum(gaps, size, out=gaps)  # a gap past the end ends it
             gaps += 1.0
             kept = np.concatenate([kept, np.cumsum(gaps) + (kept[-1] if len(kept) else -1.0)])
         kept = kept[: np.searchsorted(kept, size)]
