@@ -542,19 +542,20 @@ def test_flat_draws_are_each_runs_own_numbers_run_after_run():
     run's generator gives on its own, alone or in a batch, whatever the other runs draw."""
     from sim.random import Streams
 
-    per_run = np.array([3, 0, 5])
-    flat = Streams([1, 2, 3]).random_runs("x", per_run)
-    alone = [np.random.default_rng([seed, zlib.crc32(b"x")]).random(n) for seed, n in zip([1, 2, 3], per_run)]
+    per_run = np.array([3, 0, 5, 2])
+    flat = Streams([1, 2, 3, 4]).random_runs("x", per_run)
+    alone = [np.random.default_rng([seed, zlib.crc32(b"x")]).random(n) for seed, n in zip([1, 2, 3, 4], per_run)]
     np.testing.assert_array_equal(flat, np.concatenate(alone))
-    np.testing.assert_array_equal(Streams([3]).random_runs("x", np.array([5])), flat[3:])
-    sigma = np.array([0.5, 1.0, 2.0])
-    flat = Streams([1, 2, 3]).lognormal_runs("y", sigma, per_run)
+    np.testing.assert_array_equal(Streams([3]).random_runs("x", np.array([5])), flat[3:8])
+    sigma = np.array([0.5, 1.0, 2.0, 1.5])
+    flat = Streams([1, 2, 3, 4]).lognormal_runs("y", sigma, per_run)
     expected = [
         np.random.default_rng([seed, zlib.crc32(b"y")]).lognormal(-s * s / 2, s, n)
-        for seed, s, n in zip([1, 2, 3], sigma, per_run)
+        for seed, s, n in zip([1, 2, 3, 4], sigma, per_run)
     ]
     np.testing.assert_array_equal(flat, np.concatenate(expected))
     assert len(Streams([1]).random_runs("x", np.array([0]))) == 0
+    assert len(Streams([1]).lognormal_runs("y", np.array([1.0]), np.array([0]))) == 0
 
 
 def test_a_runs_limit_leaves_each_agent_its_own_probability(short_historical, monkeypatch):

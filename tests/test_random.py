@@ -113,6 +113,9 @@ def test_a_batch_draws_each_run_s_own_numbers_and_a_run_with_no_slots_draws_none
 def test_a_limit_rounds_up_to_its_step_and_limits_in_one_step_keep_the_same_slots():
     assert limit_step(0.03) == 2.0**-5 == limit_step(2.0**-5)
     assert limit_step(0.0) == 0.0 and limit_step(0.5) == 0.5 and np.isnan(limit_step(np.nan))
+    just_above = np.nextafter(2.0**-5, 1.0)  # its log2 rounds to -5: the step must still be above it
+    assert limit_step(just_above) >= just_above
+    assert limit_step(just_above) == pytest.approx(2.0 ** (-19 / 4), rel=1e-12)
     for limit in np.random.default_rng(1).uniform(1e-6, DENSE_FROM, 2000):
         step = limit_step(limit)
         assert limit <= step < limit * 2.0 ** (1 / LIMIT_STEPS) * (1 + 1e-12)
@@ -137,7 +140,12 @@ def test_a_month_draws_from_its_own_part_of_the_stream_whatever_earlier_months_d
             streams.below("x", np.array([size]), np.array([0.02]), none)
     for streams in (busy, quiet):
         streams.begin_month(3)
-    np.testing.assert_array_equal(busy.random_runs("y", np.array([4])), quiet.random_runs("y", np.array([4])))
+    first = busy.random_runs("y", np.array([4]))
+    np.testing.assert_array_equal(first, quiet.random_runs("y", np.array([4])))
+    by_hand = np.random.default_rng([7, zlib.crc32(b"y")])
+    by_hand.bit_generator.advance(3 << 64)  # month 3's part starts 3 x 2^64 draws in
+    np.testing.assert_array_equal(first, by_hand.random(4))
+    np.testing.assert_array_equal(busy.random_runs("y", np.array([2])), by_hand.random(2))  # the month goes on
     a = busy.below("x", np.array([5000]), np.array([0.02]), none)
     b = quiet.below("x", np.array([5000]), np.array([0.02]), none)
     for x, y in zip(a, b):
