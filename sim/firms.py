@@ -188,6 +188,12 @@ def events_below(run: np.ndarray, slot: np.ndarray, draw: np.ndarray, hazard: np
     return run[hit], slot[hit]
 
 
+def by_run(run: np.ndarray, values: np.ndarray, runs: int) -> list[np.ndarray]:
+    """``values`` split by ``run`` (ascending): one array for each run 0..runs-1."""
+    bounds = np.searchsorted(run, np.arange(runs + 1))
+    return [values[bounds[b] : bounds[b + 1]] for b in range(runs)]
+
+
 def monthly_probability(hazard: np.ndarray, dt: float) -> np.ndarray:
     """1 - exp(-hazard dt), the chance of an event of hazard h [1/year] within dt, in place (expm1: exact
     for small probabilities)."""
@@ -363,13 +369,11 @@ class Firms:
         """End agents (closures); their slots join their run's free slots."""
         self.alive[run, slot] = False
         self._book(self.cell[run, slot], self.weight[run, slot], self.employees[run, slot], -1.0)
-        per_run = np.bincount(run, minlength=len(self.agents))
-        self.agents -= per_run
-        bounds = np.concatenate([[0], np.cumsum(per_run)])
+        self.agents -= np.bincount(run, minlength=len(self.agents))
         order = np.argsort(run, kind="stable")
-        for b in np.flatnonzero(per_run):
-            ended = slot[order[bounds[b] : bounds[b + 1]]]
-            self._free[b] = np.sort(np.concatenate([self._free[b], ended]), kind="stable")  # merges two sorted runs
+        for b, ended in enumerate(by_run(run[order], slot[order], len(self.agents))):
+            if len(ended):
+                self._free[b] = np.sort(np.concatenate([self._free[b], ended]), kind="stable")  # two sorted runs
 
     def recount(self) -> tuple[np.ndarray, np.ndarray]:
         """Real firms and jobs by (run, region, sector) counted afresh from the agents (checks the tallies)."""
@@ -716,8 +720,7 @@ class Firms:
         only with entry, after the month's selections (a split mover's new slots copy its cost and have moved)."""
         width = self._width()
         row, slot = np.divmod(np.flatnonzero(self.cost_sensitivity[:, :width] > split[:, None]), width)
-        bounds = np.searchsorted(row, np.arange(len(split) + 1))
-        return [slot[bounds[b] : bounds[b + 1]] for b in range(len(split))]
+        return by_run(row, slot, len(split))
 
     def _below(
         self, stream: str, sizes: np.ndarray, limit: np.ndarray, above: list[np.ndarray]
